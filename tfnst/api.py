@@ -1,0 +1,141 @@
+"""The high-level API: `Stylizer` (reusable) and the one-call `stylize` / `synthesize_texture`."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import tensorflow as tf
+
+from tfnst.callbacks import as_callbacks
+from tfnst.config import StyleConfig
+from tfnst.errors import TfnstError
+from tfnst.image_io import fit_size, resize, to_array
+from tfnst.objective import StyleTransferObjective
+from tfnst.optimizers import LBFGS, Adam
+
+log = logging.getLogger(__name__)
+
+
+def _parse_size(size, name="size") -> tuple[int, int]:
+    """An int (square) or (width, height), as a user writes sizes; returns (H, W)."""
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        w = h = int(size)
+    else:
+        try:
+            w, h = (int(v) for v in size)
+        except (TypeError, ValueError):
+            raise TfnstError(f"{name} must be an int or (width, height), not {size!r}") from None
+    if min(w, h) < 16:
+        raise TfnstError(f"{name} must be at least 16x16 pixels (VGG19 pools 4 times), not {w}x{h}")
+    return h, w
+
+
+class Stylizer:
+    """Builds the VGG19 feature model and compiled steps once, for many stylizations.
+
+    >>> stylizer = tfnst.Stylizer(style_weight=20.0)
+    >>> out = stylizer.stylize("photo.jpg", "painting.jpg", iterations=200)
+
+    Options are those of `StyleConfig`. Per-call options that do not change the network
+    (sizes, weights, iterations, init, seed, optimizer settings) may be passed to each
+    call; the network-defining ones (layers, pooling, weights file, style statistic)
+    are fixed at construction.
+    """
+
+    _NETWORK_OPTIONS = ("content_layers", "style_layers", "pooling", "weights", "style_statistic",
+                        "style_layer_weights")
+
+    def __init__(self, config: StyleConfig | None = None, **options):
+        self.config = (config or StyleConfig()).replace(**options)
+        self._objectives: dict[bool, StyleTransferObjective] = {}
+        self._optimizers: dict = {}
+
+    # -------------------------------------------------------------- public
+    def stylize(self, content, style, *, callbacks=None, **options) -> np.ndarray:
+        """Content image restyled: float32 [H, W, 3] in [0, 1], longest side ``size``.
+
+        ``content`` and ``style`` may be paths, PIL images, numpy arrays or tensors.
+        """
+        cfg = self._call_config(options)
+        content = to_array(content, max_pixels=cfg.max_pixels)
+        content = resize(content, fit_size(content.shape[:2], cfg.size))
+        return self._run(cfg, content, content.shape[:2], style, callbacks)
+
+    def synthesize_texture(self, style, size=256, *, callbacks=None, **options) -> np.ndarray:
+        """A new texture of ``size`` (int or (width, height)) from noise, matching the style."""
+        cfg = self._call_config({"init": "noise", **options, "content_weight": 0.0})
+        hw = _parse_size(size)
+        return self._run(cfg, None, hw, style, callbacks)
+
+    # -------------------------------------------------------------- internals
+    def _call_config(self, options) -> StyleConfig:
+        fixed = [k for k in options if k in self._NETWORK_OPTIONS
+                 and options[k] != getattr(self.config, k)]
+        if fixed:
+            raise TfnstError(f"{', '.join(fixed)} define the network; make a new Stylizer to change them")
+        return self.config.replace(**options)
+
+    def _objective(self, cfg: StyleConfig) -> StyleTransferObjective:
+        use_content = cfg.content_weight > 0
+        if use_content not in self._objectives:
+            self._objectives[use_content] = StyleTransferObjective(
+                self.config.replace(content_weight=1.0 if use_content else 0.0))
+        return self._objectives[use_content]
+
+    def _optimizer(self, cfg: StyleConfig, objective: StyleTransferObjective):
+        """Compiled optimizers, cached per settings so that a repeat call does not retrace."""
+        objective.set_loss_weights(cfg.content_weight, cfg.style_weight, cfg.tv_weight)
+        key = (cfg.optimizer, cfg.learning_rate, cfg.lbfgs_report_every, objective.use_content)
+        if key not in self._optimizers:
+            if cfg.optimizer == "adam":
+                self._optimizers[key] = Adam(objective, learning_rate=cfg.learning_rate)
+            else:
+                self._optimizers[key] = LBFGS(objective, report_every=cfg.lbfgs_report_every)
+        return self._optimizers[key]
+
+    def _style_image(self, style, cfg: StyleConfig, hw) -> np.ndarray:
+        style = to_array(style, max_pixels=cfg.max_pixels)
+        # Gatys et al. resize the style image to the content's size; style_scale
+        # changes the size of the brush strokes relative to the content.
+        longest = max(16, round(cfg.style_scale * max(hw)))
+        return resize(style, fit_size(style.shape[:2], longest))
+
+    def _initial_image(self, cfg: StyleConfig, content, style, hw) -> np.ndarray:
+        if cfg.init == "content":
+            if content is None:
+                raise TfnstError("init='content' needs a content image")
+            return content
+        if cfg.init == "noise":
+            rng = np.random.default_rng(cfg.seed)
+            return rng.uniform(0.0, 1.0, size=(*hw, 3)).astype(np.float32)
+        if cfg.init == "style":
+            return resize(style, hw)
+        return resize(to_array(cfg.init, max_pixels=cfg.max_pixels), hw)
+
+    def _run(self, cfg: StyleConfig, content, hw, style, callbacks) -> np.ndarray:
+        if cfg.seed is not None:
+            tf.random.set_seed(cfg.seed)
+        style = self._style_image(style, cfg, hw)
+        if min(style.shape[:2]) < 16:
+            raise TfnstError(f"the style image is {style.shape[1]}x{style.shape[0]} at this size; "
+                             "it needs at least 16 pixels per side (raise style_scale)")
+        objective = self._objective(cfg)
+        targets = objective.targets(content, style)
+        x0 = self._initial_image(cfg, content, style, hw)
+        result = self._optimizer(cfg, objective).minimize(
+            x0, targets, cfg.iterations, as_callbacks(callbacks))
+        return result.numpy()
+
+
+def stylize(content, style, *, callbacks=None, **options) -> np.ndarray:
+    """Restyle ``content`` after ``style`` (Gatys et al. 2016); see `StyleConfig` for options.
+
+    Returns a float32 [H, W, 3] array in [0, 1]. For many calls, use a `Stylizer`.
+    """
+    return Stylizer(**options).stylize(content, style, callbacks=callbacks)
+
+
+def synthesize_texture(style, size=256, *, callbacks=None, **options) -> np.ndarray:
+    """A texture of ``size`` (int or (width, height)) synthesized from noise after ``style``."""
+    return Stylizer(**options).synthesize_texture(style, size, callbacks=callbacks)

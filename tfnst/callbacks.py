@@ -1,0 +1,105 @@
+"""Per-iteration records and the callbacks that receive them (progress, history, snapshots)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfnst.image_io import save_image
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """What one optimizer iteration did. ``loss`` is the total at the iterate before
+    the step (Adam) or after it (L-BFGS); ``terms`` holds the unweighted loss terms
+    (``content``, ``style``, ``tv``), or None where the optimizer did not compute
+    them this iteration (L-BFGS computes them every ``lbfgs_report_every``)."""
+
+    iteration: int  # 1-based
+    iterations: int  # planned in this run
+    loss: float
+    terms: Mapping[str, float] | None
+    size: tuple[int, int]  # (H, W) being optimized
+    elapsed: float  # seconds since the run began
+    optimizer: str
+
+
+class Callback:
+    """Base class: override what you need. Plain functions ``f(record)`` work too."""
+
+    def on_run_begin(self, iterations: int, size: tuple[int, int]) -> None:
+        pass
+
+    def on_iteration_end(self, record: IterationRecord, image: tf.Tensor) -> None:
+        """``image`` is the current [H, W, 3] iterate, clipped to [0, 1] on output."""
+
+    def on_run_end(self) -> None:
+        pass
+
+
+class _FunctionCallback(Callback):
+    def __init__(self, fn: Callable[[IterationRecord], object]):
+        self.fn = fn
+
+    def on_iteration_end(self, record, image):
+        self.fn(record)
+
+
+def as_callbacks(callbacks) -> list[Callback]:
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback) or callable(callbacks):
+        callbacks = [callbacks]
+    return [c if isinstance(c, Callback) else _FunctionCallback(c) for c in callbacks]
+
+
+class History(Callback):
+    """Keeps every record, e.g. to plot loss against time."""
+
+    def __init__(self):
+        self.records: list[IterationRecord] = []
+
+    def on_iteration_end(self, record, image):
+        self.records.append(record)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar with the loss terms, it/s and ETA (to stderr)."""
+
+    def __init__(self, description: str = "tfnst", file=None):
+        self.description, self.file, self.bar = description, file or sys.stderr, None
+        self.terms: Mapping[str, float] = {}
+
+    def on_run_begin(self, iterations, size):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=iterations, desc=f"{self.description} {size[1]}x{size[0]}",
+                        file=self.file, unit="it", dynamic_ncols=True)
+
+    def on_iteration_end(self, record, image):
+        self.terms = record.terms or self.terms
+        shown = {"loss": f"{record.loss:.4g}", **{k: f"{v:.3g}" for k, v in self.terms.items()}}
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(1)
+
+    def on_run_end(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class SaveEvery(Callback):
+    """Saves the current image every ``every`` iterations to ``path`` (atomically).
+
+    ``path`` may contain ``{iteration}`` for one file per snapshot.
+    """
+
+    def __init__(self, path, every: int):
+        self.path, self.every = str(path), int(every)
+
+    def on_iteration_end(self, record, image):
+        if record.iteration % self.every == 0:
+            save_image(image, Path(self.path.format(iteration=record.iteration)))

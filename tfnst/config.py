@@ -1,0 +1,120 @@
+"""Every option of a stylization, with its default, in one place.
+
+The Python API and the CLI both read their defaults from `StyleConfig`; nothing
+else repeats them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from tfnst.errors import TfnstError
+from tfnst.features import CONV_LAYERS, POOLING, layer_depth
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "style")
+
+# Gatys et al. 2016: style on conv1_1..conv5_1, content on conv4_2.
+DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """Options of a stylization or texture synthesis.
+
+    Loss weights are for tfnst's normalised losses (see `tfnst.losses`): each term
+    is about 1 for a random image, so the weights are the terms' shares and hold at
+    any image size.
+    """
+
+    size: int = 512
+    """Longest side of the result in pixels (the content image is resized to it)."""
+    iterations: int = 300
+    optimizer: str = "adam"
+    """``"adam"`` or ``"lbfgs"`` (tensorflow-probability). L-BFGS needs fewer
+    iterations, but its line search costs about 3 loss evaluations per iteration,
+    and per second Adam was as good or better (see README)."""
+    learning_rate: float = 0.02
+    """Adam's step size, in [0, 1] pixel units."""
+    content_weight: float = 1.0
+    """α of Gatys eq. 7; 0 turns stylization into texture synthesis."""
+    style_weight: float = 10.0
+    """β of Gatys eq. 7."""
+    tv_weight: float = 20.0
+    """γ, the total variation weight (smoothness)."""
+    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
+    style_layer_weights: tuple[float, ...] | None = None
+    """w_l of Gatys eq. 5, one per style layer; equal when None. Normalised to sum to 1."""
+    style_statistic: str = "gram"
+    pooling: str = "max"
+    """``"max"`` (the trained network) or ``"avg"`` (Gatys' choice, smoother)."""
+    weights: str = "imagenet"
+    """``"imagenet"`` or a path to a Keras VGG19 notop weights file."""
+    init: str = "content"
+    """``"content"``, ``"noise"``, ``"style"`` or a path to an image."""
+    seed: int | None = None
+    style_scale: float = 1.0
+    """Style image size relative to the content size (longest sides)."""
+    max_pixels: int = 89_478_485
+    """Input images above this many pixels are refused (decompression bombs)."""
+    lbfgs_report_every: int = field(default=10, repr=False)
+    """L-BFGS: compute the individual loss terms for callbacks every N iterations
+    (an extra forward pass each time; the total is known at every iteration)."""
+
+    def replace(self, **changes) -> "StyleConfig":
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TfnstError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes).validated()
+
+    def validated(self) -> "StyleConfig":
+        """Self, or a `TfnstError` naming the first option that makes no sense."""
+        def positive(name, integer=False):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+                raise TfnstError(f"{name} must be a {'whole ' if integer else ''}number, not {v!r}")
+            if not (math.isfinite(v) and v > 0):
+                raise TfnstError(f"{name} must be positive, not {v}")
+
+        def non_negative(name):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
+                raise TfnstError(f"{name} must be a number >= 0, not {v!r}")
+
+        for name in ("size", "iterations", "max_pixels", "lbfgs_report_every"):
+            positive(name, integer=True)
+        for name in ("learning_rate", "style_scale"):
+            positive(name)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            non_negative(name)
+        if self.size < 16:
+            raise TfnstError(f"size must be at least 16 pixels (VGG19 pools 4 times), not {self.size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise TfnstError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
+        if self.pooling not in POOLING:
+            raise TfnstError(f"pooling must be one of {', '.join(POOLING)}, not {self.pooling!r}")
+        if not self.style_layers:
+            raise TfnstError("at least one style layer is needed")
+        for name in self.content_layers + self.style_layers:
+            layer_depth(name)  # raises for unknown names
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise TfnstError(f"style_layer_weights needs {len(self.style_layers)} values, "
+                                 f"one per style layer, not {len(self.style_layer_weights)}")
+            if any(not (math.isfinite(w) and w >= 0) for w in self.style_layer_weights) or \
+                    sum(self.style_layer_weights) <= 0:
+                raise TfnstError("style_layer_weights must be >= 0 and not all 0")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or self.seed < 0):
+            raise TfnstError(f"seed must be a whole number >= 0, not {self.seed!r}")
+        from tfnst.losses import style_statistic
+
+        style_statistic(self.style_statistic)
+        return self
+
+
+__all__ = ["StyleConfig", "CONV_LAYERS", "OPTIMIZERS", "INITS"]

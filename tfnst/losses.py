@@ -1,0 +1,158 @@
+"""The losses of neural style transfer, as small pure functions plus Keras Loss objects.
+
+Notation (Gatys, Ecker & Bethge, "Image Style Transfer Using CNNs", CVPR 2016):
+F^l is a layer's [M_l = H*W positions, N_l channels] feature matrix.
+
+Every loss is normalised by the number of terms it sums, so that one set of weights
+works at any image size: Gatys' sums grow with the number of positions M_l, which is
+why the anchors' weights must be retuned for every resolution.
+
+All functions take batched tensors ([B, H, W, C]) and return one value per image ([B]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import keras
+import tensorflow as tf
+
+from tfnst.errors import TfnstError
+
+_EPS = 1e-8  # keeps relative losses finite for an all-black target
+
+
+# ------------------------------------------------------------------ the maths
+def gram_matrix(features: tf.Tensor) -> tf.Tensor:
+    """G = F^T F / M  ([B, C, C]): Gatys eq. 3, divided by the number of positions M
+    so that it is a second moment, independent of the image size."""
+    shape = tf.shape(features)
+    flat = tf.reshape(features, [shape[0], -1, shape[3]])
+    positions = tf.cast(shape[1] * shape[2], features.dtype)
+    return tf.matmul(flat, flat, transpose_a=True) / positions
+
+
+def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """Gatys eq. 1, 1/2 Σ (F - P)², relative to the target's own energy 1/2 Σ P².
+
+    Relative, so that its scale is the same at every layer, image and size (a
+    random image scores about 1, the content image itself 0).
+    """
+    axes = [1, 2, 3]
+    return tf.reduce_sum(tf.square(features - target), axis=axes) / (
+        tf.reduce_sum(tf.square(target), axis=axes) + _EPS)
+
+
+def gram_loss(features: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
+    """Gatys eq. 4, E_l = 1/(4 N² M²) Σ (G - A)², which with the normalised Gram
+    above is exactly 1/4 of the mean squared difference over the N² entries."""
+    return 0.25 * tf.reduce_mean(tf.square(gram_matrix(features) - target_gram), axis=[1, 2])
+
+
+def total_variation_loss(images: tf.Tensor) -> tf.Tensor:
+    """Mean squared difference between neighbouring pixels (Mahendran & Vedaldi 2015,
+    β = 2): smooth, so it suits L-BFGS, and a mean, so it does not grow with size."""
+    dy = images[:, 1:, :, :] - images[:, :-1, :, :]
+    dx = images[:, :, 1:, :] - images[:, :, :-1, :]
+    return tf.reduce_mean(tf.square(dy), axis=[1, 2, 3]) + tf.reduce_mean(tf.square(dx), axis=[1, 2, 3])
+
+
+class GramStatistic:
+    """Style as Gram matrices (Gatys et al. 2016).
+
+    The interface every style statistic follows: `target` turns the style image's
+    features into what is matched (computed once and cached), `loss` compares
+    current features with it. A new statistic (mean, mean+covariance, histogram)
+    is a class with these two methods.
+    """
+
+    name = "gram"
+
+    def target(self, features: tf.Tensor) -> tf.Tensor:
+        return gram_matrix(features)
+
+    def loss(self, features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        # Relative to the target's own E_l (eq. 4 with G = 0). Raw E_l differ by six
+        # orders of magnitude between block1 and block4 of the Keras VGG19, so equal
+        # w_l would weigh block4 alone; Gatys rescaled the network for the same end.
+        return gram_loss(features, target) / (0.25 * tf.reduce_mean(tf.square(target), axis=[1, 2]) + _EPS)
+
+
+STYLE_STATISTICS = {GramStatistic.name: GramStatistic()}
+
+
+def style_statistic(name: str) -> GramStatistic:
+    if name not in STYLE_STATISTICS:
+        raise TfnstError(f"unknown style statistic {name!r}; choose from {', '.join(STYLE_STATISTICS)}")
+    return STYLE_STATISTICS[name]
+
+
+def style_loss(features: Mapping[str, tf.Tensor], targets: Mapping[str, tf.Tensor],
+               layer_weights: Mapping[str, float], statistic=GramStatistic()) -> tf.Tensor:
+    """Gatys eq. 5: L_style = Σ_l w_l E_l over the style layers."""
+    return tf.add_n([w * statistic.loss(features[name], targets[name])
+                     for name, w in layer_weights.items()])
+
+
+def normalized_layer_weights(layers: Sequence[str], weights: Sequence[float] | None) -> dict:
+    """Per-layer weights w_l, summing to 1 (equal by default, as in Gatys et al.)."""
+    weights = [1.0] * len(layers) if weights is None else [float(w) for w in weights]
+    total = sum(weights)
+    return {name: w / total for name, w in zip(layers, weights)}
+
+
+# ------------------------------------------------------------------ Keras losses
+class _FeatureLoss(keras.losses.Loss):
+    """Base for losses measured on a feature model's outputs (a `build_feature_model`)."""
+
+    def __init__(self, feature_model: keras.Model, name: str, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.feature_model = feature_model
+
+    def features(self, images) -> dict:
+        return self.feature_model(tf.convert_to_tensor(images, tf.float32))
+
+
+class ContentLoss(_FeatureLoss):
+    """Content loss between ``y_true`` (content images) and ``y_pred`` (generated), both
+    RGB in [0, 1], averaged over the given layers. For feed-forward training pipelines."""
+
+    def __init__(self, feature_model, layers: Sequence[str] = ("block4_conv2",),
+                 name="content_loss", **kwargs):
+        super().__init__(feature_model, name, **kwargs)
+        self.layers = tuple(layers)
+
+    def call(self, y_true, y_pred):
+        true, pred = self.features(y_true), self.features(y_pred)
+        return tf.add_n([content_loss(pred[n], true[n]) for n in self.layers]) / len(self.layers)
+
+
+class StyleLoss(_FeatureLoss):
+    """Style loss of ``y_pred`` against a fixed style image (``y_true`` is ignored).
+
+    The style targets are computed once here, not at every call.
+    """
+
+    def __init__(self, feature_model, style_image, layers: Sequence[str],
+                 layer_weights: Sequence[float] | None = None, statistic: str = "gram",
+                 name="style_loss", **kwargs):
+        super().__init__(feature_model, name, **kwargs)
+        self.statistic = style_statistic(statistic)
+        self.layer_weights = normalized_layer_weights(layers, layer_weights)
+        style = tf.convert_to_tensor(style_image, tf.float32)
+        style = style[None] if style.shape.rank == 3 else style
+        feats = self.features(style)
+        self.targets = {n: self.statistic.target(feats[n]) for n in self.layer_weights}
+
+    def call(self, y_true, y_pred):
+        return style_loss(self.features(y_pred), self.targets, self.layer_weights, self.statistic)
+
+
+class TotalVariationLoss(keras.losses.Loss):
+    """Total variation of ``y_pred`` (``y_true`` is ignored)."""
+
+    def __init__(self, name="total_variation_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        return total_variation_loss(tf.convert_to_tensor(y_pred, tf.float32))
