@@ -1,0 +1,5 @@
+import sys
+
+from tfnst.cli import main
+
+sys.exit(main())

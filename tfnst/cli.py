@@ -1,0 +1,210 @@
+"""The ``tfnst`` command line: ``tfnst stylize`` and ``tfnst texture``.
+
+Defaults come from `tfnst.config.StyleConfig`; options the user leaves out are not
+passed on, so the config stays their one home.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+
+def _import_tensorflow_quietly() -> None:
+    """Load TensorFlow with its C++ start-up lines (CUDA probing, CPU features) hidden.
+
+    TF 2.21 writes them through absl before it reads TF_CPP_MIN_LOG_LEVEL, so stderr
+    is closed at the file-descriptor level for the import and device set-up only.
+    Setting TF_CPP_MIN_LOG_LEVEL yourself shows them.
+    """
+    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        tf.constant(0.0).numpy()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+_import_tensorflow_quietly()
+
+from tfnst.config import INITS, OPTIMIZERS, StyleConfig  # noqa: E402
+from tfnst.errors import TfnstError  # noqa: E402
+from tfnst.features import POOLING  # noqa: E402
+
+DEFAULTS = StyleConfig()
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2), not a usage dump."""
+
+    def error(self, message):
+        raise TfnstError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _layers(text):
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _numbers(text):
+    return tuple(_number(v) for v in text.split(","))
+
+
+def _texture_size(text):
+    """``WxH`` or ``N`` (square) to (width, height)."""
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH or N, got {text!r}") from None
+    if len(values) not in (1, 2) or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected WxH or N with positive sizes, got {text!r}")
+    return (values[0], values[-1])
+
+
+def _default(name):
+    value = getattr(DEFAULTS, name)
+    return ",".join(map(str, value)) if isinstance(value, tuple) else value
+
+
+def _add_common_options(p: argparse.ArgumentParser) -> None:
+    S = argparse.SUPPRESS  # absent options keep StyleConfig's default
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, …), written atomically")
+    p.add_argument("--iterations", type=_positive_int, default=S, help=f"default {_default('iterations')}")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=S, help=f"default {_default('optimizer')}")
+    p.add_argument("--learning-rate", type=_number, default=S,
+                   help=f"Adam step size in [0,1] pixel units; default {_default('learning_rate')}")
+    p.add_argument("--style-weight", type=_number, default=S, help=f"β; default {_default('style_weight')}")
+    p.add_argument("--tv-weight", type=_number, default=S,
+                   help=f"total variation weight γ; default {_default('tv_weight')}")
+    p.add_argument("--style-layers", type=_layers, default=S,
+                   help=f"comma-separated Keras layer names; default {_default('style_layers')}")
+    p.add_argument("--style-layer-weights", type=_numbers, default=S,
+                   help="one weight per style layer (normalised); default equal")
+    p.add_argument("--seed", type=int, default=S, help="makes runs reproducible")
+    p.add_argument("--pooling", choices=POOLING, default=S, help=f"default {_default('pooling')}")
+    p.add_argument("--style-scale", type=_number, default=S,
+                   help=f"style image size relative to the output; default {_default('style_scale')}")
+    p.add_argument("--weights", default=S,
+                   help="'imagenet' (default; works offline) or a Keras VGG19 notop weights file")
+    p.add_argument("--max-pixels", type=_positive_int, default=S,
+                   help=f"refuse input images larger than this; default {_default('max_pixels')}")
+    p.add_argument("--save-every", type=_positive_int, metavar="N",
+                   help="also save every N iterations, as OUTPUT_STEM_<iteration>.ext")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details (weights source, …)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tfnst", description="Neural style transfer (Gatys et al.) with TensorFlow.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("stylize", help="restyle a content image after a style image")
+    p.add_argument("content", help="content image")
+    p.add_argument("style", help="style image")
+    p.add_argument("--size", type=_positive_int, default=argparse.SUPPRESS,
+                   help=f"longest side of the result; default {_default('size')}")
+    p.add_argument("--content-weight", type=_number, default=argparse.SUPPRESS,
+                   help=f"α (0 = texture synthesis from the init); default {_default('content_weight')}")
+    p.add_argument("--content-layers", type=_layers, default=argparse.SUPPRESS,
+                   help=f"default {_default('content_layers')}")
+    p.add_argument("--init", default=argparse.SUPPRESS,
+                   help=f"{', '.join(INITS)} or an image path; default {_default('init')}")
+    _add_common_options(p)
+
+    p = sub.add_parser("texture", help="synthesize a texture from a style image (no content)")
+    p.add_argument("style", help="style (texture) image")
+    p.add_argument("--size", type=_texture_size, default=(256, 256),
+                   help="WxH of the texture, or N for NxN; default 256x256")
+    _add_common_options(p)
+    return parser
+
+
+def _config_options(args: argparse.Namespace) -> dict:
+    names = {f.name for f in dataclasses.fields(StyleConfig)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
+def _callbacks(args, output: Path) -> list:
+    from tfnst.callbacks import ProgressBar, SaveEvery
+
+    callbacks = [] if args.quiet else [ProgressBar(args.command)]
+    if args.save_every:
+        callbacks.append(SaveEvery(output.with_name(f"{output.stem}_{{iteration}}{output.suffix}"),
+                                   args.save_every))
+    return callbacks
+
+
+def run(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(message)s")
+    from tfnst.image_io import check_output_path
+
+    output = check_output_path(args.output)
+    options = _config_options(args)
+    if args.command == "texture":
+        options.pop("size", None)
+    StyleConfig().replace(**options)  # reject bad options before loading TensorFlow's model
+
+    from tfnst.api import Stylizer
+    from tfnst.image_io import save_image
+
+    stylizer = Stylizer(**{k: v for k, v in options.items() if k in Stylizer._NETWORK_OPTIONS})
+    callbacks = _callbacks(args, output)
+    per_call = {k: v for k, v in options.items() if k not in Stylizer._NETWORK_OPTIONS}
+    if args.command == "stylize":
+        result = stylizer.stylize(args.content, args.style, callbacks=callbacks, **per_call)
+    else:
+        result = stylizer.synthesize_texture(args.style, args.size, callbacks=callbacks, **per_call)
+    save_image(result, output)
+    print(f"tfnst: wrote {output} ({result.shape[1]}x{result.shape[0]})", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        return run(argv)
+    except TfnstError as e:
+        print(f"tfnst: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("tfnst: interrupted; no output written", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("tfnst: error: out of memory; try a smaller --size", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
