@@ -1,0 +1,127 @@
+"""The command line: end to end through a subprocess, and every bad input (exit 2, one line)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import EXAMPLES
+from tfnst import cli
+
+CONTENT, STYLE = str(EXAMPLES / "tubingen.jpg"), str(EXAMPLES / "starry_night.jpg")
+
+
+def tfnst_process(*args):
+    return subprocess.run([sys.executable, "-m", "tfnst", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_stylize_end_to_end(tmp_path):
+    out = tmp_path / "out dir ü" / "result.png"  # spaces and non-ASCII in the path
+    out.parent.mkdir()
+    r = tfnst_process("stylize", CONTENT, STYLE, "-o", str(out), "--size", "48", "--iterations", "4",
+                      "--save-every", "2")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size == (48, 36)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["result.png", "result_2.png", "result_4.png"]
+    assert "4/4" in r.stderr and "loss=" in r.stderr and "it/s" in r.stderr  # the progress bar
+    assert "Traceback" not in r.stderr and "cuda" not in r.stderr.lower()
+
+
+def test_texture_end_to_end(tmp_path):
+    out = tmp_path / "texture.jpg"
+    r = tfnst_process("texture", STYLE, "-o", str(out), "--size", "40x32", "--iterations", "3",
+                      "--optimizer", "lbfgs", "-q")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size == (40, 32)
+
+
+def test_bad_input_through_a_real_process(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    out = tmp_path / "out.png"
+    r = tfnst_process("stylize", str(bad), STYLE, "-o", str(out), "--iterations", "1")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("tfnst: error:")
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    rgb = (np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(d / "good.png")
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "text.jpg").write_text("hello")
+    Image.fromarray(rgb).save(d / "full.jpg")
+    (d / "truncated.jpg").write_bytes((d / "full.jpg").read_bytes()[:300])
+    Image.fromarray(rgb).convert("L").save(d / "gray.png")
+    Image.fromarray(rgb).convert("RGBA").save(d / "rgba.png")
+    Image.fromarray(rgb).convert("P").save(d / "palette.png")
+    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(d / "deep16.png")
+    return d
+
+
+def run_cli(capsys, *args):
+    code = cli.main(list(args))
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["stylize", "{d}/missing.png", STYLE], "no such file"),
+    (["stylize", "{d}/empty.jpg", STYLE], "not a readable image"),
+    (["stylize", "{d}/text.jpg", STYLE], "not a readable image"),
+    (["stylize", "{d}/truncated.jpg", STYLE], "truncated"),
+    (["stylize", "{d}", STYLE], "directory"),
+    (["stylize", CONTENT, "{d}/text.jpg"], "not a readable image"),
+    (["stylize", CONTENT, STYLE, "--size", "0"], "must be positive"),
+    (["stylize", CONTENT, STYLE, "--size", "8"], "at least 16"),
+    (["stylize", CONTENT, STYLE, "--iterations", "0"], "must be positive"),
+    (["stylize", CONTENT, STYLE, "--iterations", "many"], "whole number"),
+    (["stylize", CONTENT, STYLE, "--style-weight", "-1"], "must be a number >= 0"),
+    (["stylize", CONTENT, STYLE, "--tv-weight", "inf"], "must be a number >= 0"),
+    (["stylize", CONTENT, STYLE, "--content-weight", "abc"], "expected a number"),
+    (["stylize", CONTENT, STYLE, "--learning-rate", "0"], "must be positive"),
+    (["stylize", CONTENT, STYLE, "--style-scale", "-2"], "must be positive"),
+    (["stylize", CONTENT, STYLE, "--optimizer", "sgd"], "invalid choice"),
+    (["stylize", CONTENT, STYLE, "--style-layers", "block7_conv1"], "unknown VGG19 layer"),
+    (["stylize", CONTENT, STYLE, "--style-layer-weights", "1,2"], "one per style layer"),
+    (["stylize", CONTENT, STYLE, "--init", "{d}/missing.png"], "no such file"),
+    (["stylize", CONTENT, STYLE, "--weights", "{d}/missing.h5"], "weights must be"),
+    (["texture", STYLE, "--size", "0x10"], "positive sizes"),
+    (["texture", STYLE, "--size", "axb"], "expected WxH"),
+    (["stylize", CONTENT], "required"),
+    (["bogus"], "invalid choice"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, inputs, tmp_path, args, message):
+    out = tmp_path / "out.png"
+    argv = [a.format(d=inputs) for a in args] + ["-o", str(out), "--iterations", "1", "-q"]
+    if "--iterations" in args:  # keep the bad value, not our default
+        argv = [a.format(d=inputs) for a in args] + ["-o", str(out), "-q"]
+    code, err = run_cli(capsys, *argv)
+    assert code == 2, err
+    assert err.startswith("tfnst: error:") and err.count("\n") == 1, err
+    assert message in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("out,message", [
+    ("{t}/missing/out.png", "does not exist"),
+    ("{t}/out.xyz", "unsupported output format"),
+    ("{t}", "unsupported output format"),
+])
+def test_bad_output_paths(capsys, tmp_path, out, message):
+    code, err = run_cli(capsys, "stylize", CONTENT, STYLE, "-o", out.format(t=tmp_path), "-q")
+    assert code == 2 and message in err
+
+
+@pytest.mark.parametrize("name", ["gray.png", "rgba.png", "palette.png", "deep16.png"])
+def test_unusual_but_valid_images_work(capsys, inputs, tmp_path, name):
+    out = tmp_path / "out.png"
+    code, err = run_cli(capsys, "stylize", str(inputs / name), str(inputs / name), "-o", str(out),
+                        "--size", "32", "--iterations", "1", "-q")
+    assert code == 0, err
+    assert Image.open(out).size == (32, 32)

@@ -1,0 +1,43 @@
+"""The feature extractor: named layers, truncation, pooling, preprocessing inside."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnst.errors import TfnstError
+from tfnst.features import CAFFE_BGR_MEAN, build_feature_model
+from tfnst.weights import load_vgg19_weights
+
+
+def test_outputs_named_layers_and_truncates():
+    model = build_feature_model(["block2_conv1", "block1_conv1"])
+    out = model(tf.random.uniform((1, 32, 40, 3)))
+    assert set(out) == {"block1_conv1", "block2_conv1"}
+    assert out["block2_conv1"].shape == (1, 16, 20, 128)
+    names = [layer.name for layer in model.layers]
+    assert names[-1] == "block2_conv1"  # nothing deeper is built
+    assert "block2_conv2" not in names
+
+
+def test_preprocessing_is_caffe_inside_the_model():
+    image = np.random.default_rng(1).random((1, 8, 8, 3)).astype(np.float32)
+    out = build_feature_model(["block1_conv1"])(image)["block1_conv1"].numpy()
+    kernel, bias = load_vgg19_weights()["block1_conv1"]
+    bgr = image[..., ::-1] * 255.0 - np.array(CAFFE_BGR_MEAN, np.float32)
+    manual = tf.nn.relu(tf.nn.conv2d(bgr, kernel, 1, "SAME") + bias).numpy()
+    np.testing.assert_allclose(out, manual, rtol=1e-4, atol=1e-3)
+
+
+def test_average_pooling_differs_from_max():
+    image = tf.random.uniform((1, 32, 32, 3), seed=3)
+    a = build_feature_model(["block2_conv1"], pooling="max")(image)["block2_conv1"]
+    b = build_feature_model(["block2_conv1"], pooling="avg")(image)["block2_conv1"]
+    assert not np.allclose(a, b)
+    avg = build_feature_model(["block2_conv1"], pooling="avg")
+    assert any(type(layer).__name__ == "AveragePooling2D" for layer in avg.layers)
+
+
+@pytest.mark.parametrize("layers,pooling", [(["block9_conv1"], "max"), ([], "max"), (["block1_conv1"], "min")])
+def test_bad_arguments(layers, pooling):
+    with pytest.raises(TfnstError):
+        build_feature_model(layers, pooling=pooling)
