@@ -20,11 +20,11 @@ def _import_tensorflow_quietly() -> None:
 
     TF 2.21 writes them through absl before it reads TF_CPP_MIN_LOG_LEVEL, so stderr
     is closed at the file-descriptor level for the import and device set-up only.
-    Setting TF_CPP_MIN_LOG_LEVEL yourself shows them.
+    TFNST_TF_LOGS=1 shows them.
     """
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if "tensorflow" in sys.modules or os.environ.get("TFNST_TF_LOGS"):
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
     try:
