@@ -41,3 +41,17 @@ def test_average_pooling_differs_from_max():
 def test_bad_arguments(layers, pooling):
     with pytest.raises(TfnstError):
         build_feature_model(layers, pooling=pooling)
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_plain_tf_module_matches_keras_model(pooling):
+    from tfnst.features import VGG19Module
+
+    layers = ["block1_conv2", "block3_conv1", "block5_conv1"]
+    image = tf.random.uniform((1, 37, 53, 3), seed=5)  # odd sizes: pooling floors alike
+    keras_out = build_feature_model(layers, pooling=pooling)(image)
+    module = VGG19Module(layers, pooling=pooling)
+    module_out = module(image)
+    assert len(module.kernels) == 13  # truncated at block5_conv1
+    for name in layers:
+        np.testing.assert_allclose(module_out[name], keras_out[name], rtol=1e-4, atol=1e-2)

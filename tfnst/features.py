@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfnst.errors import TfnstError
 from tfnst.weights import load_vgg19_weights
@@ -80,3 +81,39 @@ def build_feature_model(
                 return keras.Model(inputs, outputs, name=f"vgg19_features_{pooling}")
         x = pool(2, strides=2, name=f"block{block}_pool")(x)
     raise AssertionError("unreachable: depth is at most the number of conv layers")
+
+
+class VGG19Module(tf.Module):
+    """The same truncated feature extractor in plain TensorFlow ops over its own variables.
+
+    For SavedModels that TF Serving loads: a Keras 3 model held inside a `tf.Module`
+    reloads in Python but fails in `saved_model_cli run` / TF Serving ("Could not find
+    variable …"). Same layers, weights, preprocessing and outputs as `build_feature_model`.
+    """
+
+    def __init__(self, layers: Sequence[str], *, pooling: str = "max", weights: str = "imagenet"):
+        super().__init__(name="vgg19_features")
+        self.layers = tuple(dict.fromkeys(layers))
+        if not self.layers:
+            raise TfnstError("at least one VGG19 layer is needed")
+        if pooling not in POOLING:
+            raise TfnstError(f"pooling must be one of {', '.join(POOLING)}, not {pooling!r}")
+        self.pooling = pooling
+        self.depth = max(layer_depth(n) for n in self.layers)
+        arrays = load_vgg19_weights(weights)
+        used = CONV_LAYERS[: self.depth]
+        # Only the layers the outputs need are kept: the SavedModel carries nothing else.
+        self.kernels = [tf.Variable(arrays[n][0], trainable=False, name=f"{n}_kernel") for n in used]
+        self.biases = [tf.Variable(arrays[n][1], trainable=False, name=f"{n}_bias") for n in used]
+
+    def __call__(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        x = tf.reverse(images, axis=[-1]) * 255.0 - tf.constant(CAFFE_BGR_MEAN, images.dtype)
+        pool = tf.nn.max_pool2d if self.pooling == "max" else tf.nn.avg_pool2d
+        outputs = {}
+        for index, name in enumerate(CONV_LAYERS[: self.depth]):
+            if index > 0 and name.endswith("_conv1"):
+                x = pool(x, 2, 2, "VALID")
+            x = tf.nn.relu(tf.nn.conv2d(x, self.kernels[index], 1, "SAME") + self.biases[index])
+            if name in self.layers:
+                outputs[name] = x
+        return outputs

@@ -22,13 +22,17 @@ class StyleTransferObjective:
     loss as arguments, so a compiled step is reused for new images of the same size.
     """
 
-    def __init__(self, config: StyleConfig):
+    def __init__(self, config: StyleConfig, feature_model=None):
+        """``feature_model`` maps [B, H, W, 3] images to ``{layer: features}``; by default
+        the Keras VGG19 of `build_feature_model` (the exporter passes a plain-TF one)."""
         self.config = config
         self.statistic = style_statistic(config.style_statistic)
         self.style_weights = normalized_layer_weights(config.style_layers, config.style_layer_weights)
         self.use_content = config.content_weight > 0
         layers = config.style_layers + (config.content_layers if self.use_content else ())
-        self.feature_model = build_feature_model(layers, pooling=config.pooling, weights=config.weights)
+        self.layers = layers
+        self.feature_model = feature_model or build_feature_model(
+            layers, pooling=config.pooling, weights=config.weights)
         # α, β, γ live in a variable so that new weights reuse compiled steps.
         self.loss_weights = tf.Variable(
             [config.content_weight, config.style_weight, config.tv_weight], dtype=tf.float32,
@@ -43,12 +47,12 @@ class StyleTransferObjective:
 
     def targets(self, content: np.ndarray | None, style: np.ndarray) -> Targets:
         """Content features P and style statistics A, computed once."""
-        feats = self.features(tf.constant(style, tf.float32))
+        feats = self.features(tf.convert_to_tensor(style, tf.float32))
         targets = {"style": {n: self.statistic.target(feats[n]) for n in self.style_weights}}
         if self.use_content:
             if content is None:
                 raise ValueError("content_weight > 0 needs a content image")
-            feats = self.features(tf.constant(content, tf.float32))
+            feats = self.features(tf.convert_to_tensor(content, tf.float32))
             targets["content"] = {n: feats[n] for n in self.config.content_layers}
         return targets
 

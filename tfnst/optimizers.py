@@ -46,6 +46,19 @@ class _Run:
             c.on_run_end()
 
 
+def adam_update(x, g, m, v, t, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+    """One Adam step (Kingma & Ba 2015, Algorithm 1) on the pixels, then clip to [0, 1].
+
+    Pure: returns (x, m, v). Shared by `Adam` and the exported serving graph.
+    """
+    m = beta_1 * m + (1.0 - beta_1) * g
+    v = beta_2 * v + (1.0 - beta_2) * tf.square(g)
+    m_hat = m / (1.0 - tf.pow(beta_1, t))
+    v_hat = v / (1.0 - tf.pow(beta_2, t))
+    x = tf.clip_by_value(x - learning_rate * m_hat / (tf.sqrt(v_hat) + epsilon), 0.0, 1.0)
+    return x, m, v
+
+
 class Adam:
     """Adam (Kingma & Ba 2015) on the pixels, clipped to [0, 1] after every step.
 
@@ -65,13 +78,8 @@ class Adam:
         with tf.GradientTape() as tape:
             tape.watch(x)
             total, terms = self.loss_fn(x, targets)
-        g = tape.gradient(total, x)
-        b1, b2 = self.beta_1, self.beta_2
-        m = b1 * m + (1.0 - b1) * g
-        v = b2 * v + (1.0 - b2) * tf.square(g)
-        m_hat = m / (1.0 - tf.pow(b1, t))
-        v_hat = v / (1.0 - tf.pow(b2, t))
-        x = tf.clip_by_value(x - self.learning_rate * m_hat / (tf.sqrt(v_hat) + self.epsilon), 0.0, 1.0)
+        x, m, v = adam_update(x, tape.gradient(total, x), m, v, t, self.learning_rate,
+                              self.beta_1, self.beta_2, self.epsilon)
         return x, m, v, total, terms
 
     def minimize(self, image, targets, iterations: int, callbacks: list[Callback] = ()) -> tf.Tensor:
