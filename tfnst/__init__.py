@@ -10,9 +10,12 @@ The public API:
 - Keras losses over a feature model: `ContentLoss`, `StyleLoss`, `TotalVariationLoss`,
   with `build_feature_model(layers, pooling=, weights=)` giving the VGG19 features.
 - `load_image` / `save_image` (atomic), and `TfnstError`, raised for bad input.
+- `tfnst.export.export_savedmodel(out, iterations=, max_size=)`: a TF-Serving SavedModel
+  of a fixed-iteration stylization (also `tfnst export`).
 
 Images may be paths, PIL images, numpy arrays (uint8 0-255 or float 0-1) or tensors.
-Data flows one way: image_io → weights/features → losses → objective → optimizers → api → cli.
+Data flows one way: image_io → weights → features → losses → objective → optimizers →
+api / export → cli.
 """
 
 import importlib

@@ -97,11 +97,10 @@ def _default(name):
     return ",".join(map(str, value)) if isinstance(value, tuple) else value
 
 
-def _add_common_options(p: argparse.ArgumentParser) -> None:
+def _add_style_options(p: argparse.ArgumentParser) -> None:
+    """Options that shape the loss: shared by stylize, texture and export."""
     S = argparse.SUPPRESS  # absent options keep StyleConfig's default
-    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, …), written atomically")
     p.add_argument("--iterations", type=_positive_int, default=S, help=f"default {_default('iterations')}")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=S, help=f"default {_default('optimizer')}")
     p.add_argument("--learning-rate", type=_number, default=S,
                    help=f"Adam step size in [0,1] pixel units; default {_default('learning_rate')}")
     p.add_argument("--style-weight", type=_number, default=S, help=f"β; default {_default('style_weight')}")
@@ -111,18 +110,33 @@ def _add_common_options(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated Keras layer names; default {_default('style_layers')}")
     p.add_argument("--style-layer-weights", type=_numbers, default=S,
                    help="one weight per style layer (normalised); default equal")
-    p.add_argument("--seed", type=int, default=S, help="makes runs reproducible")
     p.add_argument("--pooling", choices=POOLING, default=S, help=f"default {_default('pooling')}")
     p.add_argument("--style-scale", type=_number, default=S,
                    help=f"style image size relative to the output; default {_default('style_scale')}")
     p.add_argument("--weights", default=S,
                    help="'imagenet' (default; works offline) or a Keras VGG19 notop weights file")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details (weights source, …)")
+
+
+def _add_content_options(p: argparse.ArgumentParser) -> None:
+    S = argparse.SUPPRESS
+    p.add_argument("--content-weight", type=_number, default=S,
+                   help=f"α (0 = texture synthesis from the init); default {_default('content_weight')}")
+    p.add_argument("--content-layers", type=_layers, default=S,
+                   help=f"default {_default('content_layers')}")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options of a run on this machine: stylize and texture."""
+    S = argparse.SUPPRESS
+    p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, …), written atomically")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=S, help=f"default {_default('optimizer')}")
+    p.add_argument("--seed", type=int, default=S, help="makes runs reproducible")
     p.add_argument("--max-pixels", type=_positive_int, default=S,
                    help=f"refuse input images larger than this; default {_default('max_pixels')}")
     p.add_argument("--save-every", type=_positive_int, metavar="N",
                    help="also save every N iterations, as OUTPUT_STEM_<iteration>.ext")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("-v", "--verbose", action="store_true", help="log details (weights source, …)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,19 +147,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("style", help="style image")
     p.add_argument("--size", type=_positive_int, default=argparse.SUPPRESS,
                    help=f"longest side of the result; default {_default('size')}")
-    p.add_argument("--content-weight", type=_number, default=argparse.SUPPRESS,
-                   help=f"α (0 = texture synthesis from the init); default {_default('content_weight')}")
-    p.add_argument("--content-layers", type=_layers, default=argparse.SUPPRESS,
-                   help=f"default {_default('content_layers')}")
     p.add_argument("--init", default=argparse.SUPPRESS,
                    help=f"{', '.join(INITS)} or an image path; default {_default('init')}")
-    _add_common_options(p)
+    _add_content_options(p)
+    _add_style_options(p)
+    _add_run_options(p)
 
     p = sub.add_parser("texture", help="synthesize a texture from a style image (no content)")
     p.add_argument("style", help="style (texture) image")
     p.add_argument("--size", type=_texture_size, default=(256, 256),
                    help="WxH of the texture, or N for NxN; default 256x256")
-    _add_common_options(p)
+    _add_style_options(p)
+    _add_run_options(p)
+
+    p = sub.add_parser("export", help="export a fixed-iteration stylization graph for TF Serving")
+    p.add_argument("--out", required=True,
+                   help="model folder; the SavedModel goes to OUT/<version>/ (TF Serving's layout)")
+    p.add_argument("--max-size", type=_positive_int, required=True,
+                   help="larger images are resized to this longest side inside the graph")
+    p.add_argument("--version", type=int, help="version folder; default one more than the highest")
+    _add_content_options(p)
+    _add_style_options(p)
     return parser
 
 
@@ -164,10 +186,22 @@ def _callbacks(args, output: Path) -> list:
     return callbacks
 
 
+def _export(args, options) -> int:
+    from tfnst.export import directory_size, export_savedmodel
+
+    config = StyleConfig().replace(**options)
+    path = export_savedmodel(args.out, iterations=config.iterations, max_size=args.max_size,
+                             version=args.version, config=config)
+    print(f"tfnst: exported {path} ({directory_size(path) / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
 def run(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(message)s")
+    if args.command == "export":
+        return _export(args, _config_options(args))
     from tfnst.image_io import check_output_path
 
     output = check_output_path(args.output)
