@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 
 import numpy as np
 import tensorflow as tf
 
+from tfnst import memory
 from tfnst.callbacks import as_callbacks
+from tfnst.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from tfnst.config import StyleConfig
 from tfnst.errors import TfnstError
 from tfnst.image_io import fit_size, resize, to_array
 from tfnst.objective import StyleTransferObjective
-from tfnst.optimizers import LBFGS, Adam
+from tfnst.optimizers import LBFGS, Adam, minimize
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +54,31 @@ class Stylizer:
         self.config = (config or StyleConfig()).replace(**options)
         self._objectives: dict[bool, StyleTransferObjective] = {}
         self._optimizers: dict = {}
+        self.last_result = None  # the `optimizers.Result` of the latest call
 
     # -------------------------------------------------------------- public
-    def stylize(self, content, style, *, callbacks=None, **options) -> np.ndarray:
+    def stylize(self, content, style, *, callbacks=None, checkpoint=None, checkpoint_every=None,
+                resume=False, **options) -> np.ndarray:
         """Content image restyled: float32 [H, W, 3] in [0, 1], longest side ``size``.
 
         ``content`` and ``style`` may be paths, PIL images, numpy arrays or tensors.
+        With ``checkpoint=PATH`` and ``checkpoint_every=N`` the optimizer state is saved
+        every N iterations; ``resume=True`` continues from that file (same inputs and
+        options; ``iterations`` may grow) to the result an uninterrupted run would give.
+        Ctrl-C raises `tfnst.optimizers.Interrupted` carrying the best image so far.
         """
         cfg = self._call_config(options)
         content = to_array(content, max_pixels=cfg.max_pixels)
         content = resize(content, fit_size(content.shape[:2], cfg.size))
-        return self._run(cfg, content, content.shape[:2], style, callbacks)
+        return self._run(cfg, content, content.shape[:2], style, callbacks,
+                         checkpoint, checkpoint_every, resume)
 
-    def synthesize_texture(self, style, size=256, *, callbacks=None, **options) -> np.ndarray:
+    def synthesize_texture(self, style, size=256, *, callbacks=None, checkpoint=None,
+                           checkpoint_every=None, resume=False, **options) -> np.ndarray:
         """A new texture of ``size`` (int or (width, height)) from noise, matching the style."""
         cfg = self._call_config({"init": "noise", **options, "content_weight": 0.0})
         hw = _parse_size(size)
-        return self._run(cfg, None, hw, style, callbacks)
+        return self._run(cfg, None, hw, style, callbacks, checkpoint, checkpoint_every, resume)
 
     # -------------------------------------------------------------- internals
     def _call_config(self, options) -> StyleConfig:
@@ -113,19 +125,71 @@ class Stylizer:
             return resize(style, hw)
         return resize(to_array(cfg.init, max_pixels=cfg.max_pixels), hw)
 
-    def _run(self, cfg: StyleConfig, content, hw, style, callbacks) -> np.ndarray:
+    def _check_resources(self, cfg: StyleConfig, hw) -> None:
+        if min(hw) < 16:
+            raise TfnstError(f"the image is {hw[1]}x{hw[0]} at this size; VGG19 needs at least "
+                             "16 pixels per side (raise size, or crop extreme aspect ratios)")
+        layers = cfg.style_layers + (cfg.content_layers if cfg.content_weight > 0 else ())
+        need, have = memory.estimate_bytes(hw, layers), memory.available_bytes()
+        if have is not None and need > have:
+            raise TfnstError(
+                f"a {hw[1]}x{hw[0]} run needs about {memory.gigabytes(need)} of memory and "
+                f"{memory.gigabytes(have)} is available; use a smaller size (memory grows with "
+                "the pixel count), or coarser style layers")
+
+    def _run(self, cfg: StyleConfig, content, hw, style, callbacks, checkpoint=None,
+             checkpoint_every=None, resume=False) -> np.ndarray:
+        self._check_resources(cfg, hw)
         if cfg.seed is not None:
             tf.random.set_seed(cfg.seed)
         style = self._style_image(style, cfg, hw)
         if min(style.shape[:2]) < 16:
             raise TfnstError(f"the style image is {style.shape[1]}x{style.shape[0]} at this size; "
                              "it needs at least 16 pixels per side (raise style_scale)")
+        if (checkpoint_every or resume) and not checkpoint:
+            raise TfnstError("checkpoint_every and resume need a checkpoint path")
         objective = self._objective(cfg)
         targets = objective.targets(content, style)
-        x0 = self._initial_image(cfg, content, style, hw)
-        result = self._optimizer(cfg, objective).minimize(
-            x0, targets, cfg.iterations, as_callbacks(callbacks))
-        return result.numpy()
+        optimizer = self._optimizer(cfg, objective)
+        meta = _run_identity(cfg, content, style)
+        state, start = None, 0
+        if resume:
+            saved = load_checkpoint(checkpoint)
+            if saved.meta != meta or saved.optimizer != optimizer.name:
+                raise TfnstError(f"{checkpoint} is from a run with other inputs or options; "
+                                 "resume needs the same ones (only iterations may change)")
+            state, start = optimizer.state_from_arrays(saved.state), saved.iteration
+            log.info("tfnst: resuming from %s at iteration %d", checkpoint, start)
+
+        def save(iteration, current):
+            save_checkpoint(checkpoint, Checkpoint(optimizer.name, iteration,
+                                                   optimizer.state_to_arrays(current), meta))
+
+        x0 = None if state is not None else self._initial_image(cfg, content, style, hw)
+        self.last_result = minimize(optimizer, x0, targets, cfg.iterations, as_callbacks(callbacks),
+                                    state=state, start_iteration=start,
+                                    checkpoint=save if checkpoint else None,
+                                    checkpoint_every=checkpoint_every)
+        return self.last_result.image
+
+
+def _run_identity(cfg: StyleConfig, content, style) -> dict:
+    """What a checkpoint must match to be resumed: every option but the iteration count,
+    and digests of the (resized) input images."""
+    options = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "iterations"}
+    digest = hashlib.sha256()
+    for image in (content, style):
+        if image is not None:
+            digest.update(np.ascontiguousarray(image, np.float32).tobytes())
+    return {"options": _jsonable(options), "inputs": digest.hexdigest()}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def stylize(content, style, *, callbacks=None, **options) -> np.ndarray:

@@ -7,9 +7,11 @@ passed on, so the config stays their one home.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -136,6 +138,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help=f"refuse input images larger than this; default {_default('max_pixels')}")
     p.add_argument("--save-every", type=_positive_int, metavar="N",
                    help="also save every N iterations, as OUTPUT_STEM_<iteration>.ext")
+    p.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+                   help="save the optimizer state every N iterations to the --checkpoint file")
+    p.add_argument("--checkpoint", metavar="PATH",
+                   help="checkpoint file; default OUTPUT.ckpt.npz")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint (same inputs and options; more iterations allowed)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -196,6 +204,58 @@ def _export(args, options) -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so the optimizer hands back its best image."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    def handler(signum, frame):
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stylize_or_texture(args, options, output: Path) -> int:
+    from tfnst.api import Stylizer
+    from tfnst.image_io import save_image
+    from tfnst.optimizers import Interrupted
+
+    stylizer = Stylizer(**{k: v for k, v in options.items() if k in Stylizer._NETWORK_OPTIONS})
+    per_call = {k: v for k, v in options.items() if k not in Stylizer._NETWORK_OPTIONS}
+    checkpoint = args.checkpoint or (f"{output}.ckpt.npz" if args.checkpoint_every or args.resume else None)
+    run_options = dict(callbacks=_callbacks(args, output), checkpoint=checkpoint,
+                       checkpoint_every=args.checkpoint_every, resume=args.resume)
+    try:
+        with _sigterm_as_interrupt():
+            if args.command == "stylize":
+                result = stylizer.stylize(args.content, args.style, **run_options, **per_call)
+            else:
+                result = stylizer.synthesize_texture(args.style, args.size, **run_options, **per_call)
+    except Interrupted as e:
+        save_image(e.image, output)
+        terminated = isinstance(e.cause, _Terminated)
+        print(f"\ntfnst: {'terminated' if terminated else 'interrupted'} at iteration {e.iteration}; "
+              f"wrote the best image so far (loss {e.loss:.4g}) to {output}", file=sys.stderr)
+        return 143 if terminated else 130
+    save_image(result, output)
+    stopped = stylizer.last_result.stopped_early
+    if stopped:
+        print(f"tfnst: error: stopped early ({stopped}); wrote the best image so far to {output}",
+              file=sys.stderr)
+        return 1
+    print(f"tfnst: wrote {output} ({result.shape[1]}x{result.shape[0]})", file=sys.stderr)
+    return 0
+
+
 def run(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -209,20 +269,7 @@ def run(argv=None) -> int:
     if args.command == "texture":
         options.pop("size", None)
     StyleConfig().replace(**options)  # reject bad options before loading TensorFlow's model
-
-    from tfnst.api import Stylizer
-    from tfnst.image_io import save_image
-
-    stylizer = Stylizer(**{k: v for k, v in options.items() if k in Stylizer._NETWORK_OPTIONS})
-    callbacks = _callbacks(args, output)
-    per_call = {k: v for k, v in options.items() if k not in Stylizer._NETWORK_OPTIONS}
-    if args.command == "stylize":
-        result = stylizer.stylize(args.content, args.style, callbacks=callbacks, **per_call)
-    else:
-        result = stylizer.synthesize_texture(args.style, args.size, callbacks=callbacks, **per_call)
-    save_image(result, output)
-    print(f"tfnst: wrote {output} ({result.shape[1]}x{result.shape[0]})", file=sys.stderr)
-    return 0
+    return _stylize_or_texture(args, options, output)
 
 
 def main(argv=None) -> int:
@@ -232,9 +279,11 @@ def main(argv=None) -> int:
     except TfnstError as e:
         print(f"tfnst: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("tfnst: interrupted; no output written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # before the optimization started: nothing to save
+        terminated = isinstance(e, _Terminated)
+        print(f"tfnst: {'terminated' if terminated else 'interrupted'}; no output written",
+              file=sys.stderr)
+        return 143 if terminated else 130
     except MemoryError:
         print("tfnst: error: out of memory; try a smaller --size", file=sys.stderr)
         return 1

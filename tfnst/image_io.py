@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
@@ -11,6 +12,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tfnst.errors import TfnstError
+
+log = logging.getLogger(__name__)
 
 # Refuse images above this many pixels before decoding them (decompression bombs);
 # callers that really mean it raise it with `max_pixels=`.
@@ -60,6 +63,9 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
             with Image.open(path) as img:
                 if img.width * img.height > max_pixels:
                     raise Image.DecompressionBombError("too many pixels")
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:
+                    log.warning("tfnst: %s has %d frames; using the first", path, frames)
                 img.seek(0)
                 img = ImageOps.exif_transpose(img)
                 array = _pil_to_array(img)

@@ -1,49 +1,48 @@
 """Optimizers over the image: Adam in a compiled GradientTape step, and L-BFGS (tfp).
 
-Both minimize a ``loss_fn(image, targets) -> (total, terms)`` over an [H, W, 3]
-image, report an `IterationRecord` per iteration to callbacks, and return the
-result clipped to [0, 1]. Their compiled functions take the targets as arguments,
-so a second run at the same size reuses the trace.
+An optimizer here only knows its state and one step over a
+``loss_fn(image, targets) -> (total, terms)``; `minimize` is the one loop around
+them: it reports an `IterationRecord` per iteration to callbacks, keeps the best
+image so far, rejects non-finite steps, saves checkpoints, and on Ctrl-C raises
+`Interrupted` carrying the best image. Compiled functions take the targets as
+arguments, so a second run at the same size reuses the trace.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from tensorflow_probability.python.optimizer.lbfgs import LBfgsOptimizerResults
 
 from tfnst.callbacks import Callback, IterationRecord
 
+log = logging.getLogger(__name__)
+
 LossFn = Callable[[tf.Tensor, dict], tuple[tf.Tensor, dict]]
+State = dict  # an optimizer's state: name -> tensor
 
 
-def _to_floats(terms) -> dict[str, float]:
-    return {k: float(v) for k, v in terms.items()}
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM, via the CLI) during `minimize`; carries the best image so far."""
+
+    def __init__(self, image: np.ndarray, iteration: int, loss: float, cause: BaseException):
+        super().__init__(f"interrupted at iteration {iteration}")
+        self.image, self.iteration, self.loss, self.cause = image, iteration, loss, cause
 
 
-class _Run:
-    """Bookkeeping shared by the optimizers: timing, records, callbacks."""
-
-    def __init__(self, name, iterations, size, callbacks):
-        self.name, self.iterations, self.size, self.callbacks = name, iterations, size, callbacks
-        self.start = time.perf_counter()
-        for c in callbacks:
-            c.on_run_begin(iterations, size)
-
-    def report(self, iteration, loss, terms, image) -> IterationRecord:
-        record = IterationRecord(iteration, self.iterations, float(loss), terms, self.size,
-                                 time.perf_counter() - self.start, self.name)
-        if self.callbacks:
-            clipped = tf.clip_by_value(image, 0.0, 1.0)
-            for c in self.callbacks:
-                c.on_iteration_end(record, clipped)
-        return record
-
-    def end(self):
-        for c in self.callbacks:
-            c.on_run_end()
+@dataclass
+class Result:
+    image: np.ndarray  # the final iterate, or the best one if the run stopped early; in [0, 1]
+    best_loss: float  # the lowest total loss seen
+    iterations: int  # the last iteration run (counting those before a resume)
+    stopped_early: str | None = None  # why, when it did not run all iterations
 
 
 def adam_update(x, g, m, v, t, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
@@ -60,11 +59,13 @@ def adam_update(x, g, m, v, t, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=
 
 
 class Adam:
-    """Adam (Kingma & Ba 2015) on the pixels, clipped to [0, 1] after every step.
+    """Adam on the pixels, clipped to [0, 1] after every step.
 
     Hand-written on plain tensors rather than `keras.optimizers.Adam`: the moments are
-    loop values, not variables, so there is no per-shape slot state and the same step
-    serves images of any size (one trace per size).
+    state values, not variables, so there is no per-shape slot state, the same step
+    serves every size (one trace per size), and the state is trivially checkpointed.
+    A step whose loss or gradient is not finite is rejected and the learning rate
+    halved (the rate is part of the state, a tensor, so this does not retrace).
     """
 
     name = "adam"
@@ -74,25 +75,37 @@ class Adam:
         self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
         self._step = tf.function(self._step_impl)
 
-    def _step_impl(self, x, m, v, t, targets):
+    def _step_impl(self, x, m, v, t, lr, targets):
         with tf.GradientTape() as tape:
             tape.watch(x)
             total, terms = self.loss_fn(x, targets)
-        x, m, v = adam_update(x, tape.gradient(total, x), m, v, t, self.learning_rate,
-                              self.beta_1, self.beta_2, self.epsilon)
-        return x, m, v, total, terms
+        g = tape.gradient(total, x)
+        finite = tf.math.is_finite(total) & tf.reduce_all(tf.math.is_finite(g))
+        new_x, new_m, new_v = adam_update(x, g, m, v, t, lr, self.beta_1, self.beta_2, self.epsilon)
+        return new_x, new_m, new_v, total, terms, finite
 
-    def minimize(self, image, targets, iterations: int, callbacks: list[Callback] = ()) -> tf.Tensor:
-        x = tf.clip_by_value(tf.convert_to_tensor(image, tf.float32), 0.0, 1.0)
-        m, v = tf.zeros_like(x), tf.zeros_like(x)
-        run = _Run(self.name, iterations, tuple(x.shape[:2]), callbacks)
-        try:
-            for i in range(1, iterations + 1):
-                x, m, v, total, terms = self._step(x, m, v, tf.constant(float(i)), targets)
-                run.report(i, total, _to_floats(terms), x)
-        finally:
-            run.end()
-        return x
+    def init_state(self, x: tf.Tensor, targets) -> State:
+        zeros = tf.zeros_like(x)
+        return {"x": x, "m": zeros, "v": zeros, "t": tf.constant(0.0),
+                "lr": tf.constant(float(self.learning_rate))}
+
+    def step(self, state: State, targets, report: bool = False):
+        """(new state, loss at the image before the step, that image, terms, finite)."""
+        t = state["t"] + 1.0
+        x, m, v, total, terms, finite = self._step(state["x"], state["m"], state["v"], t,
+                                                   state["lr"], targets)
+        if not bool(finite):
+            return {**state, "lr": state["lr"] * 0.5}, float(total), state["x"], None, False
+        return {"x": x, "m": m, "v": v, "t": t, "lr": state["lr"]}, float(total), state["x"], terms, True
+
+    def image(self, state: State) -> tf.Tensor:
+        return state["x"]
+
+    def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
+        return {k: v.numpy() for k, v in state.items()}
+
+    def state_from_arrays(self, arrays: dict[str, np.ndarray]) -> State:
+        return {k: tf.constant(arrays[k]) for k in ("x", "m", "v", "t", "lr")}
 
 
 class LBFGS:
@@ -101,7 +114,7 @@ class LBFGS:
     L-BFGS has no projection step, so pixels are kept in range by a smooth penalty on
     how far they stray outside [0, 1], and the result is clipped. It runs one
     iteration per compiled call, resuming from the previous call's state (history
-    included), so callbacks see every iteration.
+    included), so callbacks see every iteration and the state can be checkpointed.
     """
 
     name = "lbfgs"
@@ -113,6 +126,7 @@ class LBFGS:
         self._start = tf.function(self._start_impl)
         self._iterate = tf.function(self._iterate_impl)
         self._terms = tf.function(lambda x, targets: self.loss_fn(x, targets)[1])
+        self._shape = None
 
     def _value_and_gradients(self, shape, targets):
         def fn(flat):
@@ -137,21 +151,95 @@ class LBFGS:
             num_correction_pairs=self.num_correction_pairs, max_iterations=max_iterations,
             tolerance=0.0)
 
-    def minimize(self, image, targets, iterations: int, callbacks: list[Callback] = ()) -> tf.Tensor:
+    def init_state(self, x: tf.Tensor, targets) -> State:
+        return {"results": self._start(x, targets), "shape": tf.shape(x)}
+
+    def step(self, state: State, targets, report: bool = False):
+        """(new state, loss at the new image, that image, terms or None, finite).
+
+        The loss terms cost an extra forward pass, so they are computed only every
+        ``report_every`` iterations and when ``report`` asks for them."""
+        results = self._iterate(state["results"], state["shape"], targets,
+                                state["results"].num_iterations + 1)
+        new = {"results": results, "shape": state["shape"]}
+        image = self.image(new)
+        loss = float(results.objective_value)
+        finite = math.isfinite(loss) and not bool(results.failed)
+        terms = None
+        if finite and (report or int(results.num_iterations) % self.report_every == 0):
+            terms = self._terms(tf.clip_by_value(image, 0.0, 1.0), targets)
+        return new, loss, image, terms, finite
+
+    def image(self, state: State) -> tf.Tensor:
+        return tf.reshape(state["results"].position, state["shape"])
+
+    def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
+        arrays = {f"results.{k}": v.numpy() for k, v in state["results"]._asdict().items()}
+        arrays["shape"] = state["shape"].numpy()
+        return arrays
+
+    def state_from_arrays(self, arrays: dict[str, np.ndarray]) -> State:
+        results = LBfgsOptimizerResults(
+            **{k: tf.constant(arrays[f"results.{k}"]) for k in LBfgsOptimizerResults._fields})
+        return {"results": results, "shape": tf.constant(arrays["shape"])}
+
+
+MAX_REJECTED = 8  # consecutive non-finite steps (each halving Adam's rate) before giving up
+
+
+def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callback] = (), *,
+             state: State | None = None, start_iteration: int = 0,
+             checkpoint: Callable[[int, State], None] | None = None,
+             checkpoint_every: int | None = None) -> Result:
+    """Run ``optimizer`` from ``image`` (or a restored ``state``) up to ``iterations``.
+
+    Returns the final iterate. Non-finite steps are rejected (Adam halves its rate);
+    after `MAX_REJECTED` in a row, or when L-BFGS's line search fails, the run stops
+    early with a warning and returns the best image seen. Ctrl-C raises `Interrupted`
+    with the best image so far.
+    """
+    if state is None:
         x = tf.clip_by_value(tf.convert_to_tensor(image, tf.float32), 0.0, 1.0)
-        shape = tf.shape(x)
-        state = self._start(x, targets)
-        run = _Run(self.name, iterations, tuple(x.shape[:2]), callbacks)
-        try:
-            for i in range(1, iterations + 1):
-                state = self._iterate(state, shape, targets, tf.constant(i))
-                image = tf.reshape(state.position, shape)
-                terms = None
-                if i % self.report_every == 0 or i == iterations:
-                    terms = _to_floats(self._terms(tf.clip_by_value(image, 0.0, 1.0), targets))
-                run.report(i, state.objective_value, terms, image)
-                if bool(state.failed) or bool(state.converged):
-                    break  # the line search found no descent: further calls change nothing
-        finally:
-            run.end()
-        return tf.clip_by_value(tf.reshape(state.position, shape), 0.0, 1.0)
+        state = optimizer.init_state(x, targets)
+    best_image, best_loss = optimizer.image(state), math.inf
+    size = tuple(int(d) for d in optimizer.image(state).shape[:2])
+    start = time.perf_counter()
+    rejected, stopped, iteration = 0, None, start_iteration
+    for c in callbacks:
+        c.on_run_begin(iterations - start_iteration, size)
+    try:
+        for iteration in range(start_iteration + 1, iterations + 1):
+            state, loss, evaluated, terms, finite = optimizer.step(state, targets,
+                                                                   report=iteration == iterations)
+            if not finite:
+                rejected += 1
+                log.warning("tfnst: iteration %d: the loss or its gradient is not finite (%s); "
+                            "step rejected%s", iteration, loss,
+                            ", learning rate halved" if optimizer.name == "adam" else "")
+                if rejected >= MAX_REJECTED or optimizer.name == "lbfgs":
+                    stopped = f"numerical failure at iteration {iteration} (loss {loss})"
+                    iteration -= 1
+                    break
+                continue
+            rejected = 0
+            if loss < best_loss:
+                best_loss, best_image = loss, evaluated
+            record = IterationRecord(iteration, iterations, loss,
+                                     None if terms is None else {k: float(v) for k, v in terms.items()},
+                                     size, time.perf_counter() - start, optimizer.name)
+            if callbacks:
+                current = tf.clip_by_value(optimizer.image(state), 0.0, 1.0)
+                for c in callbacks:
+                    c.on_iteration_end(record, current)
+            if checkpoint and checkpoint_every and iteration % checkpoint_every == 0:
+                checkpoint(iteration, state)
+    except KeyboardInterrupt as e:
+        raise Interrupted(np.clip(best_image.numpy(), 0.0, 1.0), iteration, best_loss, e) from None
+    finally:
+        for c in callbacks:
+            c.on_run_end()
+    if stopped:
+        log.warning("tfnst: stopped early: %s; keeping the best image so far (loss %s)",
+                    stopped, best_loss)
+    final = best_image if stopped else optimizer.image(state)
+    return Result(np.clip(final.numpy(), 0.0, 1.0), best_loss, iteration, stopped)
