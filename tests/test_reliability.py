@@ -289,3 +289,69 @@ def test_fuzz_cli_arguments(monkeypatch, tmp_path, capsys, command, pairs, posit
 
 class _Reached(Exception):
     pass
+
+
+# ----------------------------------------------------------------- permissions
+def test_unreadable_input_and_read_only_output_dir(tmp_path):
+    """As an unprivileged user (root reads and writes anywhere, so drop to nobody)."""
+    import tempfile
+
+    if os.geteuid() == 0:
+        user = 65534  # nobody
+    elif os.access("/", os.W_OK):
+        pytest.skip("cannot test permissions as a user who can write anywhere")
+    else:
+        user = None
+    if user is not None:
+        try:
+            subprocess.run([sys.executable, "-c", "pass"], user=user, check=True, timeout=60)
+        except (PermissionError, subprocess.CalledProcessError):
+            pytest.skip("this Python cannot be run as nobody (e.g. it lives under /root)")
+    work = tempfile.mkdtemp()
+    try:
+        os.chmod(work, 0o755)
+        secret = os.path.join(work, "secret.png")
+        Image.fromarray(RGB).save(secret)
+        os.chmod(secret, 0o000)
+        readonly = os.path.join(work, "readonly")
+        os.mkdir(readonly, 0o555)
+        writable = os.path.join(work, "writable")
+        os.mkdir(writable, 0o777)
+        cases = [([secret, STYLE, "-o", os.path.join(writable, "o.png")], "permission denied"),
+                 ([CONTENT, STYLE, "-o", os.path.join(readonly, "o.png")], "not writable")]
+        for args, message in cases:
+            r = subprocess.run([sys.executable, "-m", "tfnst", "stylize", *args, "-q"],
+                               capture_output=True, text=True, timeout=120, user=user,
+                               env={**os.environ, "HOME": work})
+            assert r.returncode == 2, r.stderr
+            assert r.stderr.startswith("tfnst: error:") and message in r.stderr, r.stderr
+            assert r.stderr.count("\n") == 1
+        assert os.listdir(readonly) == [] and os.listdir(writable) == []
+    finally:
+        os.chmod(os.path.join(work, "readonly"), 0o755)
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_permission_errors_are_one_line(capsys, tmp_path, monkeypatch):
+    """The same refusals, simulated, so they are tested wherever the suite runs."""
+    secret = tmp_path / "secret.png"
+    Image.fromarray(RGB).save(secret)
+    real_open = Image.open
+
+    def deny(path, *args, **kwargs):
+        if str(path) == str(secret):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", deny)
+    code, err = run_cli(capsys, "stylize", secret, STYLE, "-o", tmp_path / "o.png")
+    assert code == 2 and "permission denied" in err and err.count("\n") == 1
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(readonly) else real_access(p, mode))
+    code, err = run_cli(capsys, "stylize", CONTENT, STYLE, "-o", readonly / "o.png")
+    assert code == 2 and "not writable" in err
+    assert not list(readonly.iterdir())
