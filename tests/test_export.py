@@ -109,7 +109,7 @@ def test_serving_without_tfnst(exported, tmp_path, content64, style64):
     # The library's own loss says the result is closer to the style than the content was.
     result = np.load(out_npy)[0]
     stylizer = tfnst.Stylizer()
-    objective = stylizer._objective(stylizer.config)
+    objective = stylizer._objective(stylizer.config, has_content=True)
     targets = objective.targets(content / 255.0, style / 255.0)
     style_of = lambda x: float(objective(tf.constant(x, tf.float32), targets)[1]["style"])
     assert style_of(result) < 0.9 * style_of(content / 255.0)

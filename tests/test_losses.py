@@ -101,3 +101,43 @@ def test_all_black_target_gives_finite_loss():
     z = tf.zeros((1, 4, 4, 3), tf.float32)
     assert np.isfinite(losses.content_loss(z + 1, z).numpy()).all()
     assert np.isfinite(losses.GramStatistic().loss(z + 1, losses.gram_matrix(z)).numpy()).all()
+
+
+def test_mean_and_meancov_statistics_match_numpy():
+    f = rng.normal(size=(1, 5, 6, 3))
+    s = rng.normal(loc=0.5, size=(1, 4, 4, 3))
+    fm, sm = f[0].reshape(-1, 3), s[0].reshape(-1, 3)
+    mean = losses.MeanStatistic()
+    want = np.mean((fm.mean(0) - sm.mean(0)) ** 2) / np.mean(sm.mean(0) ** 2)
+    assert mean.loss(tf.constant(f), mean.target(tf.constant(s))).numpy()[0] == pytest.approx(want, rel=1e-6)
+    mc = losses.MeanCovStatistic()
+    target = mc.target(tf.constant(s)).numpy()[0]
+    np.testing.assert_allclose(target[0], sm.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(target[1:], np.cov(sm.T, bias=True), rtol=1e-6, atol=1e-9)
+    cov_f = np.cov(fm.T, bias=True)
+    want = 0.5 * (np.mean((fm.mean(0) - sm.mean(0)) ** 2) / np.mean(sm.mean(0) ** 2)
+                  + np.mean((cov_f - target[1:]) ** 2) / np.mean(target[1:] ** 2))
+    assert mc.loss(tf.constant(f), mc.target(tf.constant(s))).numpy()[0] == pytest.approx(want, rel=1e-6)
+
+
+def test_histogram_remap_is_exact_matching():
+    f = rng.normal(size=(1, 4, 5, 2)).astype(np.float32)
+    s = rng.uniform(size=(1, 4, 5, 2)).astype(np.float32)  # same count: exact remap
+    target = losses.histogram_target(tf.constant(s), quantiles=20)
+    remapped = losses.histogram_remap(tf.constant(f), target).numpy()
+    for c in range(2):
+        fc, sc, rc = f[0, ..., c].ravel(), s[0, ..., c].ravel(), remapped[0, ..., c].ravel()
+        np.testing.assert_allclose(np.sort(rc), np.sort(sc), rtol=1e-6)  # the style's values
+        assert (np.argsort(rc) == np.argsort(fc)).all()  # in the current image's order
+    assert losses.histogram_loss(tf.constant(s), target).numpy()[0] == pytest.approx(0, abs=1e-10)
+    assert losses.histogram_loss(tf.constant(f), target).numpy()[0] > 0.1
+
+
+def test_laplacian_matches_numpy():
+    x = rng.random((1, 8, 8, 3)).astype(np.float32)
+    got = losses.laplacian(tf.constant(x), 2).numpy()
+    pooled = x[0].reshape(4, 2, 4, 2, 3).mean(axis=(1, 3)) * 255.0
+    want = 4 * pooled[1:-1, 1:-1] - pooled[:-2, 1:-1] - pooled[2:, 1:-1] - pooled[1:-1, :-2] - pooled[1:-1, 2:]
+    np.testing.assert_allclose(got[0, 1:-1, 1:-1], want, rtol=1e-4, atol=1e-3)  # interior
+    target = {2: losses.laplacian(tf.constant(x), 2)}
+    assert losses.laplacian_loss(tf.constant(x), target).numpy()[0] == pytest.approx(0, abs=1e-10)

@@ -42,9 +42,10 @@ def _import_tensorflow_quietly() -> None:
 
 _import_tensorflow_quietly()
 
-from tfnst.config import INITS, OPTIMIZERS, StyleConfig  # noqa: E402
+from tfnst.config import INITS, OPTIMIZERS, PRESERVE_COLOR, StyleConfig  # noqa: E402
 from tfnst.errors import TfnstError  # noqa: E402
 from tfnst.features import POOLING  # noqa: E402
+from tfnst.losses import STYLE_STATISTICS  # noqa: E402
 
 DEFAULTS = StyleConfig()
 EXIT_USAGE = 2
@@ -82,6 +83,10 @@ def _numbers(text):
     return tuple(_number(v) for v in text.split(","))
 
 
+def _ints(text):
+    return tuple(_positive_int(v) for v in text.split(","))
+
+
 def _texture_size(text):
     """``WxH`` or ``N`` (square) to (width, height)."""
     parts = text.lower().split("x")
@@ -112,6 +117,18 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated Keras layer names; default {_default('style_layers')}")
     p.add_argument("--style-layer-weights", type=_numbers, default=S,
                    help="one weight per style layer (normalised); default equal")
+    p.add_argument("--style-stat", dest="style_statistic", choices=sorted(STYLE_STATISTICS), default=S,
+                   help=f"style statistic matched per layer; default {_default('style_statistic')}")
+    p.add_argument("--hist-weight", type=_number, default=S,
+                   help="histogram loss weight (Risser et al. 2017); default 0 (off)")
+    p.add_argument("--hist-layers", type=_layers, default=S,
+                   help=f"layers of the histogram loss; default {_default('hist_layers')}")
+    p.add_argument("--style-blend", type=_numbers, default=S,
+                   help="weights of several style images, e.g. 0.7,0.3; default equal")
+    p.add_argument("--scales", type=_positive_int, default=S,
+                   help="coarse-to-fine: optimize at this many sizes up to --size; default 1")
+    p.add_argument("--scale-factor", type=_number, default=S,
+                   help=f"size ratio between scales; default {_default('scale_factor'):.4g} (√2)")
     p.add_argument("--pooling", choices=POOLING, default=S, help=f"default {_default('pooling')}")
     p.add_argument("--style-scale", type=_number, default=S,
                    help=f"style image size relative to the output; default {_default('style_scale')}")
@@ -126,6 +143,12 @@ def _add_content_options(p: argparse.ArgumentParser) -> None:
                    help=f"α (0 = texture synthesis from the init); default {_default('content_weight')}")
     p.add_argument("--content-layers", type=_layers, default=S,
                    help=f"default {_default('content_layers')}")
+    p.add_argument("--lap-weight", type=_number, default=S,
+                   help="Laplacian loss weight (Li et al. 2017, keeps edges); default 0 (off)")
+    p.add_argument("--lap-pool", type=_ints, default=S,
+                   help=f"pool sizes of the Laplacian loss; default {_default('lap_pool')}")
+    p.add_argument("--preserve-color", choices=PRESERVE_COLOR, default=S,
+                   help="keep the content's colours (Gatys et al. 2016b); default off")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -152,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("stylize", help="restyle a content image after a style image")
     p.add_argument("content", help="content image")
-    p.add_argument("style", help="style image")
+    p.add_argument("style", nargs="+", help="style image(s); several are blended (--style-blend)")
     p.add_argument("--size", type=_positive_int, default=argparse.SUPPRESS,
                    help=f"longest side of the result; default {_default('size')}")
     p.add_argument("--init", default=argparse.SUPPRESS,
@@ -162,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
 
     p = sub.add_parser("texture", help="synthesize a texture from a style image (no content)")
-    p.add_argument("style", help="style (texture) image")
+    p.add_argument("style", nargs="+", help="style (texture) image(s)")
     p.add_argument("--size", type=_texture_size, default=(256, 256),
                    help="WxH of the texture, or N for NxN; default 256x256")
     _add_style_options(p)

@@ -15,6 +15,7 @@ from tfnst.features import CONV_LAYERS, POOLING, layer_depth
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
+PRESERVE_COLOR = ("luminance", "histogram")
 
 # Gatys et al. 2016: style on conv1_1..conv5_1, content on conv4_2.
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
@@ -50,6 +51,23 @@ class StyleConfig:
     style_layer_weights: tuple[float, ...] | None = None
     """w_l of Gatys eq. 5, one per style layer; equal when None. Normalised to sum to 1."""
     style_statistic: str = "gram"
+    """``"gram"`` (Gatys), ``"mean"`` or ``"meancov"`` (mean and covariance)."""
+    hist_weight: float = 0.0
+    """Weight of the histogram loss (Risser et al. 2017); 0 = off."""
+    hist_layers: tuple[str, ...] = ("block1_conv1", "block4_conv1")
+    """Risser et al.'s layers (relu1_1 and relu4_1)."""
+    lap_weight: float = 0.0
+    """Weight of the Laplacian loss (Li et al. 2017): keeps the content's edges; 0 = off."""
+    lap_pool: tuple[int, ...] = (4, 16)
+    """Average-pooling sizes at which the Laplacians are compared."""
+    style_blend: tuple[float, ...] | None = None
+    """Weights of several style images (normalised); equal when None."""
+    preserve_color: str | None = None
+    """``"luminance"`` (transfer luminance only) or ``"histogram"`` (match the style's
+    colours to the content first), after Gatys et al. 2016b; None = off."""
+    scales: int = 1
+    """Coarse-to-fine: optimize at this many sizes, each ``scale_factor`` larger, up to ``size``."""
+    scale_factor: float = 2 ** 0.5
     pooling: str = "max"
     """``"max"`` (the trained network) or ``"avg"`` (Gatys' choice, smoother)."""
     weights: str = "imagenet"
@@ -89,8 +107,22 @@ class StyleConfig:
             positive(name, integer=True)
         for name in ("learning_rate", "style_scale"):
             positive(name)
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in ("content_weight", "style_weight", "tv_weight", "hist_weight", "lap_weight"):
             non_negative(name)
+        positive("scales", integer=True)
+        if not (isinstance(self.scale_factor, (int, float)) and self.scale_factor > 1
+                and math.isfinite(self.scale_factor)):
+            raise TfnstError(f"scale_factor must be a number > 1, not {self.scale_factor!r}")
+        if any(not isinstance(p, int) or isinstance(p, bool) or p < 1 for p in self.lap_pool) \
+                or not self.lap_pool:
+            raise TfnstError(f"lap_pool must be whole numbers >= 1, not {self.lap_pool!r}")
+        if self.preserve_color not in (None, *PRESERVE_COLOR):
+            raise TfnstError(f"preserve_color must be one of {', '.join(PRESERVE_COLOR)}, "
+                             f"not {self.preserve_color!r}")
+        if self.style_blend is not None and (
+                any(not (math.isfinite(w) and w >= 0) for w in self.style_blend)
+                or sum(self.style_blend) <= 0):
+            raise TfnstError("style_blend weights must be >= 0 and not all 0")
         if self.size < 16:
             raise TfnstError(f"size must be at least 16 pixels (VGG19 pools 4 times), not {self.size}")
         if self.optimizer not in OPTIMIZERS:
@@ -99,7 +131,7 @@ class StyleConfig:
             raise TfnstError(f"pooling must be one of {', '.join(POOLING)}, not {self.pooling!r}")
         if not self.style_layers:
             raise TfnstError("at least one style layer is needed")
-        for name in self.content_layers + self.style_layers:
+        for name in self.content_layers + self.style_layers + self.hist_layers:
             layer_depth(name)  # raises for unknown names
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):

@@ -63,6 +63,11 @@ class StylizationGraph(tf.Module):
         super().__init__(name="tfnst_stylize")
         if config.optimizer != "adam":
             raise TfnstError("the exported graph uses Adam; L-BFGS is not exported")
+        unsupported = [name for name, on in (("scales", config.scales > 1),
+                                             ("style_blend", config.style_blend is not None),
+                                             ("preserve_color", config.preserve_color is not None)) if on]
+        if unsupported:
+            raise TfnstError(f"not supported in the exported graph yet: {', '.join(unsupported)}")
         if max_size < MIN_SIDE:
             raise TfnstError(f"max_size must be at least {MIN_SIDE}, not {max_size}")
         self.config = config

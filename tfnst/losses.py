@@ -78,10 +78,119 @@ class GramStatistic:
         return gram_loss(features, target) / (0.25 * tf.reduce_mean(tf.square(target), axis=[1, 2]) + _EPS)
 
 
-STYLE_STATISTICS = {GramStatistic.name: GramStatistic()}
+def _relative_error(value: tf.Tensor, target: tf.Tensor, axes) -> tf.Tensor:
+    """mean((value - target)²) / mean(target²): 1 for value = 0, 0 at the target."""
+    return tf.reduce_mean(tf.square(value - target), axis=axes) / (
+        tf.reduce_mean(tf.square(target), axis=axes) + _EPS)
 
 
-def style_statistic(name: str) -> GramStatistic:
+def channel_means(features: tf.Tensor) -> tf.Tensor:
+    """μ, the per-channel mean over positions: [B, C]."""
+    return tf.reduce_mean(features, axis=[1, 2])
+
+
+def covariance(features: tf.Tensor) -> tf.Tensor:
+    """The covariance of the channels over positions, i.e. the Gram matrix of the
+    mean-centred features: [B, C, C]."""
+    return gram_matrix(features - channel_means(features)[:, None, None, :])
+
+
+class MeanStatistic:
+    """Style as per-channel means only: matching them fits a distribution only in its
+    first moment (a Gaussian with that mean and fixed covariance)."""
+
+    name = "mean"
+
+    def target(self, features):
+        return channel_means(features)
+
+    def loss(self, features, target):
+        return _relative_error(channel_means(features), target, axes=[1])
+
+
+class MeanCovStatistic:
+    """Style as mean and covariance (the Gram of mean-centred features): matching them
+    minimizes the divergence to a Gaussian with that mean and covariance, whereas Gram
+    matching fits a zero-mean Gaussian with that second moment. The target packs
+    [μ; Σ] as a [B, C + 1, C] tensor, so blends average both."""
+
+    name = "meancov"
+
+    def target(self, features):
+        return tf.concat([channel_means(features)[:, None, :], covariance(features)], axis=1)
+
+    def loss(self, features, target):
+        mean, cov = target[:, :1, :], target[:, 1:, :]
+        return 0.5 * (_relative_error(channel_means(features)[:, None, :], mean, axes=[1, 2])
+                      + _relative_error(covariance(features), cov, axes=[1, 2]))
+
+
+STYLE_STATISTICS = {s.name: s for s in (GramStatistic(), MeanStatistic(), MeanCovStatistic())}
+
+
+# ------------------------------------------------------------------ histogram loss
+HISTOGRAM_QUANTILES = 512  # fine bins: the style's per-channel quantile function
+
+
+def histogram_target(features: tf.Tensor, quantiles: int = HISTOGRAM_QUANTILES) -> tf.Tensor:
+    """The per-channel quantile function of the style features, sampled at
+    ``quantiles`` levels: [B, Q, C]. A fixed size, so targets of several styles
+    (of any size) average: a 1-D Wasserstein barycentre."""
+    shape = tf.shape(features)
+    flat = tf.sort(tf.reshape(features, [shape[0], -1, shape[3]]), axis=1)
+    return _resample_sorted(flat, quantiles)
+
+
+def _resample_sorted(sorted_values: tf.Tensor, n) -> tf.Tensor:
+    """Linear interpolation of [B, M, C] sorted values at n evenly spaced ranks."""
+    m = tf.shape(sorted_values)[1]
+    position = tf.linspace(0.0, tf.cast(m - 1, tf.float32), n)
+    lo = tf.cast(tf.floor(position), tf.int32)
+    hi = tf.minimum(lo + 1, m - 1)
+    frac = (position - tf.cast(lo, tf.float32))[None, :, None]
+    return (tf.gather(sorted_values, lo, axis=1) * (1.0 - frac)
+            + tf.gather(sorted_values, hi, axis=1) * frac)
+
+
+def histogram_remap(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """R(F) of Risser et al. (2017, sec. 4.2): each channel's values replaced by the
+    target's values of the same rank (exact, sort-based histogram matching)."""
+    shape = tf.shape(features)
+    flat = tf.reshape(features, [shape[0], -1, shape[3]])
+    ranks = tf.argsort(tf.argsort(flat, axis=1), axis=1)  # [B, M, C]
+    matched = _resample_sorted(target, tf.shape(flat)[1])  # sorted target values, [B, M, C]
+    # Per (batch, channel): value of the matching rank.
+    remapped = tf.gather(tf.transpose(matched, [0, 2, 1]), tf.transpose(ranks, [0, 2, 1]), batch_dims=2)
+    return tf.reshape(tf.transpose(remapped, [0, 2, 1]), shape)
+
+
+def histogram_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """Risser et al. eq. 4, ‖F − R(F)‖² with R(F) held constant, relative to the
+    target's energy."""
+    remapped = tf.stop_gradient(histogram_remap(features, target))
+    return _relative_error(features, remapped, axes=[1, 2, 3])
+
+
+# ------------------------------------------------------------------ Laplacian loss
+_LAPLACIAN = tf.constant([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+
+
+def laplacian(images: tf.Tensor, pool: int) -> tf.Tensor:
+    """D(x) of Li et al. (2017, eq. 2): the 3x3 discrete Laplacian of the image
+    average-pooled by ``pool``, per RGB channel, in 0-255 units."""
+    # SAME padding: a pool larger than a small image still leaves one value.
+    pooled = tf.nn.avg_pool2d(images * 255.0, pool, pool, "SAME") if pool > 1 else images * 255.0
+    kernel = tf.tile(_LAPLACIAN[:, :, None, None], [1, 1, 3, 1])
+    return tf.nn.depthwise_conv2d(pooled, kernel, [1, 1, 1, 1], "SAME")
+
+
+def laplacian_loss(images: tf.Tensor, targets: Mapping[int, tf.Tensor]) -> tf.Tensor:
+    """Li et al. eq. 3, Σ_pools ‖D(x) − D(c)‖², each relative to the content's energy."""
+    return tf.add_n([_relative_error(laplacian(images, pool), target, axes=[1, 2, 3])
+                     for pool, target in targets.items()]) / len(targets)
+
+
+def style_statistic(name: str):
     if name not in STYLE_STATISTICS:
         raise TfnstError(f"unknown style statistic {name!r}; choose from {', '.join(STYLE_STATISTICS)}")
     return STYLE_STATISTICS[name]

@@ -43,6 +43,7 @@ class Result:
     best_loss: float  # the lowest total loss seen
     iterations: int  # the last iteration run (counting those before a resume)
     stopped_early: str | None = None  # why, when it did not run all iterations
+    state: State | None = None  # the optimizer's final state (coarse-to-fine warm starts)
 
 
 def adam_update(x, g, m, v, t, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
@@ -100,6 +101,14 @@ class Adam:
 
     def image(self, state: State) -> tf.Tensor:
         return state["x"]
+
+    def rescale_state(self, state: State, image) -> State:
+        """Warm start at a new size: the moments resized with the image, so Adam keeps
+        its per-pixel step sizes rather than starting its bias correction over."""
+        size = tf.shape(image)[:2]
+        resized = {k: tf.image.resize(state[k], size, method="bilinear") for k in ("m", "v")}
+        return {"x": tf.constant(image, tf.float32), "m": resized["m"],
+                "v": tf.maximum(resized["v"], 0.0), "t": state["t"], "lr": state["lr"]}
 
     def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in state.items()}
@@ -242,4 +251,4 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
         log.warning("tfnst: stopped early: %s; keeping the best image so far (loss %s)",
                     stopped, best_loss)
     final = best_image if stopped else optimizer.image(state)
-    return Result(np.clip(final.numpy(), 0.0, 1.0), best_loss, iteration, stopped)
+    return Result(np.clip(final.numpy(), 0.0, 1.0), best_loss, iteration, stopped, state)
