@@ -6,7 +6,7 @@ The public API:
 - `synthesize_texture(style, size, **options)`: a texture from noise (no content term).
 - `Stylizer(**options)`: builds the VGG19 feature model once, for many calls.
 - `StyleConfig`: every option and its default (from the literature), in one place.
-- Callbacks: `Callback`, `IterationRecord`, `ProgressBar`, `History`, `SaveEvery`.
+- Callbacks: `Callback`, `IterationRecord`, `ProgressBar`, `History`, `SaveEvery`, `TimeLimit`.
 - Keras losses over a feature model: `ContentLoss`, `StyleLoss`, `TotalVariationLoss`,
   with `build_feature_model(layers, pooling=, weights=)` giving the VGG19 features.
 - `load_image` / `save_image` (atomic), and `TfnstError`, raised for bad input.
@@ -28,7 +28,7 @@ _EXPORTS = {
     "Stylizer": "api", "stylize": "api", "synthesize_texture": "api",
     "StyleConfig": "config",
     "Callback": "callbacks", "History": "callbacks", "IterationRecord": "callbacks",
-    "ProgressBar": "callbacks", "SaveEvery": "callbacks",
+    "ProgressBar": "callbacks", "SaveEvery": "callbacks", "TimeLimit": "callbacks",
     "ContentLoss": "losses", "StyleLoss": "losses", "TotalVariationLoss": "losses",
     "build_feature_model": "features",
     "load_image": "image_io", "save_image": "image_io",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,12 @@ class IterationRecord:
 
 
 class Callback:
-    """Base class: override what you need. Plain functions ``f(record)`` work too."""
+    """Base class: override what you need. Plain functions ``f(record)`` work too.
+
+    Setting ``self.stop_requested = True`` ends the run after the current iteration
+    (as Keras' ``stop_training`` does)."""
+
+    stop_requested = False
 
     def on_run_begin(self, iterations: int, size: tuple[int, int]) -> None:
         pass
@@ -89,6 +95,21 @@ class ProgressBar(Callback):
     def on_run_end(self):
         if self.bar is not None:
             self.bar.close()
+
+
+class TimeLimit(Callback):
+    """Stops the run once ``seconds`` of wall time have passed since it began (across
+    all coarse-to-fine scales)."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.start = float(seconds), None
+
+    def on_run_begin(self, iterations, size):
+        if self.start is None:
+            self.start = time.perf_counter()
+
+    def on_iteration_end(self, record, image):
+        self.stop_requested = time.perf_counter() - self.start >= self.seconds
 
 
 class SaveEvery(Callback):

@@ -104,11 +104,19 @@ class Adam:
 
     def rescale_state(self, state: State, image) -> State:
         """Warm start at a new size: the moments resized with the image, so Adam keeps
-        its per-pixel step sizes rather than starting its bias correction over."""
+        its per-pixel step sizes rather than starting its bias correction over.
+
+        The losses are means over pixels, so a pixel's gradient scales with 1/pixels:
+        m is rescaled by the pixel ratio and v by its square, else v (which decays
+        over ~1/(1-β2) = 1000 steps) would shrink the steps at the finer scale.
+        """
         size = tf.shape(image)[:2]
-        resized = {k: tf.image.resize(state[k], size, method="bilinear") for k in ("m", "v")}
-        return {"x": tf.constant(image, tf.float32), "m": resized["m"],
-                "v": tf.maximum(resized["v"], 0.0), "t": state["t"], "lr": state["lr"]}
+        old = tf.cast(tf.reduce_prod(tf.shape(state["x"])[:2]), tf.float32)
+        ratio = old / tf.cast(tf.reduce_prod(size), tf.float32)
+        m = tf.image.resize(state["m"], size, method="bilinear") * ratio
+        v = tf.maximum(tf.image.resize(state["v"], size, method="bilinear"), 0.0) * ratio**2
+        return {"x": tf.constant(image, tf.float32), "m": m, "v": v, "t": state["t"],
+                "lr": state["lr"]}
 
     def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in state.items()}
@@ -242,6 +250,8 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
                     c.on_iteration_end(record, current)
             if checkpoint and checkpoint_every and iteration % checkpoint_every == 0:
                 checkpoint(iteration, state)
+            if any(c.stop_requested for c in callbacks):
+                break
     except KeyboardInterrupt as e:
         raise Interrupted(np.clip(best_image.numpy(), 0.0, 1.0), iteration, best_loss, e) from None
     finally:
