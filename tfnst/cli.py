@@ -45,7 +45,7 @@ _import_tensorflow_quietly()
 from tfnst.config import INITS, OPTIMIZERS, PRESERVE_COLOR, StyleConfig  # noqa: E402
 from tfnst.errors import TfnstError  # noqa: E402
 from tfnst.features import POOLING  # noqa: E402
-from tfnst.losses import STYLE_STATISTICS  # noqa: E402
+from tfnst.losses import STYLE_LOSSES  # noqa: E402
 
 DEFAULTS = StyleConfig()
 EXIT_USAGE = 2
@@ -117,8 +117,9 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated Keras layer names; default {_default('style_layers')}")
     p.add_argument("--style-layer-weights", type=_numbers, default=S,
                    help="one weight per style layer (normalised); default equal")
-    p.add_argument("--style-stat", dest="style_statistic", choices=sorted(STYLE_STATISTICS), default=S,
-                   help=f"style statistic matched per layer; default {_default('style_statistic')}")
+    p.add_argument("--style-stat", "--style-loss", dest="style_statistic", choices=STYLE_LOSSES,
+                   default=S, help="statistic matched per layer, or 'discriminator' (a GAN loss, "
+                   f"Adam only); default {_default('style_statistic')}")
     p.add_argument("--hist-weight", type=_number, default=S,
                    help="histogram loss weight (Risser et al. 2017); default 0 (off)")
     p.add_argument("--hist-layers", type=_layers, default=S,

@@ -51,7 +51,9 @@ class StyleConfig:
     style_layer_weights: tuple[float, ...] | None = None
     """w_l of Gatys eq. 5, one per style layer; equal when None. Normalised to sum to 1."""
     style_statistic: str = "gram"
-    """``"gram"`` (Gatys), ``"mean"`` or ``"meancov"`` (mean and covariance)."""
+    """``"gram"`` (Gatys), ``"mean"``, ``"meancov"`` (mean and covariance), or
+    ``"discriminator"`` (a GAN loss with a per-layer logistic-regression discriminator;
+    Adam only)."""
     hist_weight: float = 0.0
     """Weight of the histogram loss (Risser et al. 2017); 0 = off."""
     hist_layers: tuple[str, ...] = ("block1_conv1", "block4_conv1")
@@ -146,6 +148,12 @@ class StyleConfig:
         from tfnst.losses import style_statistic
 
         style_statistic(self.style_statistic)
+        if self.style_statistic == "discriminator":
+            if self.optimizer != "adam":
+                raise TfnstError("the discriminator style loss trains alongside the image and "
+                                 "needs optimizer='adam'")
+            if self.style_blend is not None:
+                raise TfnstError("the discriminator style loss does not blend styles yet")
         return self
 
 

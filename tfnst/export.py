@@ -65,7 +65,9 @@ class StylizationGraph(tf.Module):
             raise TfnstError("the exported graph uses Adam; L-BFGS is not exported")
         unsupported = [name for name, on in (("scales", config.scales > 1),
                                              ("style_blend", config.style_blend is not None),
-                                             ("preserve_color", config.preserve_color is not None)) if on]
+                                             ("preserve_color", config.preserve_color is not None),
+                                             ("discriminator", config.style_statistic == "discriminator"))
+                       if on]
         if unsupported:
             raise TfnstError(f"not supported in the exported graph yet: {', '.join(unsupported)}")
         if max_size < MIN_SIDE:

@@ -71,7 +71,7 @@ class GramStatistic:
     def target(self, features: tf.Tensor) -> tf.Tensor:
         return gram_matrix(features)
 
-    def loss(self, features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    def loss(self, features: tf.Tensor, target: tf.Tensor, layer: str | None = None) -> tf.Tensor:
         # Relative to the target's own E_l (eq. 4 with G = 0). Raw E_l differ by six
         # orders of magnitude between block1 and block4 of the Keras VGG19, so equal
         # w_l would weigh block4 alone; Gatys rescaled the network for the same end.
@@ -104,7 +104,7 @@ class MeanStatistic:
     def target(self, features):
         return channel_means(features)
 
-    def loss(self, features, target):
+    def loss(self, features, target, layer=None):
         return _relative_error(channel_means(features), target, axes=[1])
 
 
@@ -119,13 +119,85 @@ class MeanCovStatistic:
     def target(self, features):
         return tf.concat([channel_means(features)[:, None, :], covariance(features)], axis=1)
 
-    def loss(self, features, target):
+    def loss(self, features, target, layer=None):
         mean, cov = target[:, :1, :], target[:, 1:, :]
         return 0.5 * (_relative_error(channel_means(features)[:, None, :], mean, axes=[1, 2])
                       + _relative_error(covariance(features), cov, axes=[1, 2]))
 
 
+class DiscriminatorStyle:
+    """Style as "indistinguishable from the style's feature vectors" (a GAN loss).
+
+    Per layer, a pixel-level discriminator — logistic regression on each position's
+    feature vector, i.e. a 1x1 convolution — learns to tell the style image's vectors
+    (label 1) from the current image's (label 0); the image is pushed by the
+    non-saturating generator loss −log D(f) (labels swapped). A linear discriminator
+    sees only first and second moments, so it behaves like mean+covariance matching.
+    Features are centred on the style's per-channel mean and scaled by its deviation
+    over the whole layer.
+
+    Stateful: the discriminator takes one gradient step (learning rate
+    ``learning_rate``, L2 penalty ``l2``) each time the loss is evaluated, i.e. one discriminator step per
+    image step (1:1), ordered after the generator loss reads its weights. Hence Adam
+    only (L-BFGS evaluates the loss several times per step). `reset` starts afresh.
+    """
+
+    name = "discriminator"
+
+    def __init__(self, layers, channels: Mapping[str, int], learning_rate: float = 0.02,
+                 l2: float = 0.1):
+        # The L2 penalty keeps the regression bounded: on separable data (noise vs a
+        # painting, early on) plain logistic regression's weights grow without limit,
+        # and the generator loss explodes with them.
+        self.learning_rate, self.l2 = learning_rate, l2
+        self.w = {n: tf.Variable(tf.zeros([channels[n]]), trainable=False, name=f"{n}_disc_w") for n in layers}
+        self.b = {n: tf.Variable(0.0, trainable=False, name=f"{n}_disc_b") for n in layers}
+        self.accuracy_of = {n: tf.Variable(1.0, trainable=False, name=f"{n}_disc_acc") for n in layers}
+
+    def reset(self) -> None:
+        for n in self.w:
+            self.w[n].assign(tf.zeros_like(self.w[n]))
+            self.b[n].assign(0.0)
+            self.accuracy_of[n].assign(1.0)
+
+    def target(self, features):
+        shape = tf.shape(features)
+        return tf.reshape(features, [shape[0], -1, shape[3]])  # the style's feature vectors
+
+    def loss(self, features, target, layer=None):
+        mu = tf.reduce_mean(target, axis=1, keepdims=True)
+        # One scale per layer, not per channel: channels that are dead in the style
+        # (deviation ~0) would otherwise turn any activation into a huge z-score.
+        sd = tf.sqrt(tf.reduce_mean(tf.square(target - mu), axis=[1, 2], keepdims=True)) + 1e-3
+        shape = tf.shape(features)
+        current = (tf.reshape(features, [shape[0], -1, shape[3]]) - mu) / sd
+        style = (target - mu) / sd
+        w, b = self.w[layer], self.b[layer]
+        generator = tf.reduce_mean(tf.nn.softplus(-(tf.linalg.matvec(current, w) + b)), axis=1)
+        with tf.control_dependencies([generator]):
+            fixed = tf.stop_gradient(current)
+            with tf.GradientTape() as tape:
+                tape.watch([w, b])  # not trainable: the image optimizer must not see them
+                logits_style = tf.linalg.matvec(style, w) + b
+                logits_current = tf.linalg.matvec(fixed, w) + b
+                d_loss = (tf.reduce_mean(tf.nn.softplus(-logits_style))
+                          + tf.reduce_mean(tf.nn.softplus(logits_current))
+                          + 0.5 * self.l2 * tf.reduce_sum(tf.square(w)))
+            gw, gb = tape.gradient(d_loss, [w, b])
+            accuracy = 0.5 * (tf.reduce_mean(tf.cast(logits_style > 0, tf.float32))
+                              + tf.reduce_mean(tf.cast(logits_current < 0, tf.float32)))
+            updates = [w.assign_sub(self.learning_rate * gw), b.assign_sub(self.learning_rate * gb),
+                       self.accuracy_of[layer].assign(accuracy)]
+        with tf.control_dependencies(updates):
+            return tf.identity(generator)
+
+    def accuracy(self) -> tf.Tensor:
+        """The discriminators' mean accuracy at their last step (0.5 = chance)."""
+        return tf.add_n([a.read_value() for a in self.accuracy_of.values()]) / len(self.accuracy_of)
+
+
 STYLE_STATISTICS = {s.name: s for s in (GramStatistic(), MeanStatistic(), MeanCovStatistic())}
+STYLE_LOSSES = (*STYLE_STATISTICS, DiscriminatorStyle.name)
 
 
 # ------------------------------------------------------------------ histogram loss
@@ -190,16 +262,20 @@ def laplacian_loss(images: tf.Tensor, targets: Mapping[int, tf.Tensor]) -> tf.Te
                      for pool, target in targets.items()]) / len(targets)
 
 
-def style_statistic(name: str):
+def style_statistic(name: str, layers=(), channels=None):
+    """The style statistic called ``name``; a fresh `DiscriminatorStyle` over ``layers``
+    for "discriminator" (it has state)."""
+    if name == DiscriminatorStyle.name:
+        return DiscriminatorStyle(layers, channels or {})
     if name not in STYLE_STATISTICS:
-        raise TfnstError(f"unknown style statistic {name!r}; choose from {', '.join(STYLE_STATISTICS)}")
+        raise TfnstError(f"unknown style loss {name!r}; choose from {', '.join(STYLE_LOSSES)}")
     return STYLE_STATISTICS[name]
 
 
 def style_loss(features: Mapping[str, tf.Tensor], targets: Mapping[str, tf.Tensor],
                layer_weights: Mapping[str, float], statistic=GramStatistic()) -> tf.Tensor:
     """Gatys eq. 5: L_style = Σ_l w_l E_l over the style layers."""
-    return tf.add_n([w * statistic.loss(features[name], targets[name])
+    return tf.add_n([w * statistic.loss(features[name], targets[name], name)
                      for name, w in layer_weights.items()])
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tfnst.config import StyleConfig
 from tfnst.errors import TfnstError
-from tfnst.features import build_feature_model
+from tfnst.features import LAYER_CHANNELS, build_feature_model
 from tfnst.losses import content_loss, histogram_loss, histogram_target, laplacian, laplacian_loss, \
     normalized_layer_weights, style_loss, style_statistic, total_variation_loss
 
@@ -38,7 +38,7 @@ class StyleTransferObjective:
         """``feature_model`` maps [B, H, W, 3] images to ``{layer: features}``; by default
         the Keras VGG19 of `build_feature_model` (the exporter passes a plain-TF one)."""
         self.config = config
-        self.statistic = style_statistic(config.style_statistic)
+        self.statistic = style_statistic(config.style_statistic, config.style_layers, LAYER_CHANNELS)
         self.style_weights = normalized_layer_weights(config.style_layers, config.style_layer_weights)
         self.use_content = has_content and config.content_weight > 0
         self.use_hist = config.hist_weight > 0
@@ -74,6 +74,8 @@ class StyleTransferObjective:
         """
         if not isinstance(styles, (list, tuple)):
             styles = [styles]
+        if hasattr(self.statistic, "reset"):  # a new run: a fresh discriminator
+            self.statistic.reset()
         weights = blend_weights(len(styles), blend)
         per_style = [self.style_targets(s) for s in styles]
         targets = {term: {key: tf.add_n([w * t[term][key] for w, t in zip(weights, per_style)])
@@ -107,4 +109,7 @@ class StyleTransferObjective:
             terms["lap"] = laplacian_loss(batch, targets["lap"])[0]
         weights = dict(zip(TERMS, tf.unstack(self.loss_weights)))
         total = tf.add_n([weights[name] * value for name, value in terms.items()])
+        if hasattr(self.statistic, "accuracy"):  # reported, not optimized
+            with tf.control_dependencies([total]):
+                terms["disc_acc"] = self.statistic.accuracy()
         return total, terms
