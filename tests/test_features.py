@@ -55,3 +55,19 @@ def test_plain_tf_module_matches_keras_model(pooling):
     assert len(module.kernels) == 13  # truncated at block5_conv1
     for name in layers:
         np.testing.assert_allclose(module_out[name], keras_out[name], rtol=1e-4, atol=1e-2)
+
+
+def test_normalized_vgg_has_unit_mean_activations():
+    from tests.conftest import small
+    from tfnst.features import normalization_scales, normalize_weights
+
+    images = [small("tubingen.jpg", 64), small("starry_night.jpg", 64)]
+    arrays = load_vgg19_weights()
+    before = normalization_scales(arrays, images)
+    after = normalization_scales(normalize_weights(arrays, images), images)
+    for name in ("block1_conv1", "block3_conv1", "block5_conv1"):
+        alive = before[name] > 1e-6
+        np.testing.assert_allclose(after[name][alive], 1.0, rtol=1e-3)
+        assert not np.allclose(before[name][alive], 1.0)  # it did change something
+    model = build_feature_model(["block2_conv1"], normalize=[])  # the bundled examples
+    assert model(images[0][None])["block2_conv1"].shape[-1] == 128

@@ -130,6 +130,9 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
                    help="coarse-to-fine: optimize at this many sizes up to --size; default 1")
     p.add_argument("--scale-factor", type=_number, default=S,
                    help=f"size ratio between scales; default {_default('scale_factor'):.4g} (√2)")
+    p.add_argument("--normalize-vgg", nargs="*", metavar="IMAGE", type=str, default=S,
+                   help="rescale VGG19 so each filter's mean activation over IMAGEs (default: "
+                   "the bundled examples) is 1, as Gatys et al. did")
     p.add_argument("--pooling", choices=POOLING, default=S, help=f"default {_default('pooling')}")
     p.add_argument("--style-scale", type=_number, default=S,
                    help=f"style image size relative to the output; default {_default('style_scale')}")
@@ -205,7 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_options(args: argparse.Namespace) -> dict:
     names = {f.name for f in dataclasses.fields(StyleConfig)}
-    return {k: v for k, v in vars(args).items() if k in names}
+    options = {k: v for k, v in vars(args).items() if k in names}
+    if "normalize_vgg" in options:
+        options["normalize_vgg"] = tuple(options["normalize_vgg"])
+    return options
 
 
 def _callbacks(args, output: Path) -> list:

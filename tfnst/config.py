@@ -67,6 +67,9 @@ class StyleConfig:
     preserve_color: str | None = None
     """``"luminance"`` (transfer luminance only) or ``"histogram"`` (match the style's
     colours to the content first), after Gatys et al. 2016b; None = off."""
+    normalize_vgg: tuple[str, ...] | None = None
+    """Rescale VGG19 so each filter's mean activation over these images is 1 (Gatys et
+    al.); ``()`` uses the bundled examples; None = off."""
     scales: int = 1
     """Coarse-to-fine: optimize at this many sizes, each ``scale_factor`` larger, up to ``size``."""
     scale_factor: float = 2 ** 0.5

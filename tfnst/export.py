@@ -66,7 +66,8 @@ class StylizationGraph(tf.Module):
         unsupported = [name for name, on in (("scales", config.scales > 1),
                                              ("style_blend", config.style_blend is not None),
                                              ("preserve_color", config.preserve_color is not None),
-                                             ("discriminator", config.style_statistic == "discriminator"))
+                                             ("discriminator", config.style_statistic == "discriminator"),
+                                             ("normalize_vgg", config.normalize_vgg is not None))
                        if on]
         if unsupported:
             raise TfnstError(f"not supported in the exported graph yet: {', '.join(unsupported)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -45,25 +46,51 @@ class CaffePreprocess(keras.layers.Layer):
         return bgr - keras.ops.convert_to_tensor(CAFFE_BGR_MEAN, dtype=bgr.dtype)
 
 
-def build_feature_model(
-    layers: Sequence[str], *, pooling: str = "max", weights: str = "imagenet"
-) -> keras.Model:
-    """A Keras model over VGG19 whose outputs are ``{layer name: activation}``.
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
-    The network is truncated after the deepest requested layer, so no work is spent on
-    layers nobody reads. ``blockN_convM`` outputs include the ReLU, as in Keras.
-    ``pooling="avg"`` swaps max for average pooling, which Gatys et al. (2016, sec. 2)
-    found gives slightly more appealing results; the weights stay the max-pool ones.
-    """
-    layers = tuple(dict.fromkeys(layers))
-    if not layers:
-        raise TfnstError("at least one VGG19 layer is needed")
-    if pooling not in POOLING:
-        raise TfnstError(f"pooling must be one of {', '.join(POOLING)}, not {pooling!r}")
+
+def normalization_scales(arrays, images, pooling: str = "max") -> dict[str, np.ndarray]:
+    """Each conv filter's mean ReLU activation over ``images`` and positions."""
+    model = _keras_vgg19(CONV_LAYERS, pooling, arrays)
+    sums = {n: 0.0 for n in CONV_LAYERS}
+    for image in images:
+        out = model(np.asarray(image, np.float32)[None])
+        for n in CONV_LAYERS:
+            sums[n] = sums[n] + np.mean(out[n].numpy(), axis=(0, 1, 2))
+    return {n: sums[n] / len(images) for n in CONV_LAYERS}
+
+
+def normalize_weights(arrays, images, pooling: str = "max"):
+    """Gatys et al. (2016, sec. 2): rescale the weights so that each filter's mean
+    activation over ``images`` and positions is 1. ReLU and pooling are positively
+    homogeneous, so dividing a filter by its mean m and multiplying the next layer's
+    input weights by m normalises it and leaves the later layers' inputs as before;
+    one pass of the original network gives every m. Dead filters (m = 0) are kept."""
+    means = normalization_scales(arrays, images, pooling)
+    normalized, previous = {}, None
+    for name in CONV_LAYERS:
+        kernel, bias = (np.array(a, np.float32) for a in arrays[name])
+        m = np.where(means[name] > 1e-8, means[name], 1.0).astype(np.float32)
+        kernel, bias = kernel / m, bias / m
+        if previous is not None:
+            kernel = kernel * previous[None, None, :, None]
+        normalized[name], previous = (kernel, bias), m
+    return normalized
+
+
+def _normalization_images(paths) -> list[np.ndarray]:
+    from tfnst.image_io import fit_size, read_image, resize
+
+    paths = list(paths) or sorted(EXAMPLES_DIR.glob("*.jpg"))
+    if not paths:
+        raise TfnstError("normalize_vgg needs images: pass some, or run from a checkout with examples/")
+    images = [read_image(p) for p in paths]
+    return [resize(im, fit_size(im.shape[:2], 256)) for im in images]
+
+
+def _keras_vgg19(layers, pooling, arrays) -> keras.Model:
     depth = max(layer_depth(n) for n in layers)
     pool = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
-    arrays = load_vgg19_weights(weights)
-
     inputs = keras.Input(shape=(None, None, 3), name="image")
     x = CaffePreprocess(name="caffe_preprocess")(inputs)
     outputs, built = {}, 0
@@ -81,6 +108,30 @@ def build_feature_model(
                 return keras.Model(inputs, outputs, name=f"vgg19_features_{pooling}")
         x = pool(2, strides=2, name=f"block{block}_pool")(x)
     raise AssertionError("unreachable: depth is at most the number of conv layers")
+
+
+def build_feature_model(
+    layers: Sequence[str], *, pooling: str = "max", weights: str = "imagenet",
+    normalize: Sequence | None = None,
+) -> keras.Model:
+    """A Keras model over VGG19 whose outputs are ``{layer name: activation}``.
+
+    The network is truncated after the deepest requested layer, so no work is spent on
+    layers nobody reads. ``blockN_convM`` outputs include the ReLU, as in Keras.
+    ``pooling="avg"`` swaps max for average pooling, which Gatys et al. (2016, sec. 2)
+    found gives slightly more appealing results; the weights stay the max-pool ones.
+    ``normalize`` (a list of image paths; empty for the bundled examples) rescales the
+    weights as Gatys et al. did (`normalize_weights`).
+    """
+    layers = tuple(dict.fromkeys(layers))
+    if not layers:
+        raise TfnstError("at least one VGG19 layer is needed")
+    if pooling not in POOLING:
+        raise TfnstError(f"pooling must be one of {', '.join(POOLING)}, not {pooling!r}")
+    arrays = load_vgg19_weights(weights)
+    if normalize is not None:
+        arrays = normalize_weights(arrays, _normalization_images(normalize), pooling)
+    return _keras_vgg19(layers, pooling, arrays)
 
 
 class VGG19Module(tf.Module):

@@ -47,7 +47,7 @@ class StyleTransferObjective:
             + (config.hist_layers if self.use_hist else ())
         self.layers = layers
         self.feature_model = feature_model or build_feature_model(
-            layers, pooling=config.pooling, weights=config.weights)
+            layers, pooling=config.pooling, weights=config.weights, normalize=config.normalize_vgg)
         self.loss_weights = tf.Variable(tf.zeros([len(TERMS)]), trainable=False, name="loss_weights")
         self.set_loss_weights(config)
 

@@ -28,6 +28,8 @@ VARIANTS = [
     ("--preserve-color luminance", {}, {"preserve_color": "luminance"}, [STYLE]),
     ("--preserve-color histogram", {}, {"preserve_color": "histogram"}, [STYLE]),
     ("--scales 3 (coarse to fine)", {}, {"scales": 3}, [STYLE]),
+    ("--style-loss discriminator", {"style_statistic": "discriminator"}, {"learning_rate": 0.05}, [STYLE]),
+    ("--normalize-vgg (bundled examples)", {"normalize_vgg": ()}, {}, [STYLE]),
 ]
 
 
@@ -41,13 +43,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", required=True)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--iterations", type=int, default=150)
     args = parser.parse_args(argv)
     content = read_image(CONTENT)
     content = resize(content, fit_size(content.shape[:2], args.size))
     height = content.shape[0]
-    fit = lambda path: resize(read_image(path), (height, round(read_image(path).shape[1] * height / read_image(path).shape[0])))
-    rows = [np.concatenate([label_strip("content | styles", height), content, fit(STYLE), fit(STYLE2)], axis=1)]
+    def at_height(path):
+        image = read_image(path)
+        return resize(image, (height, round(image.shape[1] * height / image.shape[0])))
+
+    rows = [np.concatenate([label_strip("content | styles", height), content, at_height(STYLE),
+                            at_height(STYLE2)], axis=1)]
     for label, network, per_call, styles in VARIANTS:
         start = time.perf_counter()
         out = tfnst.Stylizer(**network).stylize(CONTENT, styles, size=args.size, iterations=args.iterations,
