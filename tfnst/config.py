@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from tfnst.errors import TfnstError
-from tfnst.features import CONV_LAYERS, POOLING, layer_depth
+from tfnst.features import POOLING, layer_depth
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
@@ -159,5 +159,3 @@ class StyleConfig:
                 raise TfnstError("the discriminator style loss does not blend styles yet")
         return self
 
-
-__all__ = ["StyleConfig", "CONV_LAYERS", "OPTIMIZERS", "INITS"]

