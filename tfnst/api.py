@@ -186,7 +186,7 @@ class Stylizer:
                 image = resize(image, size)
                 state = optimizer.rescale_state(state, image) if hasattr(optimizer, "rescale_state") \
                     else None
-            result = self._minimize(cfg, optimizer, objective, image, state, targets, callbacks,
+            result = self._minimize(cfg, optimizer, image, state, targets, callbacks,
                                     (content_k, styles_k), checkpoint, checkpoint_every, resume)
             image, state = result.image, result.state
         self.last_result = result
@@ -194,7 +194,7 @@ class Stylizer:
             image = color.with_content_colors(image, original_content)
         return image
 
-    def _minimize(self, cfg, optimizer, objective, image, state, targets, callbacks, inputs,
+    def _minimize(self, cfg, optimizer, image, state, targets, callbacks, inputs,
                   checkpoint, checkpoint_every, resume):
         """One scale's optimization, with checkpointing and resuming."""
         meta = _run_identity(cfg, *inputs)
