@@ -88,6 +88,18 @@ def _normalization_images(paths) -> list[np.ndarray]:
     return [resize(im, fit_size(im.shape[:2], 256)) for im in images]
 
 
+def _checked_layers(layers: Sequence[str], pooling: str) -> tuple[str, ...]:
+    """The requested layers without repeats, or a `TfnstError` for bad layers or pooling."""
+    layers = tuple(dict.fromkeys(layers))
+    if not layers:
+        raise TfnstError("at least one VGG19 layer is needed")
+    if pooling not in POOLING:
+        raise TfnstError(f"pooling must be one of {', '.join(POOLING)}, not {pooling!r}")
+    for name in layers:
+        layer_depth(name)  # raises for unknown names
+    return layers
+
+
 def _keras_vgg19(layers, pooling, arrays) -> keras.Model:
     depth = max(layer_depth(n) for n in layers)
     pool = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
@@ -123,11 +135,7 @@ def build_feature_model(
     ``normalize`` (a list of image paths; empty for the bundled examples) rescales the
     weights as Gatys et al. did (`normalize_weights`).
     """
-    layers = tuple(dict.fromkeys(layers))
-    if not layers:
-        raise TfnstError("at least one VGG19 layer is needed")
-    if pooling not in POOLING:
-        raise TfnstError(f"pooling must be one of {', '.join(POOLING)}, not {pooling!r}")
+    layers = _checked_layers(layers, pooling)
     arrays = load_vgg19_weights(weights)
     if normalize is not None:
         arrays = normalize_weights(arrays, _normalization_images(normalize), pooling)
@@ -144,11 +152,7 @@ class VGG19Module(tf.Module):
 
     def __init__(self, layers: Sequence[str], *, pooling: str = "max", weights: str = "imagenet"):
         super().__init__(name="vgg19_features")
-        self.layers = tuple(dict.fromkeys(layers))
-        if not self.layers:
-            raise TfnstError("at least one VGG19 layer is needed")
-        if pooling not in POOLING:
-            raise TfnstError(f"pooling must be one of {', '.join(POOLING)}, not {pooling!r}")
+        self.layers = _checked_layers(layers, pooling)
         self.pooling = pooling
         self.depth = max(layer_depth(n) for n in self.layers)
         arrays = load_vgg19_weights(weights)
