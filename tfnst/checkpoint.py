@@ -6,14 +6,13 @@ Written atomically, so an interruption while saving leaves the previous checkpoi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tfnst.atomic import atomic_write
 from tfnst.errors import TfnstError
 
 FORMAT = 1
@@ -33,14 +32,7 @@ def save_checkpoint(path, checkpoint: Checkpoint) -> None:
     header = {"format": FORMAT, "optimizer": checkpoint.optimizer,
               "iteration": checkpoint.iteration, "meta": checkpoint.meta}
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path) -> Checkpoint:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from tfnst.atomic import atomic_write
 from tfnst.errors import TfnstError
 
 log = logging.getLogger(__name__)
@@ -168,13 +168,4 @@ def save_image(image, path: str | os.PathLike) -> Path:
     path = check_output_path(path)
     array = to_array(image)
     pil = Image.fromarray(np.round(array * 255.0).astype(np.uint8), mode="RGB")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pil.save(f, format=SAVE_FORMATS[path.suffix.lower()])
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: pil.save(f, format=SAVE_FORMATS[path.suffix.lower()]))

