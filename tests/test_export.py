@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from PIL import Image
 import tfnst
 from tfnst.errors import TfnstError
 from tfnst.export import export_savedmodel, next_version
-from tests.conftest import EXAMPLES, small
+from tests.conftest import small
 
 ITERATIONS, MAX_SIZE = 6, 48
 
