@@ -14,6 +14,7 @@ from tfnst.callbacks import as_callbacks
 from tfnst.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from tfnst.config import StyleConfig
 from tfnst.errors import TfnstError
+from tfnst.features import MIN_SIDE
 from tfnst.image_io import fit_size, resize, to_array
 from tfnst.objective import StyleTransferObjective, blend_weights
 from tfnst.optimizers import LBFGS, Adam, minimize
@@ -30,8 +31,9 @@ def _parse_size(size, name="size") -> tuple[int, int]:
             w, h = (int(v) for v in size)
         except (TypeError, ValueError):
             raise TfnstError(f"{name} must be an int or (width, height), not {size!r}") from None
-    if min(w, h) < 16:
-        raise TfnstError(f"{name} must be at least 16x16 pixels (VGG19 pools 4 times), not {w}x{h}")
+    if min(w, h) < MIN_SIDE:
+        raise TfnstError(f"{name} must be at least {MIN_SIDE}x{MIN_SIDE} pixels (VGG19 pools 4 times), "
+                         f"not {w}x{h}")
     return h, w
 
 
@@ -123,11 +125,11 @@ class Stylizer:
     def _fit_style(style: np.ndarray, cfg: StyleConfig, hw) -> np.ndarray:
         # Gatys et al. resize the style image to the content's size; style_scale
         # changes the size of the brush strokes relative to the content.
-        longest = max(16, round(cfg.style_scale * max(hw)))
+        longest = max(MIN_SIDE, round(cfg.style_scale * max(hw)))
         style = resize(style, fit_size(style.shape[:2], longest))
-        if min(style.shape[:2]) < 16:
+        if min(style.shape[:2]) < MIN_SIDE:
             raise TfnstError(f"the style image is {style.shape[1]}x{style.shape[0]} at this size; "
-                             "it needs at least 16 pixels per side (raise style_scale)")
+                             f"it needs at least {MIN_SIDE} pixels per side (raise style_scale)")
         return style
 
     def _initial_image(self, cfg: StyleConfig, content, style, hw) -> np.ndarray:
@@ -144,9 +146,9 @@ class Stylizer:
         return color.luminance(image) if cfg.preserve_color == "luminance" else image
 
     def _check_resources(self, cfg: StyleConfig, hw) -> None:
-        if min(hw) < 16:
+        if min(hw) < MIN_SIDE:
             raise TfnstError(f"the image is {hw[1]}x{hw[0]} at this size; VGG19 needs at least "
-                             "16 pixels per side (raise size, or crop extreme aspect ratios)")
+                             f"{MIN_SIDE} pixels per side (raise size, or crop extreme aspect ratios)")
         layers = cfg.style_layers + (cfg.content_layers if cfg.content_weight > 0 else ())
         need, have = memory.estimate_bytes(hw, layers), memory.available_bytes()
         if have is not None and need > have:
@@ -218,10 +220,10 @@ class Stylizer:
 
 def scale_sizes(hw, scales: int, factor: float) -> list[tuple[int, int]]:
     """(H, W) of each coarse-to-fine scale, smallest first, the last being ``hw``;
-    each ``factor`` times the one before (never under 16 pixels a side)."""
+    each ``factor`` times the one before (never under `MIN_SIDE` pixels a side)."""
     sizes = []
     for k in range(scales - 1, -1, -1):
-        h, w = (max(16, round(d / factor**k)) for d in hw)
+        h, w = (max(MIN_SIDE, round(d / factor**k)) for d in hw)
         if not sizes or (h, w) != sizes[-1]:
             sizes.append((h, w))
     return sizes

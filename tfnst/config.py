@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from tfnst.errors import TfnstError
-from tfnst.features import POOLING, layer_depth
+from tfnst.features import MIN_SIDE, POOLING, layer_depth
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
@@ -128,8 +128,9 @@ class StyleConfig:
                 any(not (math.isfinite(w) and w >= 0) for w in self.style_blend)
                 or sum(self.style_blend) <= 0):
             raise TfnstError("style_blend weights must be >= 0 and not all 0")
-        if self.size < 16:
-            raise TfnstError(f"size must be at least 16 pixels (VGG19 pools 4 times), not {self.size}")
+        if self.size < MIN_SIDE:
+            raise TfnstError(f"size must be at least {MIN_SIDE} pixels (VGG19 pools 4 times), "
+                             f"not {self.size}")
         if self.optimizer not in OPTIMIZERS:
             raise TfnstError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
         if self.pooling not in POOLING:

@@ -27,13 +27,11 @@ import tensorflow as tf
 
 from tfnst.config import StyleConfig
 from tfnst.errors import TfnstError
-from tfnst.features import VGG19Module
+from tfnst.features import MIN_SIDE, VGG19Module
 from tfnst.objective import StyleTransferObjective
 from tfnst.optimizers import adam_update
 
 log = logging.getLogger(__name__)
-
-MIN_SIDE = 16  # below this block5 is empty after four poolings and the loss is NaN
 
 
 def _fit_longest(image: tf.Tensor, longest: tf.Tensor) -> tf.Tensor:

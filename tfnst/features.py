@@ -17,6 +17,9 @@ VGG19_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
 CONV_LAYERS = tuple(f"block{b}_conv{i}" for b, n, _ in VGG19_BLOCKS for i in range(1, n + 1))
 LAYER_CHANNELS = {f"block{b}_conv{i}": c for b, n, c in VGG19_BLOCKS for i in range(1, n + 1)}
 POOLING = ("max", "avg")
+# Smallest image side VGG19 can take: after four 2x2 poolings block5 would be empty
+# (and the losses NaN) below this.
+MIN_SIDE = 16
 
 # Caffe's per-channel BGR means, subtracted by the original VGG (keras' "caffe" mode).
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
