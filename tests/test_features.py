@@ -71,3 +71,23 @@ def test_normalized_vgg_has_unit_mean_activations():
         assert not np.allclose(before[name][alive], 1.0)  # it did change something
     model = build_feature_model(["block2_conv1"], normalize=[])  # the bundled examples
     assert model(images[0][None])["block2_conv1"].shape[-1] == 128
+
+
+def test_bfloat16_convolutions_give_float32_features_close_to_float32():
+    from tfnst.features import VGG19Module
+
+    layers = ["block1_conv1", "block3_conv1", "block5_conv1"]
+    image = tf.random.uniform((1, 48, 64, 3), seed=2)
+    full = build_feature_model(layers)(image)
+    model = build_feature_model(layers, precision="bfloat16")
+    half = model(image)
+    assert {str(v.dtype) for v in model.weights} == {"bfloat16"}
+    module = VGG19Module(layers, precision="bfloat16")
+    for name in layers:
+        assert half[name].dtype == tf.float32
+        # bfloat16 keeps 8 significant bits; measured 0.3-0.6% after 1-13 layers.
+        error = tf.norm(half[name] - full[name]) / tf.norm(full[name])
+        assert 0 < float(error) < 0.03, (name, float(error))
+        np.testing.assert_allclose(module(image)[name], half[name], rtol=0.05, atol=0.5)
+    with pytest.raises(TfnstError, match="precision"):
+        build_feature_model(layers, precision="float16")

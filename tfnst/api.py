@@ -50,7 +50,7 @@ class Stylizer:
     """
 
     _NETWORK_OPTIONS = ("content_layers", "style_layers", "pooling", "weights", "style_statistic",
-                        "style_layer_weights", "hist_layers", "lap_pool", "normalize_vgg")
+                        "style_layer_weights", "hist_layers", "lap_pool", "normalize_vgg", "precision")
 
     def __init__(self, config: StyleConfig | None = None, **options):
         self.config = (config or StyleConfig()).replace(**options)

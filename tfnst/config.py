@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from tfnst.errors import TfnstError
-from tfnst.features import MIN_SIDE, POOLING, layer_depth
+from tfnst.features import MIN_SIDE, POOLING, PRECISIONS, layer_depth
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style")
@@ -75,6 +75,11 @@ class StyleConfig:
     scale_factor: float = 2 ** 0.5
     pooling: str = "max"
     """``"max"`` (the trained network) or ``"avg"`` (Gatys' choice, smoother)."""
+    precision: str = "float32"
+    """``"bfloat16"`` runs VGG19's convolutions in bfloat16 (losses stay float32): about
+    half the time per iteration on GPUs from Ampere on, TPUs, and CPUs with AVX512_BF16
+    or AMX, with a slightly different result; many times slower on other CPUs, so it is
+    never the default (see README, Speed)."""
     weights: str = "imagenet"
     """``"imagenet"`` or a path to a Keras VGG19 notop weights file."""
     init: str = "content"
@@ -135,6 +140,8 @@ class StyleConfig:
             raise TfnstError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
         if self.pooling not in POOLING:
             raise TfnstError(f"pooling must be one of {', '.join(POOLING)}, not {self.pooling!r}")
+        if self.precision not in PRECISIONS:
+            raise TfnstError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if not self.style_layers:
             raise TfnstError("at least one style layer is needed")
         for name in self.content_layers + self.style_layers + self.hist_layers:

@@ -75,7 +75,8 @@ class StylizationGraph(tf.Module):
         self.iterations = int(iterations)
         self.max_size = int(max_size)
         layers = config.style_layers + (config.content_layers if config.content_weight > 0 else ())
-        self.vgg = VGG19Module(layers, pooling=config.pooling, weights=config.weights)
+        self.vgg = VGG19Module(layers, pooling=config.pooling, weights=config.weights,
+                               precision=config.precision)
         self._objective = StyleTransferObjective(config, feature_model=self.vgg)
         self.loss_weights = self._objective.loss_weights  # tracked, so it is saved
 

@@ -46,7 +46,8 @@ class StyleTransferObjective:
         layers = config.style_layers + (config.content_layers if self.use_content else ()) \
             + (config.hist_layers if self.use_hist else ())
         self.feature_model = feature_model or build_feature_model(
-            layers, pooling=config.pooling, weights=config.weights, normalize=config.normalize_vgg)
+            layers, pooling=config.pooling, weights=config.weights, normalize=config.normalize_vgg,
+            precision=config.precision)
         self.loss_weights = tf.Variable(tf.zeros([len(TERMS)]), trainable=False, name="loss_weights")
         self.set_loss_weights(config)
 
