@@ -84,3 +84,38 @@ class Reference:
         self.opt.apply_gradients([(grad, self.image)])
         self.image.assign(tf.clip_by_value(self.image, 0.0, 1.0))
         return loss
+
+
+def tutorial_features(layer_names):
+    """The tutorial's extractor as a tfnst feature model: [B, H, W, 3] RGB in [0, 1] in,
+    ``{layer: features}`` out (the full Keras VGG19 sliced with ``keras.Model``)."""
+    model = vgg_layers(list(layer_names))
+
+    def features(images):
+        outputs = model(keras.applications.vgg19.preprocess_input(images * 255.0))
+        return dict(zip(layer_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
+
+    return features
+
+
+class TutorialLoop:
+    """The tutorial's optimization loop (a `tf.Variable` image, Keras' Adam, a
+    `tf.function` step, clipping to [0, 1]) over another loss: ``objective(image,
+    targets) -> (total, terms)`` with the targets captured once, as the tutorial does.
+    The time-to-quality study runs it on tfnst's objective so that losses compare."""
+
+    def __init__(self, objective, targets, init, learning_rate=0.02, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8):
+        self.objective, self.targets = objective, targets
+        self.image = tf.Variable(init)
+        self.opt = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                                         epsilon=epsilon)
+
+    @tf.function()
+    def step(self):
+        with tf.GradientTape() as tape:
+            loss, _ = self.objective(self.image, self.targets)
+        grad = tape.gradient(loss, self.image)
+        self.opt.apply_gradients([(grad, self.image)])
+        self.image.assign(tf.clip_by_value(self.image, 0.0, 1.0))
+        return loss

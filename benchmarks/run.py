@@ -21,7 +21,9 @@ import time
 from benchmarks.flops import iteration_flops
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-IMPLEMENTATIONS = ("tfnst-adam", "tfnst-lbfgs", "reference", "pastiche")
+IMPLEMENTATIONS = ("tfnst-adam", "tfnst-lbfgs", "tfnst-adam-bf16", "reference", "pastiche")
+# bfloat16 is emulated, many times slower, on CPUs without these instructions.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def cpu_model() -> str:
@@ -47,20 +49,23 @@ def cpu_flags() -> list[str]:
     return []
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> dict:
-    """Attainable fp32 throughput: the best of repeated n x n matmuls, TF (and torch if installed)."""
+def matmul_gflops(n: int = 2048, repeats: int = 5, bfloat16: bool = False) -> dict:
+    """Attainable fp32 throughput: the best of repeated n x n matmuls, TF (and torch if
+    installed); with ``bfloat16`` also TF's bfloat16 throughput, the bound of the
+    bfloat16 row."""
     import tensorflow as tf
 
-    a = tf.random.uniform((n, n))
     best = {}
-    matmul = tf.function(lambda x: tf.matmul(x, x))
-    matmul(a).numpy()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    for dtype in (tf.float32, tf.bfloat16) if bfloat16 else (tf.float32,):
+        a = tf.cast(tf.random.uniform((n, n)), dtype)
+        matmul = tf.function(lambda x: tf.matmul(x, x))
         matmul(a).numpy()
-        times.append(time.perf_counter() - start)
-    best["tensorflow"] = 2 * n**3 / min(times) / 1e9
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            matmul(a).numpy()
+            times.append(time.perf_counter() - start)
+        best["tensorflow" if dtype == tf.float32 else "tensorflow-bfloat16"] = 2 * n**3 / min(times) / 1e9
     try:
         import torch
 
@@ -86,7 +91,10 @@ def measure(impl: str, size: int, iterations: int) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def table(results: list[dict], peak_gflops: float) -> str:
+def table(results: list[dict], peak: dict) -> str:
+    """Markdown rows; each row's fraction of peak is against the fp32 matmul peak (the
+    best of TF and torch), the bfloat16 row's against TF's bfloat16 matmul."""
+    fp32_peak = max(v for k, v in peak.items() if "bfloat16" not in k)
     rows = ["| size (H×W) | implementation | s / iteration | reference / this | peak RSS | GFLOP/s | of peak |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     by_size = {}
@@ -101,6 +109,7 @@ def table(results: list[dict], peak_gflops: float) -> str:
             s = r["seconds_per_iteration"]
             # L-BFGS evaluates the loss ~3 times per iteration: its GFLOP/s per evaluation is not shown.
             gflops = iteration_flops(tuple(r["hw"])) / s / 1e9 if impl != "tfnst-lbfgs" else None
+            peak_gflops = peak.get("tensorflow-bfloat16", fp32_peak) if impl.endswith("bf16") else fp32_peak
             rows.append(f"| {r['hw'][0]}×{r['hw'][1]} | {impl} | {s:.3f} | "
                         f"{ref / s:.2f}× | {r['peak_rss_bytes'] / 2**30:.2f} GB | "
                         f"{'' if gflops is None else f'{gflops:.0f}'} | "
@@ -135,19 +144,21 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, few iterations (a smoke check)")
     parser.add_argument("--sizes", help="longest sides, comma-separated")
     parser.add_argument("--iterations", type=int, help="timed iterations per measurement")
-    parser.add_argument("--impls", default="tfnst-adam,tfnst-lbfgs,reference,pastiche")
+    parser.add_argument("--impls", help="comma-separated, from " + ",".join(IMPLEMENTATIONS)
+                        + "; default all (tfnst-adam-bf16 only on CPUs with bfloat16 instructions)")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in (args.sizes or ("64,128" if args.quick else "128,256,512,1024")).split(",")]
     iterations = args.iterations or (3 if args.quick else 10)
-    peak = matmul_gflops(1024 if args.quick else 2048)
+    impls = args.impls.split(",") if args.impls else [
+        i for i in IMPLEMENTATIONS if i != "tfnst-adam-bf16" or set(BF16_FLAGS) & set(cpu_flags())]
+    peak = matmul_gflops(1024 if args.quick else 2048, bfloat16="tfnst-adam-bf16" in impls)
     results = []
     for size in sizes:
-        for impl in args.impls.split(","):
+        for impl in impls:
             result = measure(impl, size, iterations)
             print(json.dumps(result), file=sys.stderr)
             results.append(result)
-    best = max(peak.values())
     report = {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "matmul_gflops": peak, "results": results,
@@ -160,9 +171,9 @@ def main(argv=None) -> int:
         plot(results, stem + ".png")
     except ImportError:
         print("benchmarks: matplotlib not installed; no plot", file=sys.stderr)
-    print(f"{report['cpu']}, {report['cores']} cores; fp32 matmul peak "
+    print(f"{report['cpu']}, {report['cores']} cores; matmul peak "
           + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
-    print(table(results, best))
+    print(table(results, peak))
     return 0
 
 

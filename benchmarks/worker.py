@@ -2,7 +2,8 @@
 
     python -m benchmarks.worker IMPL SIZE ITERATIONS
 
-IMPL is tfnst-adam, tfnst-lbfgs, reference or pastiche. Prints one JSON line:
+IMPL is tfnst-adam, tfnst-lbfgs, tfnst-adam-bf16 (precision="bfloat16"), reference or
+pastiche. Prints one JSON line:
 seconds per iteration (after warm-up iterations that include tracing), peak RSS.
 """
 
@@ -27,13 +28,13 @@ def images(size):
     return content, style
 
 
-def time_tfnst(optimizer, size, iterations):
+def time_tfnst(optimizer, size, iterations, precision="float32"):
     import tfnst
 
     content, style = images(size)
     history = tfnst.History()
-    tfnst.Stylizer(optimizer=optimizer).stylize(content, style, size=size, iterations=WARMUP + iterations,
-                                               callbacks=[history])
+    tfnst.Stylizer(optimizer=optimizer, precision=precision).stylize(
+        content, style, size=size, iterations=WARMUP + iterations, callbacks=[history])
     records = history.records
     return (records[-1].elapsed - records[WARMUP - 1].elapsed) / (len(records) - WARMUP), content.shape[:2]
 
@@ -92,7 +93,9 @@ def peak_rss_bytes() -> int:
 
 def main():
     impl, size, iterations = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    if impl.startswith("tfnst-"):
+    if impl == "tfnst-adam-bf16":
+        seconds, hw = time_tfnst("adam", size, iterations, precision="bfloat16")
+    elif impl.startswith("tfnst-"):
         seconds, hw = time_tfnst(impl[len("tfnst-"):], size, iterations)
     elif impl == "reference":
         seconds, hw = time_reference(size, iterations)

@@ -17,13 +17,14 @@ def test_flop_model_matches_hand_count():
 
 def test_quick_benchmark_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--sizes", "32",
-                        "--iterations", "1", "--impls", "tfnst-adam,reference,pastiche",
+                        "--iterations", "1", "--impls", "tfnst-adam,tfnst-adam-bf16,reference,pastiche",
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| 24×32 | tfnst-adam |" in r.stdout and "reference / this" in r.stdout
     (report,) = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
     data = json.loads(report.read_text())
     assert data["cpu"] and data["matmul_gflops"]["tensorflow"] > 0
+    assert data["matmul_gflops"]["tensorflow-bfloat16"] > 0 and "| tfnst-adam-bf16 |" in r.stdout
     by_impl = {r["impl"]: r for r in data["results"]}
     assert by_impl["tfnst-adam"]["seconds_per_iteration"] > 0
     assert by_impl["reference"]["peak_rss_bytes"] > 0

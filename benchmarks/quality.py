@@ -1,0 +1,248 @@
+"""Time to quality: total loss against wall-clock seconds, and the time each method needs
+to reach the loss the reference reaches after 500 Adam iterations.
+
+    python -m benchmarks.quality [--quick] [--size 512] [--iterations 500] [--methods ...]
+
+A loss level only compares on one objective, so every method here minimizes tfnst's
+default objective (`StyleConfig()`: Gatys content + Gram style + TV), and every
+iterate is scored by the float32 objective at the final size, outside the timed
+region. The reference is the TF tutorial's loop (its full Keras VGG19 model, a
+`tf.Variable`, Keras' Adam, a `tf.function` step; `benchmarks.reference.TutorialLoop`)
+on that objective with tfnst's Adam settings: the tutorial's own loss weights and
+Adam ε are tuned to its own loss scale, on which no other method's loss is defined.
+Each method runs in its own process; its clock starts before its model is built, so
+building, targets, tracing and coarse scales all count. A method stops once its own
+loss is below the target (or after 1.5 times the reference's total time).
+
+Writes benchmarks/results/time-to-quality-<date>.json and .png and prints a table.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from benchmarks.run import BF16_FLAGS, RESULTS, cpu_flags, cpu_model  # noqa: E402
+
+COARSE_TO_FINE = {"scales": 3}
+# Options of each method on top of StyleConfig(); "iterations" None = --iterations.
+METHODS = {
+    "reference": None,
+    "tfnst-adam": {},
+    "tfnst-adam-bf16": {"precision": "bfloat16"},
+    "tfnst-lbfgs": {"optimizer": "lbfgs"},
+    "tfnst-c2f": {**COARSE_TO_FINE},
+    "tfnst-c2f-bf16": {**COARSE_TO_FINE, "precision": "bfloat16"},
+    "tfnst-c2f-lbfgs": {**COARSE_TO_FINE, "optimizer": "lbfgs"},
+}
+
+
+def _snapshots_and_score(size, run, every):
+    """Time ``run(recorder)``, then score its snapshots with the float32 objective."""
+    import tensorflow as tf
+
+    import tfnst
+    from benchmarks.worker import images
+    from tfnst.objective import StyleTransferObjective
+
+    content, style = images(size)
+    snaps = []  # (seconds, iteration, image)
+    start = time.perf_counter()
+    run(content, style, start, snaps, every)
+    total = time.perf_counter() - start
+    objective = StyleTransferObjective(tfnst.StyleConfig())
+    targets = objective.targets(content, style)
+    curve = [[t, float(objective(tf.constant(im), targets)[0]), it] for t, it, im in snaps]
+    return {"hw": list(content.shape[:2]), "seconds": total, "curve": curve}
+
+
+def run_reference(size, iterations, every, **_):
+    import tfnst
+    from benchmarks.reference import TutorialLoop, tutorial_features
+    from tfnst.objective import StyleTransferObjective
+
+    def run(content, style, start, snaps, every):
+        cfg = tfnst.StyleConfig()
+        objective = StyleTransferObjective(
+            cfg, feature_model=tutorial_features(cfg.style_layers + cfg.content_layers))
+        loop = TutorialLoop(objective, objective.targets(content, style), content)
+        for i in range(1, iterations + 1):
+            loop.step()
+            if i % every == 0 or i in (1, iterations):
+                snaps.append((time.perf_counter() - start, i, loop.image.numpy()))
+
+    return _snapshots_and_score(size, run, every)
+
+
+def run_tfnst(size, iterations, every, options, stop_below, time_limit):
+    import tfnst
+
+    class Recorder(tfnst.Callback):
+        """Snapshots of the final scale; stops below the target loss or past the limit."""
+
+        def __init__(self, start, snaps, every, final_hw):
+            self.start, self.snaps, self.every, self.final_hw = start, snaps, every, final_hw
+
+        def on_iteration_end(self, record, image):
+            elapsed = time.perf_counter() - self.start
+            self.stop_requested = elapsed > time_limit or (
+                record.size == self.final_hw and record.loss < stop_below)
+            if record.size == self.final_hw and (
+                    record.iteration % self.every == 0 or record.iteration == 1
+                    or self.stop_requested or record.iteration == record.iterations):
+                self.snaps.append((elapsed, record.iteration, image.numpy()))
+
+    def run(content, style, start, snaps, every):
+        options.setdefault("iterations", iterations)
+        stylizer = tfnst.Stylizer(**options)
+        stylizer.stylize(content, style, size=size,
+                         callbacks=[Recorder(start, snaps, every, tuple(content.shape[:2]))])
+
+    return _snapshots_and_score(size, run, every)
+
+
+def one(method, size, iterations, stop_below, time_limit, c2f_iterations):
+    options = METHODS[method]
+    lbfgs = options is not None and options.get("optimizer") == "lbfgs"
+    every = 2 if lbfgs else 5
+    if options is None:
+        return run_reference(size, iterations, every)
+    options = dict(options)
+    if "scales" in options:
+        options["iterations"] = c2f_iterations // (3 if lbfgs else 1)
+    elif lbfgs:
+        options["iterations"] = iterations // 2
+    else:  # Adam: room to cross the target a little after the reference's last iteration
+        options["iterations"] = iterations * 6 // 5
+    return run_tfnst(size, iterations, every, options, stop_below, time_limit)
+
+
+def time_to(curve, target):
+    """Seconds and iteration of the first scored iterate at or below ``target``."""
+    for seconds, loss, iteration in curve:
+        if loss <= target:
+            return seconds, iteration
+    return None, None
+
+
+def plot(report, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, r in report["methods"].items():
+        if "curve" in r and r["curve"]:
+            seconds, losses, _ = zip(*r["curve"])
+            ax.plot(seconds, losses, label=method, lw=2 if method == "reference" else 1.2)
+    ax.axhline(report["target_loss"], color="gray", ls="--", lw=0.8,
+               label=f"reference after {report['iterations']} iterations")
+    ax.set_yscale("log")
+    ax.set_xlabel("wall-clock seconds (build, targets, tracing and coarse scales included)")
+    ax.set_ylabel("tfnst objective (float32)")
+    ax.set_title(f"{report['hw'][1]}x{report['hw'][0]}, {report['cpu']}", fontsize=9)
+    top = report["methods"]["reference"]["curve"][0][1]
+    ax.set_ylim(report["target_loss"] * 0.7, top * 1.2)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def table(report) -> str:
+    ref_seconds = report["methods"]["reference"]["seconds"]
+    rows = ["| method | reaches target after | iteration | of reference time | final loss |",
+            "| --- | --- | --- | --- | --- |"]
+    for method, r in report["methods"].items():
+        if "error" in r:
+            rows.append(f"| {method} | n/a ({r['error']}) | | | |")
+            continue
+        seconds, iteration = time_to(r["curve"], report["target_loss"])
+        final = r["curve"][-1][1] if r["curve"] else float("nan")
+        rows.append(f"| {method} | " + (f"{seconds:.0f} s | {iteration} | {100 * seconds / ref_seconds:.0f}%"
+                                        if seconds is not None else "not reached | | ")
+                    + f" | {final:.4g} |")
+    return "\n".join(rows)
+
+
+def measure(method, args, stop_below, time_limit):
+    r = subprocess.run([sys.executable, "-m", "benchmarks.quality", "--method", method,
+                        "--size", str(args.size), "--iterations", str(args.iterations),
+                        "--c2f-iterations", str(args.c2f_iterations),
+                        "--stop-below", repr(stop_below), "--time-limit", repr(time_limit)],
+                       capture_output=True, text=True, timeout=7200)
+    if r.returncode != 0:
+        return {"error": ((r.stderr.strip().splitlines() or ["failed"])[-1])[:200]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="64 px, 20 iterations (a smoke check)")
+    parser.add_argument("--size", type=int)
+    parser.add_argument("--iterations", type=int, help="the reference's Adam iterations (default 500)")
+    parser.add_argument("--c2f-iterations", type=int,
+                        help="Adam iterations per coarse-to-fine scale (L-BFGS: a third); default 150")
+    parser.add_argument("--methods", help="comma-separated, from " + ",".join(METHODS)
+                        + "; default all (bf16 ones only on CPUs with bfloat16 instructions)")
+    parser.add_argument("--out", default=RESULTS)
+    parser.add_argument("--method", help=argparse.SUPPRESS)  # one method, in a worker process
+    parser.add_argument("--stop-below", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--time-limit", type=float, default=float("inf"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.size = args.size or (64 if args.quick else 512)
+    args.iterations = args.iterations or (20 if args.quick else 500)
+    args.c2f_iterations = args.c2f_iterations or (10 if args.quick else 150)
+    if args.method:
+        result = one(args.method, args.size, args.iterations, args.stop_below, args.time_limit,
+                     args.c2f_iterations)
+        print(json.dumps(result))
+        return 0
+
+    bf16 = bool(set(BF16_FLAGS) & set(cpu_flags()))
+    methods = args.methods.split(",") if args.methods else [
+        m for m in METHODS if "bf16" not in m or bf16]
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown methods: {', '.join(sorted(unknown))}")
+    reference = measure("reference", args, 0.0, float("inf"))
+    if "error" in reference:
+        print(f"benchmarks.quality: the reference failed: {reference['error']}", file=sys.stderr)
+        return 1
+    target = reference["curve"][-1][1]
+    results = {"reference": reference}
+    for method in methods:
+        if method != "reference":
+            # Stop a little below the target by the method's own loss (which for bfloat16 and
+            # L-BFGS's range penalty differs slightly from the float32 score).
+            results[method] = measure(method, args, 0.98 * target, 1.5 * reference["seconds"])
+        print(method, json.dumps({k: v for k, v in results[method].items() if k != "curve"}),
+              file=sys.stderr)
+    report = {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "hw": reference["hw"], "iterations": args.iterations, "c2f_iterations": args.c2f_iterations,
+              "coarse_to_fine": COARSE_TO_FINE, "target_loss": target, "methods": results,
+              "command": "python -m benchmarks.quality " + " ".join(argv if argv is not None else sys.argv[1:])}
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, f"{'quick-' if args.quick else ''}time-to-quality-"
+                        f"{datetime.date.today().isoformat()}")
+    with open(stem + ".json", "w") as f:
+        json.dump(report, f, indent=1)
+    try:
+        plot(report, stem + ".png")
+    except ImportError:
+        print("benchmarks: matplotlib not installed; no plot", file=sys.stderr)
+    print(f"{report['cpu']}, {report['cores']} cores; {report['hw'][1]}x{report['hw'][0]}; target: the "
+          f"reference's loss after {args.iterations} iterations, {target:.4g}, "
+          f"reached in {reference['seconds']:.0f} s")
+    print(table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
