@@ -49,6 +49,25 @@ def cpu_flags() -> list[str]:
     return []
 
 
+def report_header(module: str, argv) -> dict:
+    """The machine and the command, recorded with every result (machines differ by day)."""
+    return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])}
+
+
+def save_report(report: dict, out: str, name: str, plot_fn) -> None:
+    """OUT/NAME.json, and OUT/NAME.png from ``plot_fn(path)`` when matplotlib is installed."""
+    os.makedirs(out, exist_ok=True)
+    stem = os.path.join(out, name)
+    with open(stem + ".json", "w") as f:
+        json.dump(report, f, indent=1)
+    try:
+        plot_fn(stem + ".png")
+    except ImportError:
+        print("benchmarks: matplotlib not installed; no plot", file=sys.stderr)
+
+
 def matmul_gflops(n: int = 2048, repeats: int = 5, bfloat16: bool = False) -> dict:
     """Attainable fp32 throughput: the best of repeated n x n matmuls, TF (and torch if
     installed); with ``bfloat16`` also TF's bfloat16 throughput, the bound of the
@@ -144,13 +163,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, few iterations (a smoke check)")
     parser.add_argument("--sizes", help="longest sides, comma-separated")
     parser.add_argument("--iterations", type=int, help="timed iterations per measurement")
-    parser.add_argument("--impls", help="comma-separated, from " + ",".join(IMPLEMENTATIONS)
+    parser.add_argument("--impls", help="comma-separated, from " + ",".join(IMPLEMENTATIONS + ("tfnst-adam-xla",))
                         + "; default all (tfnst-adam-bf16 only on CPUs with bfloat16 instructions)")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in (args.sizes or ("64,128" if args.quick else "128,256,512,1024")).split(",")]
     iterations = args.iterations or (3 if args.quick else 10)
-    impls = args.impls.split(",") if args.impls else [
+    impls = args.impls.split(",") if args.impls else [  # tfnst-adam-xla only when asked for
         i for i in IMPLEMENTATIONS if i != "tfnst-adam-bf16" or set(BF16_FLAGS) & set(cpu_flags())]
     peak = matmul_gflops(1024 if args.quick else 2048, bfloat16="tfnst-adam-bf16" in impls)
     results = []
@@ -159,18 +178,9 @@ def main(argv=None) -> int:
             result = measure(impl, size, iterations)
             print(json.dumps(result), file=sys.stderr)
             results.append(result)
-    report = {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "matmul_gflops": peak, "results": results,
-              "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])}
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, f"{'quick-' if args.quick else ''}{datetime.date.today().isoformat()}")
-    with open(stem + ".json", "w") as f:
-        json.dump(report, f, indent=2)
-    try:
-        plot(results, stem + ".png")
-    except ImportError:
-        print("benchmarks: matplotlib not installed; no plot", file=sys.stderr)
+    report = {**report_header("benchmarks.run", argv), "matmul_gflops": peak, "results": results}
+    save_report(report, args.out, f"{'quick-' if args.quick else ''}{datetime.date.today().isoformat()}",
+                lambda path: plot(results, path))
     print(f"{report['cpu']}, {report['cores']} cores; matmul peak "
           + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
     print(table(results, peak))

@@ -2,8 +2,9 @@
 
     python -m benchmarks.worker IMPL SIZE ITERATIONS
 
-IMPL is tfnst-adam, tfnst-lbfgs, tfnst-adam-bf16 (precision="bfloat16"), reference or
-pastiche. Prints one JSON line:
+IMPL is tfnst-adam, tfnst-lbfgs, tfnst-adam-bf16 (precision="bfloat16"), tfnst-adam-xla
+(Adam's step compiled with XLA, ``jit_compile=True``: an experiment, not an option), reference
+or pastiche. Prints one JSON line:
 seconds per iteration (after warm-up iterations that include tracing), peak RSS.
 """
 
@@ -93,7 +94,20 @@ def peak_rss_bytes() -> int:
 
 def main():
     impl, size, iterations = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    if impl == "tfnst-adam-bf16":
+    if impl == "tfnst-adam-xla":
+        import tensorflow as tf
+
+        from tfnst.optimizers import Adam
+
+        init = Adam.__init__
+
+        def jit_init(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            self._step = tf.function(self._step_impl, jit_compile=True)
+
+        Adam.__init__ = jit_init
+        seconds, hw = time_tfnst("adam", size, iterations)
+    elif impl == "tfnst-adam-bf16":
         seconds, hw = time_tfnst("adam", size, iterations, precision="bfloat16")
     elif impl.startswith("tfnst-"):
         seconds, hw = time_tfnst(impl[len("tfnst-"):], size, iterations)

@@ -29,3 +29,20 @@ def test_quick_benchmark_runs(tmp_path):
     assert by_impl["tfnst-adam"]["seconds_per_iteration"] > 0
     assert by_impl["reference"]["peak_rss_bytes"] > 0
     assert "seconds_per_iteration" in by_impl["pastiche"] or "error" in by_impl["pastiche"]
+
+
+def test_quick_time_to_quality_runs(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "benchmarks.quality", "--quick", "--size", "32",
+                        "--iterations", "6", "--c2f-iterations", "4",
+                        "--methods", "reference,tfnst-adam,tfnst-c2f", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| tfnst-c2f |" in r.stdout and "of reference time" in r.stdout
+    (report,) = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
+    data = json.loads(report.read_text())
+    ref = data["methods"]["reference"]
+    assert [point[2] for point in ref["curve"]] == [1, 5, 6]  # snapshots: first, every 5th, last
+    assert data["target_loss"] == ref["curve"][-1][1]
+    # Scored on one objective: from the content image, both Adams descend alike.
+    adam = data["methods"]["tfnst-adam"]["curve"]
+    assert adam[0][1] > adam[-1][1] and all(t > 0 for t, _, _ in adam)
