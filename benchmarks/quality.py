@@ -27,10 +27,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchmarks.run import BF16_FLAGS, RESULTS, cpu_flags, report_header, save_report  # noqa: E402
+from benchmarks.run import RESULTS, has_bfloat16, report_header, save_report  # noqa: E402
 
 COARSE_TO_FINE = {"scales": 3}
-# Options of each method on top of StyleConfig(); "iterations" None = --iterations.
+# Options of each method on top of StyleConfig() (None: the reference); `one` sets iterations.
 METHODS = {
     "reference": None,
     "tfnst-adam": {},
@@ -61,7 +61,7 @@ def _snapshots_and_score(size, run, every):
     return {"hw": list(content.shape[:2]), "seconds": total, "curve": curve}
 
 
-def run_reference(size, iterations, every, **_):
+def run_reference(size, iterations, every):
     import tfnst
     from benchmarks.reference import TutorialLoop, tutorial_features
     from tfnst.objective import StyleTransferObjective
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
         print(json.dumps(result))
         return 0
 
-    bf16 = bool(set(BF16_FLAGS) & set(cpu_flags()))
+    bf16 = has_bfloat16()
     methods = args.methods.split(",") if args.methods else [
         m for m in METHODS if "bf16" not in m or bf16]
     unknown = set(methods) - set(METHODS)

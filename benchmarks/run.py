@@ -49,6 +49,11 @@ def cpu_flags() -> list[str]:
     return []
 
 
+def has_bfloat16() -> bool:
+    """Whether this CPU runs bfloat16 natively (the bf16 rows run by default only then)."""
+    return bool(set(BF16_FLAGS) & set(cpu_flags()))
+
+
 def report_header(module: str, argv) -> dict:
     """The machine and the command, recorded with every result (machines differ by day)."""
     return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
@@ -170,7 +175,7 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in (args.sizes or ("64,128" if args.quick else "128,256,512,1024")).split(",")]
     iterations = args.iterations or (3 if args.quick else 10)
     impls = args.impls.split(",") if args.impls else [  # tfnst-adam-xla only when asked for
-        i for i in IMPLEMENTATIONS if i != "tfnst-adam-bf16" or set(BF16_FLAGS) & set(cpu_flags())]
+        i for i in IMPLEMENTATIONS if i != "tfnst-adam-bf16" or has_bfloat16()]
     peak = matmul_gflops(1024 if args.quick else 2048, bfloat16="tfnst-adam-bf16" in impls)
     results = []
     for size in sizes:
