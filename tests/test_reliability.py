@@ -129,6 +129,29 @@ def test_signal_writes_best_image_so_far(tmp_path, signum, code, word):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_dropped_inside_a_finalizer_still_ends_the_run(signum):
+    # Python drops an exception raised in a finalizer; a Ctrl-C landing there once left
+    # a run going. The next iteration's callback must raise it again.
+    from tfnst.cli import _signals_as_interrupt, _Terminated
+
+    class SignalledWhileFinalized:
+        def __del__(self):
+            os.kill(os.getpid(), signum)
+
+    expected = _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    with _signals_as_interrupt() as reraise:
+        reraise(None)  # nothing pending: nothing raised
+    with pytest.raises(expected):
+        with _signals_as_interrupt() as reraise:
+            try:
+                SignalledWhileFinalized()  # the handler's exception is dropped here
+            except BaseException:
+                pytest.fail("the finalizer's exception was expected to be dropped")
+            reraise(None)
+
+
 # ----------------------------------------------------------------- checkpoint / resume
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_resume_gives_the_uninterrupted_result(stylizer, content64, style64, tmp_path, optimizer):

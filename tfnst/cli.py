@@ -242,19 +242,35 @@ class _Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
+def _signals_as_interrupt():
+    """Ctrl-C and SIGTERM end the run as `KeyboardInterrupt` (`_Terminated` for SIGTERM),
+    so the optimizer hands back its best image.
+
+    Python drops an exception raised while a finalizer or a callback from C code runs
+    ("Exception ignored in ..."), and a signal landing there would be lost and the run
+    go on. So the handler also remembers the signal, and the yielded per-iteration
+    callback raises it again.
+    """
+    received = []
+
     def handler(signum, frame):
-        raise _Terminated()
+        received.append(signum)
+        raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def reraise(record):
+        if received:
+            handler(received[-1], None)
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: leave signals alone
-        yield
+        yield reraise
         return
     try:
-        yield
+        yield reraise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _stylize_or_texture(args, options, output: Path) -> int:
@@ -265,10 +281,11 @@ def _stylize_or_texture(args, options, output: Path) -> int:
     stylizer = Stylizer(**{k: v for k, v in options.items() if k in Stylizer._NETWORK_OPTIONS})
     per_call = {k: v for k, v in options.items() if k not in Stylizer._NETWORK_OPTIONS}
     checkpoint = args.checkpoint or (f"{output}.ckpt.npz" if args.checkpoint_every or args.resume else None)
-    run_options = dict(callbacks=_callbacks(args, output), checkpoint=checkpoint,
-                       checkpoint_every=args.checkpoint_every, resume=args.resume)
+    run_options = dict(checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
+                       resume=args.resume)
     try:
-        with _sigterm_as_interrupt():
+        with _signals_as_interrupt() as reraise_signal:
+            run_options["callbacks"] = [*_callbacks(args, output), reraise_signal]
             if args.command == "stylize":
                 result = stylizer.stylize(args.content, args.style, **run_options, **per_call)
             else:
