@@ -88,6 +88,8 @@ def run_cli(capsys, *args):
     (["stylize", CONTENT, STYLE, "--style-scale", "-2"], "must be positive"),
     (["stylize", CONTENT, STYLE, "--optimizer", "sgd"], "invalid choice"),
     (["stylize", CONTENT, STYLE, "--precision", "float16"], "invalid choice"),
+    (["stylize", CONTENT, STYLE, "--ema-decay", "1"], "ema_decay must be below 1"),
+    (["stylize", CONTENT, STYLE, "--ema-decay", "0.9", "--optimizer", "lbfgs"], "needs optimizer='adam'"),
     (["stylize", CONTENT, STYLE, "--style-layers", "block7_conv1"], "unknown VGG19 layer"),
     (["stylize", CONTENT, STYLE, "--style-layer-weights", "1,2"], "one per style layer"),
     (["stylize", CONTENT, STYLE, "--init", "{d}/missing.png"], "no such file"),

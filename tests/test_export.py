@@ -127,6 +127,20 @@ def test_graph_matches_library_adam(exported):
     assert np.abs(library - content).max() > 0.01  # and the steps did change the image
 
 
+def test_averaging_graph_matches_library(tmp_path):
+    # With ema_decay the graph returns the average of its iterates, as the library does.
+    config = tfnst.StyleConfig(ema_decay=0.8, learning_rate=0.04)
+    path = export_savedmodel(tmp_path / "ema", iterations=ITERATIONS, max_size=MAX_SIZE, config=config)
+    content, style = small("tubingen.jpg", 40), small("starry_night.jpg", 40)
+    stylizer = tfnst.Stylizer(config)
+    library = stylizer.stylize(content, style, size=40, iterations=ITERATIONS)
+    graph = tf.saved_model.load(str(path)).signatures["stylize_float"](
+        content=tf.constant(content[None]), style=tf.constant(style[None]))["stylized"].numpy()[0]
+    np.testing.assert_allclose(graph, library, atol=1e-4)
+    last_iterate = stylizer.last_result.state["x"].numpy()
+    assert np.abs(library - last_iterate).max() > 0.01  # an average, not the last iterate
+
+
 def test_bfloat16_graph_matches_library(tmp_path):
     # The exported graph honours precision too: bfloat16 weights in the SavedModel and
     # the steps of a bfloat16 Stylizer (not bit-equal: the graph's VGG is plain tf.nn).

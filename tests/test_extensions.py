@@ -147,7 +147,7 @@ def test_coarse_to_fine_wins_at_the_same_time_budget(stylizer):
 def test_options_compose(content64, style64, scream64):
     out = tfnst.stylize(content64, [style64, scream64], style_statistic="meancov", hist_weight=1.0,
                         lap_weight=1.0, preserve_color="luminance", style_blend=(0.6, 0.4), scales=3,
-                        size=64, iterations=5)
+                        ema_decay=0.9, size=64, iterations=5)
     assert out.shape == (48, 64, 3) and np.isfinite(out).all()
 
 

@@ -153,9 +153,9 @@ def test_a_signal_dropped_inside_a_finalizer_still_ends_the_run(signum):
 
 
 # ----------------------------------------------------------------- checkpoint / resume
-@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
-def test_resume_gives_the_uninterrupted_result(stylizer, content64, style64, tmp_path, optimizer):
-    options = dict(size=40, iterations=8, init="noise", seed=11, optimizer=optimizer)
+@pytest.mark.parametrize("optimizer,extra", [("adam", {}), ("lbfgs", {}), ("adam", {"ema_decay": 0.8})])
+def test_resume_gives_the_uninterrupted_result(stylizer, content64, style64, tmp_path, optimizer, extra):
+    options = dict(size=40, iterations=8, init="noise", seed=11, optimizer=optimizer, **extra)
     whole = stylizer.stylize(content64, style64, **options)
     ckpt = tmp_path / "run.ckpt.npz"
     stylizer.stylize(content64, style64, **{**options, "iterations": 5}, checkpoint=ckpt,

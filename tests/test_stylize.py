@@ -108,7 +108,8 @@ def test_callbacks_see_every_iteration(stylizer, content64, style64):
 
 def test_bad_options_raise_tfnst_error(stylizer, content64, style64):
     for options in ({"iterations": 0}, {"size": 0}, {"style_weight": -1}, {"optimizer": "sgd"},
-                    {"learning_rate": float("nan")}, {"bogus": 1}, {"style_layers": ("block9_conv9",)}):
+                    {"learning_rate": float("nan")}, {"bogus": 1}, {"style_layers": ("block9_conv9",)},
+                    {"ema_decay": 1.0}, {"ema_decay": -0.1}, {"ema_decay": 0.9, "optimizer": "lbfgs"}):
         with pytest.raises(TfnstError):
             stylizer.stylize(content64, style64, **options)
     with pytest.raises(TfnstError, match="define the network"):

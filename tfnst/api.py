@@ -106,10 +106,11 @@ class Stylizer:
 
     def _optimizer(self, cfg: StyleConfig, objective: StyleTransferObjective):
         """Compiled optimizers, cached per settings so that a repeat call does not retrace."""
-        key = (cfg.optimizer, cfg.learning_rate, cfg.lbfgs_report_every, id(objective))
+        key = (cfg.optimizer, cfg.learning_rate, cfg.ema_decay, cfg.lbfgs_report_every, id(objective))
         if key not in self._optimizers:
             if cfg.optimizer == "adam":
-                self._optimizers[key] = Adam(objective, learning_rate=cfg.learning_rate)
+                self._optimizers[key] = Adam(objective, learning_rate=cfg.learning_rate,
+                                             ema_decay=cfg.ema_decay)
             else:
                 self._optimizers[key] = LBFGS(objective, report_every=cfg.lbfgs_report_every)
         return self._optimizers[key]

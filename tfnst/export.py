@@ -29,7 +29,7 @@ from tfnst.config import StyleConfig
 from tfnst.errors import TfnstError
 from tfnst.features import MIN_SIDE, VGG19Module
 from tfnst.objective import StyleTransferObjective
-from tfnst.optimizers import adam_update
+from tfnst.optimizers import adam_update, ema_debiased, ema_update
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +90,18 @@ class StylizationGraph(tf.Module):
             self.config.style_scale * tf.cast(tf.reduce_max(tf.shape(content)[:2]), tf.float32)), tf.int32))
         style = _fit_longest(style, longest)
         targets = self._objective.targets(content, style)
+        decay = self.config.ema_decay
         x, m, v = content, tf.zeros_like(content), tf.zeros_like(content)
+        average = tf.zeros_like(content)
         for i in tf.range(self.iterations):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 total, _ = self._objective(x, targets)
             t = tf.cast(i + 1, tf.float32)
             x, m, v = adam_update(x, tape.gradient(total, x), m, v, t, self.config.learning_rate)
-        return x
+            if decay > 0:
+                average = ema_update(average, x, decay)
+        return ema_debiased(average, float(self.iterations), decay) if decay > 0 else x
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="content"),
                                   tf.TensorSpec([1, None, None, 3], tf.float32, name="style")])
