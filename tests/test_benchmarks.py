@@ -34,7 +34,7 @@ def test_quick_benchmark_runs(tmp_path):
 def test_quick_time_to_quality_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "benchmarks.quality", "--quick", "--size", "32",
                         "--iterations", "6", "--c2f-iterations", "4",
-                        "--methods", "reference,tfnst-adam,tfnst-c2f", "--out", str(tmp_path)],
+                        "--methods", "reference,tfnst-adam,tfnst-c2f,tfnst-adam-ema", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| tfnst-c2f |" in r.stdout and "of reference time" in r.stdout
@@ -46,3 +46,5 @@ def test_quick_time_to_quality_runs(tmp_path):
     # Scored on one objective: from the content image, both Adams descend alike.
     adam = data["methods"]["tfnst-adam"]["curve"]
     assert adam[0][1] > adam[-1][1] and all(t > 0 for t, _, _ in adam)
+    # An averaged run cannot see its average's loss: it runs the reference's iterations.
+    assert data["methods"]["tfnst-adam-ema"]["curve"][-1][2] == 6
