@@ -76,3 +76,19 @@ def test_a_new_scale_starts_a_new_average():
     state = adam.rescale_state(state, finer)
     np.testing.assert_array_equal(adam.image(state), finer)
     assert float(state["avg_t"]) == 0 and float(state["t"]) == 3  # Adam's own count goes on
+
+
+def test_a_run_stopped_by_non_finite_losses_returns_the_average():
+    # The loss turns NaN once a pixel passes 0.7 (the target pulls it to 0.9): the run
+    # stops early, and with averaging it hands back the average, not the best iterate.
+    def blows_up(x, targets):
+        total, terms = toy_loss(x, targets)
+        return tf.where(tf.reduce_max(x) > 0.7, np.nan, total), terms
+
+    plain = minimize(Adam(blows_up, learning_rate=0.05), START, TARGETS, 50)
+    averaged = minimize(Adam(blows_up, learning_rate=0.05, ema_decay=0.8), START, TARGETS, 50)
+    assert plain.stopped_early and averaged.stopped_early
+    assert plain.image.max() <= 0.7  # the best iterate: one the loss was finite at
+    assert not np.allclose(averaged.image, plain.image)
+    np.testing.assert_allclose(averaged.image, Adam(blows_up, ema_decay=0.8).image(averaged.state),
+                               atol=1e-6)

@@ -112,7 +112,7 @@ def _add_style_options(p: argparse.ArgumentParser) -> None:
                    help=f"Adam step size in [0,1] pixel units; default {_default('learning_rate')}")
     p.add_argument("--ema-decay", type=_number, default=S,
                    help="Adam: return a moving average of the iterates with this decay, e.g. 0.9 "
-                   "(with --learning-rate 0.04: fewer iterations for the same loss); default 0 (off)")
+                   "(smoother; fewer iterations for the same loss late in a run); default 0 (off)")
     p.add_argument("--style-weight", type=_number, default=S, help=f"β; default {_default('style_weight')}")
     p.add_argument("--tv-weight", type=_number, default=S,
                    help=f"total variation weight γ; default {_default('tv_weight')}")

@@ -42,9 +42,10 @@ class StyleConfig:
     """Adam's step size, in [0, 1] pixel units."""
     ema_decay: float = 0.0
     """Adam: return an exponential moving average of the iterates with this decay
-    (e.g. 0.9) instead of the last iterate; 0 = off. The average is smoother than the
-    iterate, so with a larger ``learning_rate`` (0.04) it reaches a given loss in fewer
-    iterations (README, Speed). The losses reported per iteration stay the iterate's."""
+    (e.g. 0.9) instead of the last iterate; 0 = off. The average does not jitter as the
+    iterate does: at 512 px it reached the reference's 500-iteration loss after 400
+    iterations, the iterate after 445 (README, Speed). The losses reported per
+    iteration stay the iterate's."""
     content_weight: float = 1.0
     """α of Gatys eq. 7; 0 turns stylization into texture synthesis."""
     style_weight: float = 10.0

@@ -43,7 +43,7 @@ class Interrupted(KeyboardInterrupt):
 
 @dataclass
 class Result:
-    image: np.ndarray  # the final iterate, or the best one if the run stopped early; in [0, 1]
+    image: np.ndarray  # the final iterate (or average), the best so far if the run stopped early; in [0, 1]
     best_loss: float  # the lowest total loss seen at an iterate (an average's is not evaluated)
     iterations: int  # the last iteration run (counting those before a resume)
     stopped_early: str | None = None  # why, when it did not run all iterations
@@ -76,8 +76,7 @@ class Adam:
     the iterates, bias-corrected as Adam's moments are (Polyak & Juditsky 1992 for
     averaging; crowsonkb/style-transfer-pytorch averages the same way). Adam's
     iterates jitter around the optimum at a constant step size; the average does
-    not, so a larger rate with averaging reaches a given loss in fewer iterations
-    (README, Speed).
+    not, and reaches a given loss in fewer iterations late in a run (README, Speed).
     """
 
     name = "adam"
@@ -266,6 +265,10 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
     size = tuple(int(d) for d in optimizer.image(state).shape[:2])
     start = time.perf_counter()
     rejected, stopped, iteration = 0, None, start_iteration
+
+    def best_so_far():  # an average's loss is not known: with averaging, the average
+        return optimizer.image(state) if optimizer.averages else best_image
+
     for c in callbacks:
         c.on_run_begin(iterations - start_iteration, size)
     try:
@@ -297,8 +300,7 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
             if any(c.stop_requested for c in callbacks):
                 break
     except KeyboardInterrupt as e:
-        keep = optimizer.image(state) if optimizer.averages else best_image
-        raise Interrupted(np.clip(keep.numpy(), 0.0, 1.0), iteration, best_loss, e,
+        raise Interrupted(np.clip(best_so_far().numpy(), 0.0, 1.0), iteration, best_loss, e,
                           optimizer.averages) from None
     finally:
         for c in callbacks:
@@ -306,5 +308,5 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
     if stopped:
         log.warning("tfnst: stopped early: %s; keeping the best image so far (loss %s)",
                     stopped, best_loss)
-    final = best_image if stopped and not optimizer.averages else optimizer.image(state)
+    final = best_so_far() if stopped else optimizer.image(state)
     return Result(np.clip(final.numpy(), 0.0, 1.0), best_loss, iteration, stopped, state)
