@@ -205,6 +205,8 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", help="comma-separated, from " + ",".join(METHODS)
                         + "; default all (bf16 ones only on CPUs with bfloat16 instructions)")
     parser.add_argument("--out", default=RESULTS)
+    parser.add_argument("--name", help="file name stem of the report; default "
+                        "time-to-quality-<date> (quick-time-to-quality-<date> with --quick)")
     parser.add_argument("--table", metavar="JSON", help="print the table of a saved report and exit")
     parser.add_argument("--method", help=argparse.SUPPRESS)  # one method, in a worker process
     parser.add_argument("--stop-below", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -245,8 +247,9 @@ def main(argv=None) -> int:
     report = {**report_header("benchmarks.quality", argv), "hw": reference["hw"],
               "iterations": args.iterations, "c2f_iterations": args.c2f_iterations,
               "coarse_to_fine": COARSE_TO_FINE, "target_loss": target, "methods": results}
-    save_report(report, args.out, f"{'quick-' if args.quick else ''}time-to-quality-"
-                f"{datetime.date.today().isoformat()}", lambda path: plot(report, path))
+    name = args.name or (f"{'quick-' if args.quick else ''}time-to-quality-"
+                         f"{datetime.date.today().isoformat()}")
+    save_report(report, args.out, name, lambda path: plot(report, path))
     print(f"{report['cpu']}, {report['cores']} cores; {report['hw'][1]}x{report['hw'][0]}; target: the "
           f"reference's loss after {args.iterations} iterations, {target:.4g}, "
           f"reached in {reference['seconds']:.0f} s")

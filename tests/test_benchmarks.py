@@ -22,6 +22,7 @@ def test_quick_benchmark_runs(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| 24×32 | tfnst-adam |" in r.stdout and "reference / this" in r.stdout
     (report,) = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
+    assert report.name == "smoke.json"
     data = json.loads(report.read_text())
     assert data["cpu"] and data["matmul_gflops"]["tensorflow"] > 0
     assert data["matmul_gflops"]["tensorflow-bfloat16"] > 0 and "| tfnst-adam-bf16 |" in r.stdout
@@ -34,11 +35,13 @@ def test_quick_benchmark_runs(tmp_path):
 def test_quick_time_to_quality_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "benchmarks.quality", "--quick", "--size", "32",
                         "--iterations", "6", "--c2f-iterations", "4",
-                        "--methods", "reference,tfnst-adam,tfnst-c2f,tfnst-adam-ema", "--out", str(tmp_path)],
+                        "--methods", "reference,tfnst-adam,tfnst-c2f,tfnst-adam-ema", "--out", str(tmp_path),
+                        "--name", "smoke"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| tfnst-c2f |" in r.stdout and "of reference time" in r.stdout
     (report,) = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
+    assert report.name == "smoke.json"
     data = json.loads(report.read_text())
     ref = data["methods"]["reference"]
     assert [point[2] for point in ref["curve"]] == [1, 5, 6]  # snapshots: first, every 5th, last
