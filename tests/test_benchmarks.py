@@ -22,7 +22,6 @@ def test_quick_benchmark_runs(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| 24×32 | tfnst-adam |" in r.stdout and "reference / this" in r.stdout
     (report,) = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
-    assert report.name == "smoke.json"
     data = json.loads(report.read_text())
     assert data["cpu"] and data["matmul_gflops"]["tensorflow"] > 0
     assert data["matmul_gflops"]["tensorflow-bfloat16"] > 0 and "| tfnst-adam-bf16 |" in r.stdout
