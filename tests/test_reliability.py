@@ -21,7 +21,7 @@ import tfnst
 from tfnst import cli, memory
 from tfnst.errors import TfnstError
 from tfnst.image_io import read_image
-from tfnst.optimizers import Adam, minimize
+from tfnst.optimizers import Adam, Interrupted, minimize
 from tests.conftest import EXAMPLES
 
 CONTENT, STYLE = str(EXAMPLES / "tubingen.jpg"), str(EXAMPLES / "starry_night.jpg")
@@ -165,6 +165,40 @@ def test_resume_gives_the_uninterrupted_result(stylizer, content64, style64, tmp
     np.testing.assert_allclose(resumed, whole, atol=1e-5)
     assert not np.allclose(whole, stylizer.stylize(content64, style64, **{**options, "iterations": 5}),
                            atol=1e-4)  # the resumed part did real work
+
+
+class CtrlCAt(tfnst.Callback):
+    """A Ctrl-C at one scale's iteration."""
+
+    def __init__(self, size, iteration):
+        self.size, self.iteration = size, iteration
+
+    def on_iteration_end(self, record, image):
+        if record.size == self.size and record.iteration == self.iteration:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("optimizer,stop_scale", [("adam", 1), ("lbfgs", 0)])
+def test_coarse_to_fine_resumes_at_its_scale(stylizer, content64, style64, tmp_path, optimizer,
+                                             stop_scale):
+    from tfnst.api import scale_sizes
+    from tfnst.checkpoint import load_checkpoint
+
+    options = dict(size=64, iterations=6, scales=3, init="noise", seed=3, optimizer=optimizer,
+                   ema_decay=0.8 if optimizer == "adam" else 0.0)
+    whole = stylizer.stylize(content64, style64, **options)
+    ckpt = tmp_path / "c2f.ckpt.npz"
+    sizes = scale_sizes((48, 64), 3, 2 ** 0.5)
+    with pytest.raises(Interrupted):
+        stylizer.stylize(content64, style64, **options, checkpoint=ckpt, checkpoint_every=2,
+                         callbacks=[CtrlCAt(sizes[stop_scale], 5)])
+    saved = load_checkpoint(ckpt)
+    assert (saved.scale, saved.iteration) == (stop_scale, 4)
+    seen = []
+    resumed = stylizer.stylize(content64, style64, **options, checkpoint=ckpt, resume=True,
+                               callbacks=[lambda r: seen.append((r.size, r.iteration))])
+    assert seen[0] == (sizes[stop_scale], 5)  # no scale before the checkpoint's runs again
+    np.testing.assert_allclose(resumed, whole, atol=1e-5)
 
 
 def test_resume_refuses_other_runs_and_bad_files(stylizer, content64, style64, tmp_path):

@@ -163,8 +163,6 @@ class Stylizer:
         self._check_resources(cfg, hw)
         if (checkpoint_every or resume) and not checkpoint:
             raise TfnstError("checkpoint_every and resume need a checkpoint path")
-        if checkpoint and cfg.scales > 1:
-            raise TfnstError("checkpoints are not supported with several scales yet")
         if cfg.seed is not None:
             tf.random.set_seed(cfg.seed)
         original_content = content
@@ -176,47 +174,51 @@ class Stylizer:
             styles = [color.match_luminance(s, content) for s in styles]
             content = color.luminance(content)
         callbacks = as_callbacks(callbacks)
+        # A checkpoint names its scale; the run it belongs to is known by its inputs at
+        # full size, so single- and multi-scale runs check their checkpoints alike.
+        meta = _run_identity(cfg, content, [self._fit_style(s, cfg, hw) for s in styles]) \
+            if checkpoint else None
+        saved = self._resumable(checkpoint, meta, cfg.optimizer) if resume else None
         image = state = None
-        for size in scale_sizes(hw, cfg.scales, cfg.scale_factor):
+        for scale, size in enumerate(scale_sizes(hw, cfg.scales, cfg.scale_factor)):
+            if saved and scale < saved.scale:
+                continue  # finished before the checkpoint was written
             content_k = None if content is None else resize(content, size)
             styles_k = [self._fit_style(s, cfg, size) for s in styles]
             objective = self._objective(cfg, has_content=content is not None)
             optimizer = self._optimizer(cfg, objective)
             targets = objective.targets(content_k, styles_k, cfg.style_blend)
-            if image is None:
+            start = 0
+            if saved and scale == saved.scale:
+                state, start = optimizer.state_from_arrays(saved.state), saved.iteration
+                log.info("tfnst: resuming from %s at scale %d, iteration %d", checkpoint, scale + 1, start)
+            elif image is None:
                 image = self._initial_image(cfg, content_k, styles_k[0], size)
             else:  # coarse-to-fine: the previous scale's result, upsampled, is the init
                 image = resize(image, size)
                 state = optimizer.rescale_state(state, image) if hasattr(optimizer, "rescale_state") \
                     else None
-            result = self._minimize(cfg, optimizer, image, state, targets, callbacks,
-                                    (content_k, styles_k), checkpoint, checkpoint_every, resume)
+
+            def save(iteration, current, scale=scale, optimizer=optimizer):
+                save_checkpoint(checkpoint, Checkpoint(optimizer.name, iteration,
+                                                       optimizer.state_to_arrays(current), meta, scale))
+
+            result = minimize(optimizer, image, targets, cfg.iterations, callbacks, state=state,
+                              start_iteration=start, checkpoint=save if checkpoint else None,
+                              checkpoint_every=checkpoint_every)
             image, state = result.image, result.state
         self.last_result = result
         if cfg.preserve_color == "luminance":
             image = color.with_content_colors(image, original_content)
         return image
 
-    def _minimize(self, cfg, optimizer, image, state, targets, callbacks, inputs,
-                  checkpoint, checkpoint_every, resume):
-        """One scale's optimization, with checkpointing and resuming."""
-        meta = _run_identity(cfg, *inputs)
-        start = 0
-        if resume:
-            saved = load_checkpoint(checkpoint)
-            if saved.meta != meta or saved.optimizer != optimizer.name:
-                raise TfnstError(f"{checkpoint} is from a run with other inputs or options; "
-                                 "resume needs the same ones (only iterations may change)")
-            state, start = optimizer.state_from_arrays(saved.state), saved.iteration
-            log.info("tfnst: resuming from %s at iteration %d", checkpoint, start)
-
-        def save(iteration, current):
-            save_checkpoint(checkpoint, Checkpoint(optimizer.name, iteration,
-                                                   optimizer.state_to_arrays(current), meta))
-
-        return minimize(optimizer, image, targets, cfg.iterations, callbacks, state=state,
-                        start_iteration=start, checkpoint=save if checkpoint else None,
-                        checkpoint_every=checkpoint_every)
+    @staticmethod
+    def _resumable(checkpoint, meta, optimizer_name) -> Checkpoint:
+        saved = load_checkpoint(checkpoint)
+        if saved.meta != meta or saved.optimizer != optimizer_name:
+            raise TfnstError(f"{checkpoint} is from a run with other inputs or options; "
+                             "resume needs the same ones (only iterations may change)")
+        return saved
 
 
 def scale_sizes(hw, scales: int, factor: float) -> list[tuple[int, int]]:

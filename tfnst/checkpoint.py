@@ -24,13 +24,14 @@ class Checkpoint:
     iteration: int
     state: dict[str, np.ndarray]
     meta: dict  # what must match to resume: options and a digest of the inputs
+    scale: int = 0  # which coarse-to-fine scale (0 = the coarsest, or the only one)
 
 
 def save_checkpoint(path, checkpoint: Checkpoint) -> None:
     path = Path(path)
     arrays = {f"state/{k}": v for k, v in checkpoint.state.items()}
     header = {"format": FORMAT, "optimizer": checkpoint.optimizer,
-              "iteration": checkpoint.iteration, "meta": checkpoint.meta}
+              "iteration": checkpoint.iteration, "meta": checkpoint.meta, "scale": checkpoint.scale}
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
@@ -47,4 +48,5 @@ def load_checkpoint(path) -> Checkpoint:
         raise TfnstError(f"{path} is not a readable tfnst checkpoint ({e})") from None
     if header.get("format") != FORMAT:
         raise TfnstError(f"{path}: checkpoint format {header.get('format')} is not supported")
-    return Checkpoint(header["optimizer"], int(header["iteration"]), state, header["meta"])
+    return Checkpoint(header["optimizer"], int(header["iteration"]), state, header["meta"],
+                      int(header.get("scale", 0)))
