@@ -81,6 +81,21 @@ def test_no_retracing_for_the_same_size(stylizer, content64, style64):
     assert traces() == before
 
 
+def test_lbfgs_traces_once_more_for_all_new_sizes(stylizer, content64, style64):
+    # Each L-BFGS trace builds tfp's whole loop (seconds): after a second size, one
+    # trace with unknown sizes must serve the rest.
+    def traces():
+        return sum(o._iterate.experimental_get_tracing_count()
+                   for o in stylizer._optimizers.values() if o.name == "lbfgs")
+
+    for size in (36, 44):
+        stylizer.stylize(content64, style64, size=size, iterations=1, optimizer="lbfgs")
+    before = traces()
+    for size in (52, 60):
+        stylizer.stylize(content64, style64, size=size, iterations=1, optimizer="lbfgs")
+    assert traces() == before
+
+
 def test_style_scale_and_inits(stylizer, content64, style64):
     out = stylizer.stylize(content64, style64, size=64, iterations=2, style_scale=0.5, init="style")
     assert out.shape == (48, 64, 3)
