@@ -101,13 +101,16 @@ class Adam:
     def _keys(self) -> tuple[str, ...]:
         return ("x", "m", "v", "t", "lr") + (("avg", "avg_t") if self.averages else ())
 
+    def _new_average(self, state: State) -> State:
+        """``state`` with an empty average (a run's or a scale's start), when averaging."""
+        if not self.averages:
+            return state
+        return {**state, "avg": tf.zeros_like(state["x"]), "avg_t": tf.constant(0.0)}
+
     def init_state(self, x: tf.Tensor, targets) -> State:
         zeros = tf.zeros_like(x)
-        state = {"x": x, "m": zeros, "v": zeros, "t": tf.constant(0.0),
-                 "lr": tf.constant(float(self.learning_rate))}
-        if self.averages:
-            state.update(avg=zeros, avg_t=tf.constant(0.0))
-        return state
+        return self._new_average({"x": x, "m": zeros, "v": zeros, "t": tf.constant(0.0),
+                                  "lr": tf.constant(float(self.learning_rate))})
 
     def step(self, state: State, targets, report: bool = False):
         """(new state, loss at the iterate before the step, that iterate, terms, finite)."""
@@ -141,11 +144,8 @@ class Adam:
         ratio = old / tf.cast(tf.reduce_prod(size), tf.float32)
         m = tf.image.resize(state["m"], size, method="bilinear") * ratio
         v = tf.maximum(tf.image.resize(state["v"], size, method="bilinear"), 0.0) * ratio**2
-        x = tf.constant(image, tf.float32)
-        new = {"x": x, "m": m, "v": v, "t": state["t"], "lr": state["lr"]}
-        if self.averages:
-            new.update(avg=tf.zeros_like(x), avg_t=tf.constant(0.0))
-        return new
+        return self._new_average({"x": tf.constant(image, tf.float32), "m": m, "v": v,
+                                  "t": state["t"], "lr": state["lr"]})
 
     def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
         return {k: state[k].numpy() for k in self._keys()}
