@@ -2,7 +2,7 @@
 and an exponential moving average (EMA) of the iterates, all on tfnst's objective.
 
     python -m benchmarks.adam_settings [--size 256] [--iterations 500]
-        [--settings 0.02,0.04,0.04@0.9] [--schedules]
+        [--settings 0.02,0.04,0.04@0.9] [--schedules] [--precision bfloat16]
 
 A setting is ``RATE`` or ``RATE@DECAY`` (Adam's ``ema_decay``). Prints, every 25
 iterations, the float32 objective of the iterate and, with an EMA, of the average
@@ -26,33 +26,40 @@ def main(argv=None) -> int:
     parser.add_argument("--settings", default="0.02,0.04,0.04@0.9",
                         help="comma-separated RATE or RATE@DECAY")
     parser.add_argument("--schedules", action="store_true", help="also decaying learning rates")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                        help="of the runs (scores are float32 either way)")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
 
+    from benchmarks.quality import scorer
     from benchmarks.run import cpu_model
     from benchmarks.worker import images
     from tfnst.config import StyleConfig
-    from tfnst.objective import StyleTransferObjective
+    from tfnst.engine import Engine
+    from tfnst.features import VGG19
+    from tfnst.objective import feature_layers
     from tfnst.optimizers import Adam
 
     content, style = images(args.size)
-    objective = StyleTransferObjective(StyleConfig())
-    targets = objective.targets(content, style)
-    start = tf.constant(content)
-    score = lambda x: round(float(objective(x, targets)[0]), 4)  # noqa: E731
+    config = StyleConfig(precision=args.precision)
+    engine = Engine(config, VGG19(feature_layers(config), precision=args.precision))
+    targets = engine.targets(content, [style], content.shape[:2])
+    score_of = scorer(content, style)
+    score = lambda x: round(score_of(x.numpy())["total"], 4)  # noqa: E731
 
     def run(iterations, rate, ema_decay=0.0):
         """{iteration: [loss of the iterate(, loss of the average)]} every 25 iterations."""
-        adam = Adam(objective, ema_decay=ema_decay)
-        state, scores = adam.init_state(start, targets), {}
+        adam = Adam(engine.objective, ema_decay=ema_decay)
+        state, scores = adam.init_state(tf.constant(content), targets), {}
+        step = tf.function(adam.step)
         for i in range(1, iterations + 1):
-            state = adam.step({**state, "lr": tf.constant(rate(i), tf.float32)}, targets)[0]
+            state = step({**state, "lr": tf.constant(rate(i), tf.float32)}, targets)
             if i % 25 == 0 or i == iterations:
-                scores[i] = [score(state["x"])] + ([score(adam.image(state))] if ema_decay else [])
+                scores[i] = [score(state["core"]["x"])] + ([score(adam.image(state))] if ema_decay else [])
         return scores
 
-    print(f"{cpu_model()}; {content.shape[1]}x{content.shape[0]}", flush=True)
+    print(f"{cpu_model()}; {content.shape[1]}x{content.shape[0]}; {args.precision}", flush=True)
     n = args.iterations
     for setting in args.settings.split(","):
         rate, _, decay = setting.partition("@")

@@ -1,6 +1,6 @@
 """FLOPs of one style-transfer iteration, from the conv shapes alone."""
 
-from tfnst.features import CONV_LAYERS, LAYER_CHANNELS, layer_depth, layer_stride
+from tfnst.vgg_layers import CONV_LAYERS, LAYER_CHANNELS, layer_depth, layer_stride
 
 
 def forward_flops(size, deepest: str) -> int:

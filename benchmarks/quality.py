@@ -32,49 +32,66 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from benchmarks.run import RESULTS, has_bfloat16, report_header, save_report  # noqa: E402
 
 COARSE_TO_FINE = {"scales": 3}
-# Options of each method on top of StyleConfig() (None: the reference); `one` sets iterations.
+# Options of each method (None: the reference); `one` sets iterations. The named methods
+# are float32 Adam without averaging or an early stop (`PLAIN`), but for what their name
+# adds; tfnst-defaults is `StyleConfig()` as it is (auto precision, averaging, early stop).
+PLAIN = dict(precision="float32", learning_rate=0.02, ema_decay=0.0, tolerance=0.0)
+LBFGS = {**PLAIN, "optimizer": "lbfgs", "ema_decay": None, "learning_rate": None}
 METHODS = {
     "reference": None,
-    "tfnst-adam": {},
-    "tfnst-adam-bf16": {"precision": "bfloat16"},
-    "tfnst-adam-ema": {"ema_decay": 0.9},
-    "tfnst-adam-ema-bf16": {"ema_decay": 0.9, "precision": "bfloat16"},
-    "tfnst-lbfgs": {"optimizer": "lbfgs"},
-    "tfnst-c2f": {**COARSE_TO_FINE},
-    "tfnst-c2f-bf16": {**COARSE_TO_FINE, "precision": "bfloat16"},
-    "tfnst-c2f-lbfgs": {**COARSE_TO_FINE, "optimizer": "lbfgs"},
+    "tfnst-adam": {**PLAIN},
+    "tfnst-adam-bf16": {**PLAIN, "precision": "bfloat16"},
+    "tfnst-adam-ema": {**PLAIN, "ema_decay": 0.9},
+    "tfnst-adam-ema-bf16": {**PLAIN, "ema_decay": 0.9, "precision": "bfloat16"},
+    "tfnst-lbfgs": {**LBFGS},
+    "tfnst-c2f": {**PLAIN, **COARSE_TO_FINE},
+    "tfnst-c2f-bf16": {**PLAIN, **COARSE_TO_FINE, "precision": "bfloat16"},
+    "tfnst-c2f-lbfgs": {**LBFGS, **COARSE_TO_FINE},
+    "tfnst-defaults": {},
 }
+
+
+def scorer(content, style):
+    """The float32 objective of `StyleConfig()` (its weights and layers) on these images:
+    the one yardstick every method is scored by."""
+    import tensorflow as tf
+
+    import tfnst
+    from tfnst.engine import Engine
+    from tfnst.features import VGG19
+    from tfnst.objective import feature_layers
+
+    config = tfnst.StyleConfig(precision="float32")
+    engine = Engine(config, VGG19(feature_layers(config), precision="float32"))
+    targets = engine.targets(content, [style], content.shape[:2])
+    return lambda image: {k: float(v) for k, v in
+                          {"total": engine.objective(tf.constant(image), targets)[0],
+                           **engine.objective(tf.constant(image), targets)[1]}.items()}
 
 
 def _snapshots_and_score(size, run, every):
     """Time ``run(recorder)``, then score its snapshots with the float32 objective."""
-    import tensorflow as tf
-
-    import tfnst
     from benchmarks.worker import images
-    from tfnst.objective import StyleTransferObjective
 
     content, style = images(size)
     snaps = []  # (seconds, iteration, image)
     start = time.perf_counter()
     run(content, style, start, snaps, every)
     total = time.perf_counter() - start
-    objective = StyleTransferObjective(tfnst.StyleConfig())
-    targets = objective.targets(content, style)
-    curve = [[t, float(objective(tf.constant(im), targets)[0]), it] for t, it, im in snaps]
+    score = scorer(content, style)
+    curve = [[t, score(im)["total"], it] for t, it, im in snaps]
     return {"hw": list(content.shape[:2]), "seconds": total, "curve": curve}
 
 
 def run_reference(size, iterations, every):
     import tfnst
     from benchmarks.reference import TutorialLoop, tutorial_features
-    from tfnst.objective import StyleTransferObjective
+    from tfnst.objective import Objective
 
     def run(content, style, start, snaps, every):
         cfg = tfnst.StyleConfig()
-        objective = StyleTransferObjective(
-            cfg, feature_model=tutorial_features(cfg.style_layers + cfg.content_layers))
-        loop = TutorialLoop(objective, objective.targets(content, style), content)
+        objective = Objective(cfg, tutorial_features(cfg.style_layers + cfg.content_layers))
+        loop = TutorialLoop(objective, objective.targets(content, [style]), content)
         for i in range(1, iterations + 1):
             loop.step()
             if i % every == 0 or i in (1, iterations):
@@ -117,7 +134,7 @@ def one(method, size, iterations, stop_below, time_limit, c2f_iterations):
     if options is None:
         return run_reference(size, iterations, every)
     options = dict(options)
-    if options.get("ema_decay"):
+    if options.get("ema_decay") or not options:
         # The loss a callback sees is the iterate's, not the average's (which is what gets
         # scored), so it cannot tell when to stop: run the reference's iteration count.
         options["iterations"], stop_below = iterations, 0.0

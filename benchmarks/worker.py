@@ -1,11 +1,22 @@
 """One measurement in its own process (so peak memory is its own):
 
-    python -m benchmarks.worker IMPL SIZE ITERATIONS
+    python -m benchmarks.worker IMPL SIZE ITERATIONS [OPTIONS_JSON]
 
 IMPL is tfnst-adam, tfnst-lbfgs, tfnst-adam-bf16 (precision="bfloat16"), tfnst-adam-xla
 (Adam's step compiled with XLA, ``jit_compile=True``: an experiment, not an option), reference
-or pastiche. Prints one JSON line:
-seconds per iteration (after warm-up iterations that include tracing), peak RSS.
+or pastiche; or, for the feature extractor alone (forward and input gradient, as a
+stylization step uses it), features-tfnst (`tfnst.features.VGG19`) and features-keras (the
+Keras-layer VGG19 of `keras.applications`, the path tfnst used before its own module).
+tfnst rows use float32 and plain Adam unless named otherwise, and never stop early.
+Prints one JSON line: seconds per iteration (after warm-up iterations that include
+tracing), peak RSS.
+
+IMPL ``stylize`` is a whole run as a user makes it: `tfnst.Stylizer(**OPTIONS)` on the
+bundled content photo and a style (``"style"`` in OPTIONS, a file name in examples/;
+default starry_night.jpg), from the file paths, timed from before TensorFlow is imported
+to the result; it also reports the iterations run, why it stopped, tfnst's memory
+estimate, and with ``"score": true`` the result's float32 objective and terms; with
+``"save": PATH`` it writes the result there.
 """
 
 import json
@@ -20,13 +31,19 @@ WARMUP = 2
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 
-def images(size):
-    from tfnst.image_io import fit_size, read_image, resize
+def images(size, style_name="starry_night.jpg"):
+    from tfnst.image_io import read_image
+    from tfnst.resize import fit_size, resize
 
     content = read_image(os.path.join(EXAMPLES, "tubingen.jpg"))
-    content = resize(content, fit_size(content.shape[:2], size))
-    style = resize(read_image(os.path.join(EXAMPLES, "starry_night.jpg")), content.shape[:2])
+    content = resize(content, fit_size(content.shape[:2], size)).numpy()
+    style = resize(read_image(os.path.join(EXAMPLES, style_name)), content.shape[:2]).numpy()
     return content, style
+
+
+# The settings the speed rows were measured with before the quick-start defaults
+# (float32, the last iterate, no early stop): a row's name says what differs.
+PLAIN = dict(precision="float32", learning_rate=0.02, ema_decay=0.0, tolerance=0.0)
 
 
 def time_tfnst(optimizer, size, iterations, precision="float32"):
@@ -34,7 +51,9 @@ def time_tfnst(optimizer, size, iterations, precision="float32"):
 
     content, style = images(size)
     history = tfnst.History()
-    tfnst.Stylizer(optimizer=optimizer, precision=precision).stylize(
+    options = {**PLAIN, "precision": precision,
+               **({"ema_decay": None, "learning_rate": None} if optimizer == "lbfgs" else {})}
+    tfnst.Stylizer(optimizer=optimizer, **options).stylize(
         content, style, size=size, iterations=WARMUP + iterations, callbacks=[history])
     records = history.records
     return (records[-1].elapsed - records[WARMUP - 1].elapsed) / (len(records) - WARMUP), content.shape[:2]
@@ -78,6 +97,70 @@ def time_pastiche(size, iterations):
     return (time.perf_counter() - start) / iterations, content.shape[:2]
 
 
+def time_features(impl, size, iterations):
+    """Forward to block5_conv1 and the gradient with respect to the image, compiled."""
+    import tensorflow as tf
+
+    from tfnst.vgg_layers import CONV_LAYERS
+
+    content, _ = images(size)
+    layers = list(CONV_LAYERS[: CONV_LAYERS.index("block5_conv1") + 1])
+    if impl == "features-tfnst":
+        from tfnst.features import VGG19
+
+        extract = VGG19(layers)
+    else:
+        from benchmarks.reference import tutorial_features
+
+        extract = tutorial_features(layers)
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.add_n([tf.reduce_mean(tf.square(f)) for f in extract(x).values()])
+        return tape.gradient(loss, x)
+
+    x = tf.constant(content[None])
+    for _ in range(WARMUP):
+        step(x).numpy()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        step(x).numpy()
+    return (time.perf_counter() - start) / iterations, content.shape[:2]
+
+
+def run_stylize(size, iterations, options):
+    start = time.perf_counter()
+    import tfnst
+    from tfnst import memory
+
+    style = os.path.join(EXAMPLES, options.pop("style", "starry_night.jpg"))
+    content = os.path.join(EXAMPLES, "tubingen.jpg")
+    score, save = options.pop("score", False), options.pop("save", None)
+    stylizer = tfnst.Stylizer(**options)
+    history = tfnst.History()
+    out = stylizer.stylize(content, style, size=size, iterations=iterations, callbacks=[history])
+    seconds = time.perf_counter() - start
+    config = stylizer.config.replace(size=size, iterations=iterations)
+    result = {"seconds": seconds, "hw": list(out.shape[:2]), "peak_rss_bytes": peak_rss_bytes(),
+              "estimate_bytes": memory.estimate_bytes(out.shape[:2], config),
+              "iterations_run": history.records[-1].iteration if history.records else 0,
+              "stop_reason": stylizer.last_result.stop_reason,
+              "seconds_per_iteration": history.records[-1].elapsed / max(1, len(history.records))}
+    if save:
+        tfnst.save_image(out, save)
+    if score:
+        from benchmarks.quality import scorer
+        from tfnst.image_io import read_image
+
+        content_image = read_image(content)
+        content_image = tfnst.resize.resize(content_image, out.shape[:2]).numpy()
+        style_image = stylizer.engine(stylizer.config, True).fit_style(read_image(style), out.shape[:2]).numpy()
+        result["scores"] = scorer(content_image, style_image)(out)
+    return result
+
+
 def peak_rss_bytes() -> int:
     """This process's own peak RSS. Not ru_maxrss: Linux carries that across fork+exec
     from the parent (the runner, which has loaded TensorFlow), so every worker reported
@@ -94,6 +177,11 @@ def peak_rss_bytes() -> int:
 
 def main():
     impl, size, iterations = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    if impl == "stylize":
+        options = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+        print(json.dumps({"impl": impl, "size": size, "iterations": iterations, "options": dict(options),
+                          **run_stylize(size, iterations, options)}))
+        return
     if impl == "tfnst-adam-xla":
         import tensorflow as tf
 
@@ -103,10 +191,12 @@ def main():
 
         def jit_init(self, *args, **kwargs):
             init(self, *args, **kwargs)
-            self._step = tf.function(self._step_impl, jit_compile=True)
+            self.compiled_step = tf.function(self.step, jit_compile=True)
 
         Adam.__init__ = jit_init
         seconds, hw = time_tfnst("adam", size, iterations)
+    elif impl.startswith("features-"):
+        seconds, hw = time_features(impl, size, iterations)
     elif impl == "tfnst-adam-bf16":
         seconds, hw = time_tfnst("adam", size, iterations, precision="bfloat16")
     elif impl.startswith("tfnst-"):

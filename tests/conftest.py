@@ -1,19 +1,27 @@
 """Shared fixtures: small real images (downscaled from examples/) and one Stylizer."""
 
+import os
+import tempfile
 from pathlib import Path
+
+# Keras' own VGG19 file, when a user has it cached in ~/.keras, would take precedence
+# over the offline weights the tests pin (tfnst.weights): a Keras home of the tests' own,
+# set before Keras is imported, so the suite sees the same weights on every machine.
+os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="tfnst-tests-keras-")
 
 import numpy as np
 import pytest
 
 import tfnst
-from tfnst.image_io import fit_size, read_image, resize
+from tfnst.image_io import read_image
+from tfnst.resize import fit_size, resize
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def small(name: str, longest: int) -> np.ndarray:
     image = read_image(EXAMPLES / name)
-    return resize(image, fit_size(image.shape[:2], longest))
+    return resize(image, fit_size(image.shape[:2], longest)).numpy()
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +34,13 @@ def style64():
     return small("starry_night.jpg", 64)
 
 
+# Tests run at 32-128 px, where bfloat16 does not pay, and on machines with and without
+# native bfloat16: they pin float32 unless they test precision. They count iterations,
+# so the stall stop is off unless they test it.
+TEST_OPTIONS = dict(precision="float32", tolerance=0.0)
+
+
 @pytest.fixture(scope="session")
 def stylizer():
-    """Built once: the feature model and compiled steps are reused across tests."""
-    return tfnst.Stylizer()
+    """Built once: the feature extractor and compiled steps are reused across tests."""
+    return tfnst.Stylizer(**TEST_OPTIONS)

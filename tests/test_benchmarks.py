@@ -1,10 +1,12 @@
 """The benchmark runs (a smoke check, no timing assertions) and counts FLOPs right."""
 
 import json
+import os
 import subprocess
 import sys
 
 from benchmarks.flops import forward_flops, iteration_flops
+from benchmarks.run import RESULTS, combine, table
 
 
 def test_flop_model_matches_hand_count():
@@ -13,6 +15,33 @@ def test_flop_model_matches_hand_count():
     # To block5_conv1: ~722k FLOP per pixel forward, ~285 GFLOP per 512x384 iteration.
     assert round(forward_flops((384, 512), "block5_conv1") / (384 * 512)) == 722304
     assert 280e9 < iteration_flops((384, 512)) < 290e9
+
+
+def test_each_implementation_is_credited_with_its_own_flops():
+    # The tutorial reference runs to block5_conv2 (its content layer), tfnst to block5_conv1.
+    row = {"size": 512, "hw": [384, 512], "seconds_per_iteration": 1.0, "peak_rss_bytes": 1}
+    text = table([{**row, "impl": "reference"}, {**row, "impl": "tfnst-adam"}], {"tensorflow": 1e6})
+    gflops = {line.split("|")[2].strip(): float(line.split("|")[6]) for line in text.splitlines()[2:]}
+    assert gflops["reference"] == round(iteration_flops((384, 512), "block5_conv2") / 1e9)
+    assert gflops["tfnst-adam"] == round(iteration_flops((384, 512), "block5_conv1") / 1e9)
+    assert gflops["reference"] > gflops["tfnst-adam"]
+
+
+def test_repeats_report_the_median():
+    rows = [{"impl": "a", "size": 1, "hw": [1, 1], "seconds_per_iteration": s, "peak_rss_bytes": m}
+            for s, m in ((3.0, 5), (1.0, 7), (2.0, 6))]
+    combined = combine(rows)
+    assert combined["seconds_per_iteration"] == 2.0 and combined["samples"] == [3.0, 1.0, 2.0]
+    assert combined["peak_rss_bytes"] == 7
+
+
+def test_quick_runs_leave_the_checkout_alone():
+    before = set(os.listdir(RESULTS))
+    r = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--sizes", "32", "--iterations", "1",
+                        "--impls", "tfnst-adam"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert set(os.listdir(RESULTS)) == before
+    assert "report in /" in r.stdout
 
 
 def test_quick_benchmark_runs(tmp_path):

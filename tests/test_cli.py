@@ -82,7 +82,7 @@ def run_cli(capsys, *args):
     (["stylize", CONTENT, STYLE, "--iterations", "0"], "must be positive"),
     (["stylize", CONTENT, STYLE, "--iterations", "many"], "whole number"),
     (["stylize", CONTENT, STYLE, "--style-weight", "-1"], "must be a number >= 0"),
-    (["stylize", CONTENT, STYLE, "--tv-weight", "inf"], "must be a number >= 0"),
+    (["stylize", CONTENT, STYLE, "--tv-weight", "inf"], "tv_weight must be a number"),
     (["stylize", CONTENT, STYLE, "--content-weight", "abc"], "expected a number"),
     (["stylize", CONTENT, STYLE, "--learning-rate", "0"], "must be positive"),
     (["stylize", CONTENT, STYLE, "--style-scale", "-2"], "must be positive"),
@@ -92,7 +92,13 @@ def run_cli(capsys, *args):
     (["stylize", CONTENT, STYLE, "--ema-decay", "0.9", "--optimizer", "lbfgs"], "needs optimizer='adam'"),
     (["stylize", CONTENT, STYLE, "--style-layers", "block7_conv1"], "unknown VGG19 layer"),
     (["stylize", CONTENT, STYLE, "--style-layer-weights", "1,2"], "one per style layer"),
-    (["stylize", CONTENT, STYLE, "--init", "{d}/missing.png"], "no such file"),
+    (["stylize", CONTENT, STYLE, "--init", "{d}/missing.png"], "is none of these"),
+    (["stylize", CONTENT, STYLE, "--init", "contnet"], "init must be one of content, noise, style"),
+    (["stylize", CONTENT, STYLE, "--init", "{d}/text.jpg"], "not a readable image"),
+    (["texture", STYLE, "--init", "content"], "needs a content image"),
+    (["stylize", CONTENT, STYLE, "--learning-rate", "0.1", "--optimizer", "lbfgs"], "Adam setting"),
+    (["stylize", CONTENT, STYLE, "--style-layers", "block1_conv1,", "--style-layer-weights", "1,2"],
+     "needs 1 values"),
     (["stylize", CONTENT, STYLE, "--weights", "{d}/missing.h5"], "weights must be"),
     (["texture", STYLE, "--size", "0x10"], "positive sizes"),
     (["texture", STYLE, "--size", "axb"], "expected WxH"),
@@ -128,3 +134,21 @@ def test_unusual_but_valid_images_work(capsys, inputs, tmp_path, name):
                         "--size", "32", "--iterations", "1", "-q")
     assert code == 0, err
     assert Image.open(out).size == (32, 32)
+
+
+def test_snapshots_of_each_scale_are_kept(tmp_path):
+    # Each coarse-to-fine scale counts its iterations from 1: snapshots name their scale
+    # rather than overwrite each other.
+    out = tmp_path / "r.png"
+    code = cli.main(["stylize", CONTENT, STYLE, "-o", str(out), "--size", "48", "--iterations", "2",
+                     "--scales", "2", "--save-every", "2", "--tolerance", "0", "-q"])
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.png", "r_s1_2.png", "r_s2_2.png"]
+    assert Image.open(tmp_path / "r_s1_2.png").size[0] < Image.open(tmp_path / "r_s2_2.png").size[0]
+
+
+def test_texture_takes_an_init(tmp_path):
+    out = tmp_path / "t.png"
+    assert cli.main(["texture", STYLE, "-o", str(out), "--size", "32x24", "--iterations", "1",
+                     "--init", CONTENT, "-q"]) == 0
+    assert Image.open(out).size == (32, 24)

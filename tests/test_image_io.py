@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tfnst.errors import TfnstError
-from tfnst.image_io import fit_size, read_image, resize, save_image, to_array
+from tfnst.image_io import read_image, save_image, to_array
 
 
 def _rgb(h=12, w=16):
@@ -93,13 +93,6 @@ def test_arrays_and_tensors():
     for bad in (np.zeros((5,)), np.zeros((4, 4, 2)), np.full((3, 3, 3), np.nan)):
         with pytest.raises(TfnstError):
             to_array(bad)
-
-
-def test_fit_size_and_resize():
-    assert fit_size((384, 512), 256) == (192, 256)
-    assert fit_size((512, 100), 64) == (64, 12)
-    out = resize(np.random.default_rng(0).random((30, 40, 3)).astype(np.float32), (15, 20))
-    assert out.shape == (15, 20, 3) and 0 <= out.min() and out.max() <= 1
 
 
 def test_save_is_atomic_and_leaves_no_temp_file(tmp_path, monkeypatch):

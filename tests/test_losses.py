@@ -68,7 +68,7 @@ def test_style_loss_weights_layers():
     assert w == {"a": 0.75, "b": 0.25}
     stat = losses.GramStatistic()
     want = 0.75 * stat.loss(feats["a"], targets["a"]) + 0.25 * stat.loss(feats["b"], targets["b"])
-    np.testing.assert_allclose(losses.style_loss(feats, targets, w, stat), want, rtol=1e-6)
+    np.testing.assert_allclose(losses.style_loss(feats, targets, w, stat)[0], want, rtol=1e-6)
 
 
 def test_total_variation_matches_numpy():
@@ -133,11 +133,76 @@ def test_histogram_remap_is_exact_matching():
     assert losses.histogram_loss(tf.constant(f), target).numpy()[0] > 0.1
 
 
-def test_laplacian_matches_numpy():
-    x = rng.random((1, 8, 8, 3)).astype(np.float32)
-    got = losses.laplacian(tf.constant(x), 2).numpy()
-    pooled = x[0].reshape(4, 2, 4, 2, 3).mean(axis=(1, 3)) * 255.0
-    want = 4 * pooled[1:-1, 1:-1] - pooled[:-2, 1:-1] - pooled[2:, 1:-1] - pooled[1:-1, :-2] - pooled[1:-1, 2:]
-    np.testing.assert_allclose(got[0, 1:-1, 1:-1], want, rtol=1e-4, atol=1e-3)  # interior
-    target = {2: losses.laplacian(tf.constant(x), 2)}
+def np_laplacian(image, pool):
+    """lap_style.lua (Li et al. 2017) written out: average-pool without padding (floor),
+    then the 3x3 Laplacian of the channel sum without padding."""
+    h, w = image.shape[0] // pool, image.shape[1] // pool
+    pooled = image[: h * pool, : w * pool].reshape(h, pool, w, pool, 3).mean(axis=(1, 3)) * 255.0
+    s = pooled.sum(-1)
+    return 4 * s[1:-1, 1:-1] - s[:-2, 1:-1] - s[2:, 1:-1] - s[1:-1, :-2] - s[1:-1, 2:]
+
+
+@pytest.mark.parametrize("shape,pool", [((8, 8), 2), ((37, 53), 4), ((64, 48), 16), ((20, 20), 1)])
+def test_laplacian_matches_the_authors_computation_including_borders(shape, pool):
+    x = rng.random((1, *shape, 3)).astype(np.float32)
+    got = losses.laplacian(tf.constant(x), pool).numpy()[0, ..., 0]
+    want = np_laplacian(x[0], pool)
+    assert got.shape == want.shape  # every value, the borders included
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-2)
+
+
+def test_laplacian_loss_is_zero_at_the_target_and_finite_when_empty():
+    x = rng.random((1, 40, 40, 3)).astype(np.float32)
+    target = {4: losses.laplacian(tf.constant(x), 4)}
     assert losses.laplacian_loss(tf.constant(x), target).numpy()[0] == pytest.approx(0, abs=1e-10)
+    other = rng.random((1, 40, 40, 3)).astype(np.float32)
+    want = np.sum((np_laplacian(other[0], 4) - np_laplacian(x[0], 4)) ** 2) / np.sum(np_laplacian(x[0], 4) ** 2)
+    assert losses.laplacian_loss(tf.constant(other), target).numpy()[0] == pytest.approx(want, rel=1e-4)
+    tiny = tf.constant(rng.random((1, 32, 32, 3)).astype(np.float32))  # pool 16 leaves 2x2: no Laplacian
+    empty = {16: losses.laplacian(tiny, 16)}
+    assert losses.laplacian_loss(tiny + 0.1, empty).numpy()[0] == 0.0
+    assert losses.laplacian_min_side(16) == 48
+
+
+def test_meancov_blend_is_the_mixtures_mean_and_covariance():
+    a = rng.normal(loc=1.0, size=(1, 6, 5, 3))
+    b = rng.normal(loc=-2.0, scale=2.0, size=(1, 4, 5, 3))
+    mc = losses.MeanCovStatistic()
+    blended = mc.blend([mc.target(tf.constant(a)), mc.target(tf.constant(b))], [0.25, 0.75]).numpy()[0]
+    # A mixture 1:3 written out by hand: weight each image's pixels so the shares hold.
+    fa, fb = a[0].reshape(-1, 3), b[0].reshape(-1, 3)
+    weights = np.concatenate([np.full(len(fa), 0.25 / len(fa)), np.full(len(fb), 0.75 / len(fb))])
+    pixels = np.concatenate([fa, fb])
+    mean = weights @ pixels
+    cov = (pixels - mean).T @ ((pixels - mean) * weights[:, None])
+    np.testing.assert_allclose(blended[0], mean, rtol=1e-6)
+    np.testing.assert_allclose(blended[1:], cov, rtol=1e-6, atol=1e-9)
+
+
+def test_discriminator_update_is_a_gradient_step_of_its_logistic_loss():
+    # The update is written analytically; check it against autodiff of the loss the
+    # docstring states (weighted logistic loss + L2), and the accuracy by counting.
+    d = losses.DiscriminatorStatistic(learning_rate=0.1, l2=0.3)
+    style = tf.constant(rng.normal(size=(1, 5, 6, 4)), tf.float32)
+    current = tf.constant(rng.normal(loc=0.5, size=(1, 4, 4, 4)), tf.float32)
+    target = d.target(style)
+    state = {"w": tf.constant(rng.normal(size=4) * 0.1, tf.float32),
+             "a": tf.constant(rng.normal(size=(4, 4)) * 0.05, tf.float32),
+             "b": tf.constant(0.2), "accuracy": tf.constant(0.0)}
+    generator, new = d.loss_and_update(current, target, state)
+    s, c = style.numpy()[0].reshape(-1, 4), current.numpy()[0].reshape(-1, 4)
+    mu = s.mean(0)
+    sd = np.sqrt(((s - mu) ** 2).mean()) + 1e-3
+    s, c = (s - mu) / sd, (c - mu) / sd
+    params = {k: tf.Variable(state[k]) for k in ("w", "a", "b")}
+    with tf.GradientTape() as tape:
+        logit = lambda v: (tf.linalg.matvec(v, params["w"]) + tf.reduce_sum((v @ params["a"]) * v, -1) / 4.0
+                           + params["b"])
+        loss = (tf.reduce_mean(tf.nn.softplus(-logit(tf.constant(s)))) + tf.reduce_mean(tf.nn.softplus(logit(tf.constant(c))))
+                + 0.15 * (tf.reduce_sum(params["w"] ** 2) + tf.reduce_sum(params["a"] ** 2)))
+    grads = tape.gradient(loss, params)
+    for k in ("w", "a", "b"):
+        np.testing.assert_allclose(new[k], state[k] - 0.1 * grads[k], rtol=1e-4, atol=1e-6)
+    z_s, z_c = logit(tf.constant(s)).numpy(), logit(tf.constant(c)).numpy()
+    assert float(new["accuracy"]) == pytest.approx(0.5 * ((z_s > 0).mean() + (z_c < 0).mean()))
+    assert float(generator[0]) == pytest.approx(float(tf.reduce_mean(tf.nn.softplus(-z_c))), rel=1e-5)

@@ -12,7 +12,6 @@ import zlib
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -21,8 +20,8 @@ import tfnst
 from tfnst import cli, memory
 from tfnst.errors import TfnstError
 from tfnst.image_io import read_image
-from tfnst.optimizers import Adam, Interrupted, minimize
-from tests.conftest import EXAMPLES
+from tfnst.optimizers import Interrupted
+from tests.conftest import EXAMPLES, TEST_OPTIONS
 
 CONTENT, STYLE = str(EXAMPLES / "tubingen.jpg"), str(EXAMPLES / "starry_night.jpg")
 RGB = (np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8)
@@ -108,12 +107,14 @@ def test_hostile_inputs_through_the_cli(capsys, hostile, tmp_path):
 
 
 # ----------------------------------------------------------------- signals
-@pytest.mark.parametrize("signum,code,word", [(signal.SIGINT, 130, "interrupted"),
-                                              (signal.SIGTERM, 143, "terminated")])
-def test_signal_writes_best_image_so_far(tmp_path, signum, code, word):
+@pytest.mark.parametrize("signum,code,word,options,what", [
+    (signal.SIGINT, 130, "interrupted", [], "the average of the iterates so far"),  # the default
+    (signal.SIGTERM, 143, "terminated", ["--ema-decay", "0"], "the best image so far")])
+def test_signal_writes_best_image_so_far(tmp_path, signum, code, word, options, what):
     out = tmp_path / "out.png"
     proc = subprocess.Popen([sys.executable, "-m", "tfnst", "stylize", CONTENT, STYLE, "-o", str(out),
-                             "--size", "48", "--iterations", "100000", "--save-every", "3", "-q"],
+                             "--size", "48", "--iterations", "100000", "--save-every", "3", "-q",
+                             "--tolerance", "0", *options],
                             stderr=subprocess.PIPE, text=True)
     snapshot = tmp_path / "out_3.png"
     deadline = time.time() + 120
@@ -123,7 +124,7 @@ def test_signal_writes_best_image_so_far(tmp_path, signum, code, word):
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    assert f"tfnst: {word} at iteration" in err and "best image so far" in err
+    assert f"tfnst: {word} at iteration" in err and f"wrote {what}" in err
     assert "Traceback" not in err
     assert Image.open(out).size == (48, 36)
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
@@ -153,7 +154,7 @@ def test_a_signal_dropped_inside_a_finalizer_still_ends_the_run(signum):
 
 
 # ----------------------------------------------------------------- checkpoint / resume
-@pytest.mark.parametrize("optimizer,extra", [("adam", {}), ("lbfgs", {}), ("adam", {"ema_decay": 0.8})])
+@pytest.mark.parametrize("optimizer,extra", [("adam", {"ema_decay": 0.0}), ("lbfgs", {}), ("adam", {"ema_decay": 0.8})])
 def test_resume_gives_the_uninterrupted_result(stylizer, content64, style64, tmp_path, optimizer, extra):
     options = dict(size=40, iterations=8, init="noise", seed=11, optimizer=optimizer, **extra)
     whole = stylizer.stylize(content64, style64, **options)
@@ -165,6 +166,19 @@ def test_resume_gives_the_uninterrupted_result(stylizer, content64, style64, tmp
     np.testing.assert_allclose(resumed, whole, atol=1e-5)
     assert not np.allclose(whole, stylizer.stylize(content64, style64, **{**options, "iterations": 5}),
                            atol=1e-4)  # the resumed part did real work
+
+
+def test_resume_with_the_discriminator_gives_the_uninterrupted_result(content64, style64, tmp_path):
+    # The discriminator's weights are part of the optimizer state, so they are saved too:
+    # a resumed run equals the uninterrupted one (it would not if it restarted them).
+    stylizer = tfnst.Stylizer(**TEST_OPTIONS, style_statistic="discriminator")
+    options = dict(size=40, iterations=8, init="noise", seed=3)
+    whole = stylizer.stylize(content64, style64, **options)
+    ckpt = tmp_path / "disc.ckpt.npz"
+    stylizer.stylize(content64, style64, **{**options, "iterations": 4}, checkpoint=ckpt, checkpoint_every=4)
+    assert any("aux" in k for k in np.load(ckpt).files)
+    resumed = stylizer.stylize(content64, style64, **options, checkpoint=ckpt, resume=True)
+    np.testing.assert_allclose(resumed, whole, atol=1e-5)
 
 
 class CtrlCAt(tfnst.Callback):
@@ -185,7 +199,7 @@ def test_coarse_to_fine_resumes_at_its_scale(stylizer, content64, style64, tmp_p
     from tfnst.checkpoint import load_checkpoint
 
     options = dict(size=64, iterations=6, scales=3, init="noise", seed=3, optimizer=optimizer,
-                   ema_decay=0.8 if optimizer == "adam" else 0.0)
+                   **({"ema_decay": 0.8} if optimizer == "adam" else {}))
     whole = stylizer.stylize(content64, style64, **options)
     ckpt = tmp_path / "c2f.ckpt.npz"
     sizes = scale_sizes((48, 64), 3, 2 ** 0.5)
@@ -229,53 +243,28 @@ def test_cli_checkpoint_and_resume(capsys, tmp_path):
 
 
 # ----------------------------------------------------------------- numerical faults
-def test_a_non_finite_step_is_rejected_and_the_run_continues():
-    calls = tf.Variable(0)
-
-    def loss_fn(x, targets):  # NaN on the 5th evaluation only
-        calls.assign_add(1)
-        total = tf.reduce_mean(tf.square(x - 1.0))
-        return tf.where(tf.equal(calls, 5), tf.constant(np.nan, tf.float32), total), {}
-
-    history = tfnst.History()
-    adam = Adam(loss_fn, learning_rate=0.05)
-    result = minimize(adam, np.zeros((4, 4, 3), np.float32), {}, 20, [history])
-    assert result.stopped_early is None
-    assert [r.iteration for r in history.records] == [i for i in range(1, 21) if i != 5]
-    assert np.isfinite(result.image).all() and result.image.mean() > 0.5
-
-
-def test_persistent_nan_stops_with_the_best_image():
-    def loss_fn(x, targets):  # finite only while every pixel stays below 0.3
-        total = tf.reduce_mean(tf.square(x - 1.0))
-        return tf.where(tf.reduce_max(x) > 0.3, tf.constant(np.inf, tf.float32), total), {}
-
-    result = minimize(Adam(loss_fn, learning_rate=0.05), np.zeros((4, 4, 3), np.float32), {}, 100)
-    assert result.stopped_early and "numerical failure" in result.stopped_early
-    assert result.image.max() <= 0.3 and np.isfinite(result.best_loss)
-
-
 def test_overflowing_weights_through_the_cli(capsys, tmp_path):
     out = tmp_path / "o.png"
+    # Every evaluation overflows, the start's included: nothing to go back to; the run
+    # gives up after 8 and still writes an image.
     code, err = run_cli(capsys, "stylize", CONTENT, STYLE, "-o", out, "--size", "32",
-                        "--iterations", "20", "--style-weight", "1e39")
+                        "--iterations", "20", "--style-weight", "1e39", "--precision", "float32")
     assert code == 1
-    assert "stopped early" in err and "best image so far" in err
+    assert "stopped early" in err and "best image so far" in err and "8 non-finite in a row" in err
     assert Image.open(out).size == (32, 24)
 
 
 # ----------------------------------------------------------------- memory
 def test_memory_estimate_is_near_the_measured_peak():
     # Measured: 1.41 GB peak RSS for the defaults at 512x384 (README command, Adam).
-    layers = tfnst.StyleConfig().style_layers + tfnst.StyleConfig().content_layers
-    estimate = memory.estimate_bytes((384, 512), layers)
+    estimate = memory.estimate_bytes((384, 512), tfnst.StyleConfig())
     assert 1.0e9 < estimate < 1.9e9
-    assert memory.estimate_bytes((768, 1024), layers) > 3 * estimate - 2 * memory.BASELINE_BYTES
     assert memory.available_bytes() is None or memory.available_bytes() > 0
 
 
 def test_refuses_runs_that_do_not_fit(stylizer, content64, style64, monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda: 200 * 2**20)
+    monkeypatch.setattr(memory, "resident_bytes", lambda: 300 * 2**20)  # a fresh process
     with pytest.raises(TfnstError, match=r"needs about .* GB of memory .* smaller size"):
         stylizer.stylize(content64, style64, size=64, iterations=1)
 
@@ -317,31 +306,41 @@ def test_fuzz_mutated_png(tmp_path, seed):
 FLAGS = ["--size", "--iterations", "--optimizer", "--learning-rate", "--content-weight",
          "--style-weight", "--tv-weight", "--init", "--seed", "--pooling", "--style-scale",
          "--style-layers", "--style-layer-weights", "--content-layers", "--weights",
-         "--max-pixels", "--save-every", "--checkpoint-every"]
+         "--max-pixels", "--save-every", "--checkpoint-every", "--style-stat", "--hist-weight",
+         "--hist-layers", "--lap-weight", "--lap-pool", "--preserve-color", "--scales",
+         "--style-blend", "--ema-decay", "--tolerance", "--patience"]
 VALUES = ["0", "-1", "1", "3", "1e309", "nan", "abc", "", "max", "avg", "lbfgs", "block1_conv1",
-          "block9_conv1,", "1,2,3", "noise", "style", "/nonexistent", "16", "x", "--"]
+          "block9_conv1,", "1,2,3", "noise", "style", "content", "/nonexistent", "16", "x", "--",
+          "gram", "mean", "meancov", "discriminator", "luminance", "histogram", "0.5", "2", "1,1", "4"]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(command=st.sampled_from(["stylize", "texture", "export", "bogus"]),
-       pairs=st.lists(st.tuples(st.sampled_from(FLAGS), st.sampled_from(VALUES)), max_size=5),
+       pairs=st.lists(st.tuples(st.sampled_from(FLAGS), st.sampled_from(VALUES)), max_size=4),
        positional=st.lists(st.sampled_from([CONTENT, STYLE, "/nope.png", ""]), max_size=3))
 def test_fuzz_cli_arguments(monkeypatch, tmp_path, capsys, command, pairs, positional):
-    # Everything up to the optimization runs for real; the optimization is replaced by a
-    # check that it was reached with a valid configuration.
-    from tfnst.api import Stylizer
-
-    def reached(self, *args, **kwargs):
+    # Real runs (tiny: 24 px, one iteration, unless the fuzzed flags say otherwise): every
+    # combination ends in exit 0, 1 (a numerical stop, still writing an image) or a
+    # one-line error with exit 2. Only the export's saving is stubbed (it traces for
+    # seconds); its options are checked the same way before it starts.
+    def reached(*args, **kwargs):
         raise _Reached()
 
-    monkeypatch.setattr(Stylizer, "_run", reached)
-    monkeypatch.setattr("tfnst.export.export_savedmodel", lambda *a, **k: (_ for _ in ()).throw(_Reached()))
-    argv = [command, *positional, *[x for pair in pairs for x in pair], "-o", str(tmp_path / "o.png")]
+    monkeypatch.setattr("tfnst.export.export_savedmodel", reached)
+    run_flags = ["--size", "24", "--iterations", "1", "-q"] if command in ("stylize", "texture") else []
+    if command == "texture":
+        run_flags[1] = "24x20"
+    argv = [command, *positional, *run_flags, *[x for pair in pairs for x in pair], "-o", str(tmp_path / "o.png")]
     try:
-        code = cli.run(argv)
-    except (TfnstError, _Reached):
+        code = cli.main(argv)
+    except _Reached:
         return
-    assert code == 0
+    err = capsys.readouterr().err
+    assert code in (0, 1, 2), (argv, code, err)
+    if code == 2:
+        assert err.startswith("tfnst: error:") and err.count("\n") == 1, (argv, err)
+    else:
+        assert (tmp_path / "o.png").exists(), (argv, err)
 
 
 class _Reached(Exception):

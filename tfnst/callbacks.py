@@ -10,6 +10,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tfnst.errors import TfnstError
 from tfnst.image_io import save_image
 
 
@@ -27,6 +28,8 @@ class IterationRecord:
     size: tuple[int, int]  # (H, W) being optimized
     elapsed: float  # seconds since the run began
     optimizer: str
+    scale: int = 1  # which coarse-to-fine scale (1-based)
+    scales: int = 1  # how many
 
 
 class Callback:
@@ -56,10 +59,27 @@ class _FunctionCallback(Callback):
 
 
 def as_callbacks(callbacks) -> list[Callback]:
+    """``callbacks`` (None, one, or a list of `Callback`s and functions) as a list.
+
+    Raises:
+        TfnstError: for a Keras callback: it expects a Keras model being fitted, and
+            the optimizer here fits an image (Keras callbacks do work with
+            `tfnst.networks`, which trains with ``model.fit``).
+    """
+    import keras
+
     if callbacks is None:
         return []
-    if isinstance(callbacks, Callback) or callable(callbacks):
+    if isinstance(callbacks, (Callback, keras.callbacks.Callback)) or callable(callbacks):
         callbacks = [callbacks]
+    for c in callbacks:
+        if isinstance(c, keras.callbacks.Callback):
+            raise TfnstError(
+                f"{type(c).__name__} is a Keras callback: it needs a Keras model in model.fit, and "
+                "this loop optimizes an image. Pass a tfnst.Callback or a function of an "
+                "IterationRecord (Keras callbacks work with tfnst.networks training)")
+        if not (isinstance(c, Callback) or callable(c)):
+            raise TfnstError(f"callbacks must be tfnst.Callback objects or functions, not {c!r}")
     return [c if isinstance(c, Callback) else _FunctionCallback(c) for c in callbacks]
 
 
@@ -115,7 +135,8 @@ class TimeLimit(Callback):
 class SaveEvery(Callback):
     """Saves the current image every ``every`` iterations to ``path`` (atomically).
 
-    ``path`` may contain ``{iteration}`` for one file per snapshot.
+    ``path`` may contain ``{iteration}`` and ``{scale}`` for one file per snapshot;
+    `snapshot_pattern` makes such a path from an output path.
     """
 
     def __init__(self, path, every: int):
@@ -123,4 +144,11 @@ class SaveEvery(Callback):
 
     def on_iteration_end(self, record, image):
         if record.iteration % self.every == 0:
-            save_image(image, Path(self.path.format(iteration=record.iteration)))
+            save_image(image, Path(self.path.format(iteration=record.iteration, scale=record.scale)))
+
+
+def snapshot_pattern(output: Path, scales: int = 1) -> str:
+    """``OUT_STEM_<iteration>.ext``, or with several coarse-to-fine scales (whose
+    iterations each start at 1) ``OUT_STEM_s<scale>_<iteration>.ext``."""
+    middle = "_s{scale}_{iteration}" if scales > 1 else "_{iteration}"
+    return str(output.with_name(f"{output.stem}{middle}{output.suffix}"))

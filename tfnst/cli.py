@@ -1,7 +1,9 @@
-"""The ``tfnst`` command line: ``tfnst stylize`` and ``tfnst texture``.
+"""The ``tfnst`` command line: ``stylize``, ``texture``, ``export``, ``train`` and ``apply``.
 
-Defaults come from `tfnst.config.StyleConfig`; options the user leaves out are not
-passed on, so the config stays their one home.
+Its options are generated from the fields of `tfnst.config.StyleConfig` and
+`tfnst.config.TrainConfig` (their help, default and parser live there); options the
+user leaves out are not passed on, so the config stays their one home. Options and
+input files are checked before TensorFlow loads, so a mistake is reported at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ import signal
 import sys
 from pathlib import Path
 
+from tfnst.config import StyleConfig, TrainConfig
+from tfnst.errors import TfnstError
+
+DEFAULTS = StyleConfig()
+EXIT_USAGE = 2
 
 
 def _import_tensorflow_quietly() -> None:
@@ -40,17 +47,6 @@ def _import_tensorflow_quietly() -> None:
         os.close(null)
 
 
-_import_tensorflow_quietly()
-
-from tfnst.config import INITS, OPTIMIZERS, PRESERVE_COLOR, StyleConfig  # noqa: E402
-from tfnst.errors import TfnstError  # noqa: E402
-from tfnst.features import POOLING, PRECISIONS  # noqa: E402
-from tfnst.losses import STYLE_LOSSES  # noqa: E402
-
-DEFAULTS = StyleConfig()
-EXIT_USAGE = 2
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit status 2), not a usage dump."""
 
@@ -58,11 +54,16 @@ class _Parser(argparse.ArgumentParser):
         raise TfnstError(f"{message} (see '{self.prog} --help')")
 
 
-def _positive_int(text):
+# ------------------------------------------------------------------ value parsers
+def _int(text):
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _positive_int(text):
+    value = _int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return value
@@ -99,85 +100,48 @@ def _texture_size(text):
     return (values[0], values[-1])
 
 
-def _default(name):
-    value = getattr(DEFAULTS, name)
-    return ",".join(map(str, value)) if isinstance(value, tuple) else value
+PARSERS = {"int": _int, "positive_int": _positive_int, "number": _number, "text": str,
+           "layers": _layers, "numbers": _numbers, "ints": _ints, "paths": str}
 
 
-def _add_style_options(p: argparse.ArgumentParser) -> None:
-    """Options that shape the loss: shared by stylize, texture and export."""
-    S = argparse.SUPPRESS  # absent options keep StyleConfig's default
-    p.add_argument("--iterations", type=_positive_int, default=S, help=f"default {_default('iterations')}")
-    p.add_argument("--learning-rate", type=_number, default=S,
-                   help=f"Adam step size in [0,1] pixel units; default {_default('learning_rate')}")
-    p.add_argument("--ema-decay", type=_number, default=S,
-                   help="Adam: return a moving average of the iterates with this decay, e.g. 0.9 "
-                   "(smoother; fewer iterations for the same loss late in a run); default 0 (off)")
-    p.add_argument("--style-weight", type=_number, default=S, help=f"β; default {_default('style_weight')}")
-    p.add_argument("--tv-weight", type=_number, default=S,
-                   help=f"total variation weight γ; default {_default('tv_weight')}")
-    p.add_argument("--style-layers", type=_layers, default=S,
-                   help=f"comma-separated Keras layer names; default {_default('style_layers')}")
-    p.add_argument("--style-layer-weights", type=_numbers, default=S,
-                   help="one weight per style layer (normalised); default equal")
-    p.add_argument("--style-stat", "--style-loss", dest="style_statistic", choices=STYLE_LOSSES,
-                   default=S, help="statistic matched per layer, or 'discriminator' (a GAN loss, "
-                   f"Adam only); default {_default('style_statistic')}")
-    p.add_argument("--hist-weight", type=_number, default=S,
-                   help="histogram loss weight (Risser et al. 2017); default 0 (off)")
-    p.add_argument("--hist-layers", type=_layers, default=S,
-                   help=f"layers of the histogram loss; default {_default('hist_layers')}")
-    p.add_argument("--style-blend", type=_numbers, default=S,
-                   help="weights of several style images, e.g. 0.7,0.3; default equal")
-    p.add_argument("--scales", type=_positive_int, default=S,
-                   help="coarse-to-fine: optimize at this many sizes up to --size; default 1")
-    p.add_argument("--scale-factor", type=_number, default=S,
-                   help=f"size ratio between scales; default {_default('scale_factor'):.4g} (√2)")
-    p.add_argument("--normalize-vgg", nargs="*", metavar="IMAGE", type=str, default=S,
-                   help="rescale VGG19 so each filter's mean activation over IMAGEs (default: "
-                   "the bundled examples) is 1, as Gatys et al. did")
-    p.add_argument("--pooling", choices=POOLING, default=S, help=f"default {_default('pooling')}")
-    p.add_argument("--precision", choices=PRECISIONS, default=S,
-                   help="bfloat16: VGG19 in bfloat16, about 2x faster on GPUs and on CPUs with "
-                   f"AVX512_BF16/AMX, much slower on other CPUs; default {_default('precision')}")
-    p.add_argument("--style-scale", type=_number, default=S,
-                   help=f"style image size relative to the output; default {_default('style_scale')}")
-    p.add_argument("--weights", default=S,
-                   help="'imagenet' (default; works offline) or a Keras VGG19 notop weights file")
-    p.add_argument("-v", "--verbose", action="store_true", help="log details (weights source, …)")
+def _shown(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
-def _add_content_options(p: argparse.ArgumentParser) -> None:
-    S = argparse.SUPPRESS
-    p.add_argument("--content-weight", type=_number, default=S,
-                   help=f"α (0 = texture synthesis from the init); default {_default('content_weight')}")
-    p.add_argument("--content-layers", type=_layers, default=S,
-                   help=f"default {_default('content_layers')}")
-    p.add_argument("--lap-weight", type=_number, default=S,
-                   help="Laplacian loss weight (Li et al. 2017, keeps edges); default 0 (off)")
-    p.add_argument("--lap-pool", type=_ints, default=S,
-                   help=f"pool sizes of the Laplacian loss; default {_default('lap_pool')}")
-    p.add_argument("--preserve-color", choices=PRESERVE_COLOR, default=S,
-                   help="keep the content's colours (Gatys et al. 2016b); default off")
+def add_config_options(p: argparse.ArgumentParser, command: str, config=StyleConfig) -> None:
+    """One option per field of ``config`` (a dataclass) that ``command`` takes, from its metadata."""
+    for f in dataclasses.fields(config):
+        meta = f.metadata
+        if "help" not in meta or command not in meta["commands"]:
+            continue
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        default = f.default
+        text = meta["help"] + ("" if default is None else f" (default: {_shown(default)})")
+        kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=text)
+        if meta["parse"] == "paths":
+            kwargs.update(nargs="*", metavar="IMAGE")
+        else:
+            kwargs.update(type=PARSERS[meta["parse"]])
+        if meta["choices"]:
+            kwargs["choices"] = meta["choices"]
+        p.add_argument(flag, *meta["aliases"], **kwargs)
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    """Options of a run on this machine: stylize and texture."""
-    S = argparse.SUPPRESS
+    """Options of a run on this machine (not of the stylization): stylize and texture."""
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, …), written atomically")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=S, help=f"default {_default('optimizer')}")
-    p.add_argument("--seed", type=int, default=S, help="makes runs reproducible")
-    p.add_argument("--max-pixels", type=_positive_int, default=S,
-                   help=f"refuse input images larger than this; default {_default('max_pixels')}")
     p.add_argument("--save-every", type=_positive_int, metavar="N",
-                   help="also save every N iterations, as OUTPUT_STEM_<iteration>.ext")
+                   help="also save every N iterations, as OUTPUT_STEM_<iteration>.ext "
+                   "(OUTPUT_STEM_s<scale>_<iteration>.ext with --scales)")
     p.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                    help="save the optimizer state every N iterations to the --checkpoint file")
-    p.add_argument("--checkpoint", metavar="PATH",
-                   help="checkpoint file; default OUTPUT.ckpt.npz")
+    p.add_argument("--checkpoint", metavar="PATH", help="checkpoint file; default OUTPUT.ckpt.npz")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint (same inputs and options; more iterations allowed)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details (weights source, …)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,57 +150,114 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stylize", help="restyle a content image after a style image")
     p.add_argument("content", help="content image")
     p.add_argument("style", nargs="+", help="style image(s); several are blended (--style-blend)")
-    p.add_argument("--size", type=_positive_int, default=argparse.SUPPRESS,
-                   help=f"longest side of the result; default {_default('size')}")
-    p.add_argument("--init", default=argparse.SUPPRESS,
-                   help=f"{', '.join(INITS)} or an image path; default {_default('init')}")
-    _add_content_options(p)
-    _add_style_options(p)
+    add_config_options(p, "stylize")
     _add_run_options(p)
 
     p = sub.add_parser("texture", help="synthesize a texture from a style image (no content)")
     p.add_argument("style", nargs="+", help="style (texture) image(s)")
     p.add_argument("--size", type=_texture_size, default=(256, 256),
-                   help="WxH of the texture, or N for NxN; default 256x256")
-    _add_style_options(p)
+                   help="WxH of the texture, or N for NxN (default: 256x256)")
+    add_config_options(p, "texture")
     _add_run_options(p)
 
-    p = sub.add_parser("export", help="export a fixed-iteration stylization graph for TF Serving")
+    p = sub.add_parser("export", help="export a stylization graph, or a trained network, for TF Serving")
     p.add_argument("--out", required=True,
                    help="model folder; the SavedModel goes to OUT/<version>/ (TF Serving's layout)")
-    p.add_argument("--max-size", type=_positive_int, required=True,
-                   help="larger images are resized to this longest side inside the graph")
-    p.add_argument("--version", type=int, help="version folder; default one more than the highest")
-    _add_content_options(p)
-    _add_style_options(p)
+    p.add_argument("--max-size", type=_positive_int,
+                   help="larger images are resized to this longest side inside the graph (needed "
+                   "without --network)")
+    p.add_argument("--version", type=int, help="version folder (default: one more than the highest)")
+    p.add_argument("--network", metavar="MODEL.keras",
+                   help="export this trained network (tfnst train) instead of an optimization graph")
+    add_config_options(p, "export")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details")
+
+    p = sub.add_parser("train", help="train a feed-forward stylization network (Johnson et al. 2016)")
+    p.add_argument("style", help="style image")
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of training photos (any layout)")
+    p.add_argument("-o", "--output", required=True, help="the network, MODEL.keras")
+    add_config_options(p, "train", TrainConfig)
+    p.add_argument("--preview", metavar="IMAGE", help="write this image stylized every --preview-every "
+                   "steps, as OUTPUT_STEM_preview_<step>.png")
+    p.add_argument("--preview-every", type=_positive_int, default=100, metavar="N", help="(default: 100)")
+    p.add_argument("--backup", metavar="DIR", help="training state for resuming (Keras' BackupAndRestore) "
+                   "(default: OUTPUT.backup, removed when training ends)")
+    p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs here")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details")
+
+    p = sub.add_parser("apply", help="stylize images with a trained network")
+    p.add_argument("network", help="MODEL.keras from tfnst train")
+    p.add_argument("images", nargs="+", help="images to stylize")
+    p.add_argument("-o", "--output", required=True,
+                   help="output image, or a folder (needed for several images); written atomically")
+    p.add_argument("--size", type=_positive_int, help="resize each image to this longest side first")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details")
     return parser
 
 
-def _config_options(args: argparse.Namespace) -> dict:
-    names = {f.name for f in dataclasses.fields(StyleConfig)}
-    options = {k: v for k, v in vars(args).items() if k in names}
-    if "normalize_vgg" in options:
-        options["normalize_vgg"] = tuple(options["normalize_vgg"])
-    return options
+def _config_options(args: argparse.Namespace, config=StyleConfig) -> dict:
+    names = {f.name for f in dataclasses.fields(config)}
+    return {k: v for k, v in vars(args).items() if k in names}
 
 
-def _callbacks(args, output: Path) -> list:
-    from tfnst.callbacks import ProgressBar, SaveEvery
+def _check_inputs(args, options) -> None:
+    """Read every input image once, so a bad file is reported before TensorFlow loads."""
+    from tfnst.image_io import to_array
 
-    callbacks = [] if args.quiet else [ProgressBar(args.command)]
-    if args.save_every:
-        callbacks.append(SaveEvery(output.with_name(f"{output.stem}_{{iteration}}{output.suffix}"),
-                                   args.save_every))
-    return callbacks
+    limit = options.get("max_pixels", DEFAULTS.max_pixels)
+    for path in ([args.content] if args.command == "stylize" else []) + list(args.style):
+        to_array(path, max_pixels=limit)
+    if options.get("init") not in (None, "content", "noise", "style"):
+        to_array(options["init"], max_pixels=limit)
 
 
 def _export(args, options) -> int:
     from tfnst.export import directory_size, export_savedmodel
 
-    config = StyleConfig().replace(**options)
-    path = export_savedmodel(args.out, iterations=config.iterations, max_size=args.max_size,
-                             version=args.version, config=config)
+    if args.network:
+        from tfnst.networks import export_network, load_network
+
+        path = export_network(load_network(args.network), args.out, max_size=args.max_size, version=args.version)
+    else:
+        config = StyleConfig().replace(**options)
+        path = export_savedmodel(args.out, iterations=config.iterations, max_size=args.max_size,
+                                 version=args.version, config=config)
     print(f"tfnst: exported {path} ({directory_size(path) / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
+def _train(args, options, output: Path) -> int:
+    import keras
+
+    from tfnst.networks import Preview, save_network, train
+
+    callbacks = [keras.callbacks.BackupAndRestore(args.backup or f"{output}.backup")]
+    if args.preview:
+        callbacks.append(Preview(args.preview, output.with_name(f"{output.stem}_preview_{{step}}.png"),
+                                 args.preview_every))
+    if args.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(args.tensorboard))
+    model = train(args.style, args.images, callbacks=callbacks, verbose=0 if args.quiet else "auto", **options)
+    save_network(model, output)
+    print(f"tfnst: wrote {output} ({model.count_params():,} parameters)", file=sys.stderr)
+    return 0
+
+
+def _apply(args) -> int:
+    from tfnst.image_io import check_output_path, save_image
+    from tfnst.networks import load_network, stylize_with
+
+    out = Path(args.output)
+    several = len(args.images) > 1 or out.is_dir()
+    if several and not out.is_dir():
+        raise TfnstError(f"{out} is not a folder; several images need an output folder")
+    targets = [out / f"{Path(p).stem}.png" for p in args.images] if several else [check_output_path(out)]
+    _import_tensorflow_quietly()
+    model = load_network(args.network)
+    for image, target in zip(args.images, targets):
+        save_image(stylize_with(model, image, args.size), target)
+        print(f"tfnst: wrote {target}", file=sys.stderr)
     return 0
 
 
@@ -278,17 +299,20 @@ def _signals_as_interrupt():
 
 def _stylize_or_texture(args, options, output: Path) -> int:
     from tfnst.api import Stylizer
+    from tfnst.callbacks import ProgressBar, SaveEvery, snapshot_pattern
     from tfnst.image_io import save_image
     from tfnst.optimizers import Interrupted
 
-    stylizer = Stylizer(**{k: v for k, v in options.items() if k in Stylizer._NETWORK_OPTIONS})
-    per_call = {k: v for k, v in options.items() if k not in Stylizer._NETWORK_OPTIONS}
+    stylizer = Stylizer(**{k: v for k, v in options.items() if k in Stylizer.NETWORK_OPTIONS})
+    per_call = {k: v for k, v in options.items() if k not in Stylizer.NETWORK_OPTIONS}
     checkpoint = args.checkpoint or (f"{output}.ckpt.npz" if args.checkpoint_every or args.resume else None)
-    run_options = dict(checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
-                       resume=args.resume)
+    callbacks = [] if args.quiet else [ProgressBar(args.command)]
+    if args.save_every:
+        callbacks.append(SaveEvery(snapshot_pattern(output, options.get("scales", 1)), args.save_every))
+    run_options = dict(checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
     try:
         with _signals_as_interrupt() as reraise_signal:
-            run_options["callbacks"] = [*_callbacks(args, output), reraise_signal]
+            run_options["callbacks"] = [*callbacks, reraise_signal]
             if args.command == "stylize":
                 result = stylizer.stylize(args.content, args.style, **run_options, **per_call)
             else:
@@ -302,28 +326,63 @@ def _stylize_or_texture(args, options, output: Path) -> int:
               f"wrote {what} {e.loss:.4g}) to {output}", file=sys.stderr)
         return 143 if terminated else 130
     save_image(result, output)
-    stopped = stylizer.last_result.stopped_early
-    if stopped:
-        print(f"tfnst: error: stopped early ({stopped}); wrote the best image so far to {output}",
+    last = stylizer.last_result
+    if last.failed:
+        print(f"tfnst: error: stopped early ({last.stop_reason}); wrote the best image so far to {output}",
               file=sys.stderr)
         return 1
-    print(f"tfnst: wrote {output} ({result.shape[1]}x{result.shape[0]})", file=sys.stderr)
+    note = f"; {last.stop_reason}" if last.stop_reason else ""
+    print(f"tfnst: wrote {output} ({result.shape[1]}x{result.shape[0]}{note})", file=sys.stderr)
     return 0
 
 
 def run(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.command == "apply":
+        from tfnst.image_io import to_array
+
+        for path in args.images:  # a bad image is reported before TensorFlow loads
+            to_array(path)
+        return _apply(args)
+    if args.command == "train":
+        from tfnst.datasets import image_files
+        from tfnst.image_io import check_output_path, to_array
+
+        options = _config_options(args, TrainConfig)
+        TrainConfig().replace(**options)
+        output = Path(args.output)
+        if output.suffix != ".keras":
+            raise TfnstError(f"{output}: the network is written as a .keras file")
+        check_output_path(output.with_suffix(".png"))  # the folder exists and is writable
+        to_array(args.style)
+        image_files(args.images)
+        if args.preview:
+            to_array(args.preview)
+        _import_tensorflow_quietly()
+        return _train(args, options, output)
+    options = _config_options(args)
     if args.command == "export":
-        return _export(args, _config_options(args))
+        StyleConfig().replace(**options)  # reject bad options before loading TensorFlow
+        if args.network:
+            if options:
+                raise TfnstError(f"--{next(iter(options)).replace('_', '-')} is an option of the "
+                                 "optimization graph; a trained network has its style built in")
+            if not Path(args.network).is_file():
+                raise TfnstError(f"{args.network}: no such network file")
+        elif args.max_size is None:
+            raise TfnstError("export needs --max-size (the largest image side the graph takes)")
+        _import_tensorflow_quietly()
+        return _export(args, options)
     from tfnst.image_io import check_output_path
 
     output = check_output_path(args.output)
-    options = _config_options(args)
     if args.command == "texture":
-        options.pop("size", None)
-    StyleConfig().replace(**options)  # reject bad options before loading TensorFlow's model
+        options.pop("size")  # the texture's WxH, not StyleConfig.size (a longest side)
+        options.setdefault("init", "noise")
+    StyleConfig().replace(**options)  # reject bad options before loading TensorFlow
+    _check_inputs(args, options)
+    _import_tensorflow_quietly()
     return _stylize_or_texture(args, options, output)
 
 

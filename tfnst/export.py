@@ -1,15 +1,20 @@
-"""The exporter: a fixed-iteration stylization graph as a TF-Serving SavedModel.
+"""The exporter: the library's stylization engine, traced into a TF-Serving SavedModel.
 
-The graph runs the library's own loss (`StyleTransferObjective`) and Adam update
-(`adam_update`) for N steps inside one `tf.function`; the image and Adam's moments
-are loop values, not variables, so concurrent requests of different sizes do not
-interfere. Signatures:
+`StylizationModule.stylize_image` calls `tfnst.engine.Engine.run`, the same colour
+handling, resizing, targets and optimizer `step` that `tfnst.Stylizer` runs, in one
+graph (see that module). The image and the optimizer state are loop values, not
+variables, so concurrent requests of different sizes and options do not interfere.
 
-- ``serving_default``: ``content``, ``style``: string [None] (encoded JPEG/PNG, as TF
-  Serving's REST API sends ``{"b64": …}``) → ``stylized``: PNG string [None]. Images in
-  a batch may differ in size; each is stylized on its own.
-- ``stylize_float``: ``content``, ``style``: float32 [1, H, W, 3] in [0, 1] →
-  ``stylized``: float32 [1, H', W', 3].
+Signatures (TF Serving's REST API encodes a string output as ``{"b64": …}`` only when
+its name ends in ``_bytes``, and needs every input of a signature in each request):
+
+- ``serving_default``: ``content``, ``style`` (``style_2`` … for a blend): string [N],
+  encoded JPEG/PNG/GIF/BMP → ``stylized_bytes``: PNG string [N]. Each pair on its own.
+- ``stylize_options``: the same plus ``content_weight``, ``style_weight`` (float [N])
+  and ``iterations`` (int32 [N], capped at the exported maximum).
+- ``stylize_float``: ``content`` float32 [N, H, W, 3] in [0, 1], ``style`` [N or 1,
+  H', W', 3] → ``stylized`` float32 [N, H, W, 3] (TF Hub's ``model(content, style)``
+  convention; the loaded object is callable the same way).
 
 Images whose longest side exceeds ``max_size`` are resized to it inside the graph.
 """
@@ -25,24 +30,15 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfnst.config import StyleConfig
+from tfnst.config import INITS, StyleConfig
+from tfnst.engine import Engine
 from tfnst.errors import TfnstError
-from tfnst.features import MIN_SIDE, VGG19Module
-from tfnst.objective import StyleTransferObjective
-from tfnst.optimizers import adam_update, ema_debiased, ema_update
+from tfnst.features import VGG19
+from tfnst.objective import TERMS, feature_layers, loss_weights
+from tfnst.resize import fit_longest
+from tfnst.vgg_layers import MIN_SIDE
 
 log = logging.getLogger(__name__)
-
-
-def _fit_longest(image: tf.Tensor, longest: tf.Tensor) -> tf.Tensor:
-    """Resize [H, W, 3] so that its longest side is ``longest`` (as `image_io.fit_size`)."""
-    hw = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = tf.cast(longest, tf.float32) / tf.reduce_max(hw)
-    size = tf.maximum(tf.cast(tf.round(hw * scale), tf.int32), 1)
-    resized = tf.image.resize(image, size, method="bilinear", antialias=True)
-    # Same size: keep the pixels exactly (the library does not resample then either).
-    return tf.cond(tf.reduce_all(tf.equal(size, tf.shape(image)[:2])), lambda: image,
-                   lambda: tf.clip_by_value(resized, 0.0, 1.0))
 
 
 def _check_image(image: tf.Tensor, name: str) -> tf.Tensor:
@@ -54,74 +50,127 @@ def _check_image(image: tf.Tensor, name: str) -> tf.Tensor:
         return tf.identity(image)
 
 
-class StylizationGraph(tf.Module):
-    """What gets saved: the truncated VGG19 variables and the stylization functions."""
+def _decode(data: tf.Tensor) -> tf.Tensor:
+    return tf.image.convert_image_dtype(
+        tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32)
+
+
+def style_inputs(count: int) -> list[str]:
+    """The style inputs' names: ``style``, ``style_2``, … ``style_<count>``."""
+    return ["style"] + [f"style_{i}" for i in range(2, count + 1)]
+
+
+def exportable(config: StyleConfig) -> StyleConfig:
+    """``config``, or a `TfnstError` saying why it cannot be served.
+
+    Everything of `StyleConfig` exports except an init image file (a served graph has
+    only its request's inputs)."""
+    if config.init not in INITS:
+        raise TfnstError("init from an image file is not exported (a served graph has only the "
+                         f"request's images); use one of {', '.join(INITS)}")
+    return config
+
+
+class StylizationModule(tf.Module):
+    """What gets saved: the truncated VGG19's variables and the stylization functions.
+
+    Args:
+        config: the options of the stylization (validated; see `exportable`).
+        iterations: the most iterations (per scale) a request may ask for, and the default.
+        max_size: larger images are resized to this longest side.
+    """
 
     def __init__(self, config: StyleConfig, iterations: int, max_size: int):
         super().__init__(name="tfnst_stylize")
-        if config.optimizer != "adam":
-            raise TfnstError("the exported graph uses Adam; L-BFGS is not exported")
-        unsupported = [name for name, on in (("scales", config.scales > 1),
-                                             ("style_blend", config.style_blend is not None),
-                                             ("preserve_color", config.preserve_color is not None),
-                                             ("discriminator", config.style_statistic == "discriminator"),
-                                             ("normalize_vgg", config.normalize_vgg is not None))
-                       if on]
-        if unsupported:
-            raise TfnstError(f"not supported in the exported graph yet: {', '.join(unsupported)}")
         if max_size < MIN_SIDE:
             raise TfnstError(f"max_size must be at least {MIN_SIDE}, not {max_size}")
-        self.config = config
-        self.iterations = int(iterations)
-        self.max_size = int(max_size)
-        layers = config.style_layers + (config.content_layers if config.content_weight > 0 else ())
-        self.vgg = VGG19Module(layers, pooling=config.pooling, weights=config.weights,
-                               precision=config.precision)
-        self._objective = StyleTransferObjective(config, feature_model=self.vgg)
-        self.loss_weights = self._objective.loss_weights  # tracked, so it is saved
+        self.config = exportable(config)
+        self.iterations, self.max_size = int(iterations), int(max_size)
+        self.style_count = len(config.style_blend) if config.style_blend else 1
+        self.vgg = VGG19(feature_layers(config), pooling=config.pooling, weights=config.weights,
+                         precision=config.precision, normalize=config.normalize_vgg)
+        self.engine = Engine(config, self.vgg)
+        names = style_inputs(self.style_count)
+        self.serving_default = self._signature(self._serve_bytes, names, options=False)
+        self.stylize_options = self._signature(self._serve_bytes, names, options=True)
+        float_spec = [tf.TensorSpec([None, None, None, 3], tf.float32, name=n) for n in ["content", *names]]
+        self.stylize_float = tf.function(self._serve_float, input_signature=float_spec)
+        self.__call__ = self.stylize_float  # model(content, style), as TF Hub's stylization modules
 
-    def stylize_image(self, content: tf.Tensor, style: tf.Tensor) -> tf.Tensor:
-        """[H, W, 3] content and style in [0, 1] → the stylized [H', W', 3]."""
+    def stylize_image(self, content, styles, iterations, weights) -> tf.Tensor:
+        """[H, W, 3] content and styles in [0, 1] → the stylized [H', W', 3] (graph)."""
         content = _check_image(content, "content")
-        style = _check_image(style, "style")
+        styles = [_check_image(s, "style") for s in styles]
         content = tf.cond(tf.reduce_max(tf.shape(content)[:2]) > self.max_size,
-                          lambda: _fit_longest(content, self.max_size), lambda: content)
-        longest = tf.maximum(MIN_SIDE, tf.cast(tf.round(
-            self.config.style_scale * tf.cast(tf.reduce_max(tf.shape(content)[:2]), tf.float32)), tf.int32))
-        style = _fit_longest(style, longest)
-        targets = self._objective.targets(content, style)
-        decay = self.config.ema_decay
-        x, m, v = content, tf.zeros_like(content), tf.zeros_like(content)
-        average = tf.zeros_like(content)
-        for i in tf.range(self.iterations):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                total, _ = self._objective(x, targets)
-            t = tf.cast(i + 1, tf.float32)
-            x, m, v = adam_update(x, tape.gradient(total, x), m, v, t, self.config.learning_rate)
-            if decay > 0:
-                average = ema_update(average, x, decay)
-        return ema_debiased(average, float(self.iterations), decay) if decay > 0 else x
+                          lambda: fit_longest(content, self.max_size), lambda: content)
+        iterations = tf.clip_by_value(tf.cast(iterations, tf.int32), 0, self.iterations)
+        return self.engine.run(content, styles, iterations, weights, seed=self.config.seed or 0)
 
-    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="content"),
-                                  tf.TensorSpec([1, None, None, 3], tf.float32, name="style")])
-    def stylize_float(self, content, style):
-        return {"stylized": self.stylize_image(tf.clip_by_value(content[0], 0.0, 1.0),
-                                               tf.clip_by_value(style[0], 0.0, 1.0))[None]}
+    def _weights(self, content_weight, style_weight):
+        default = loss_weights(self.config)
+        return tf.tensor_scatter_nd_update(default, [[TERMS.index("content")], [TERMS.index("style")]],
+                                           tf.stack([content_weight, style_weight]))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="content"),
-                                  tf.TensorSpec([None], tf.string, name="style")])
-    def serve_encoded(self, content, style):
-        def one(pair):
-            c, s = (tf.image.convert_image_dtype(
-                tf.io.decode_image(b, channels=3, expand_animations=False), tf.float32) for b in pair)
-            out = self.stylize_image(c, s)
+    def _signature(self, fn, names, options: bool):
+        specs = [tf.TensorSpec([None], tf.string, name=n) for n in ["content", *names]]
+        if options:
+            specs += [tf.TensorSpec([None], tf.float32, name="content_weight"),
+                      tf.TensorSpec([None], tf.float32, name="style_weight"),
+                      tf.TensorSpec([None], tf.int32, name="iterations")]
+        count = len(names)
+
+        def serve(*args):
+            images = args[: count + 1]
+            if options:
+                extra = args[count + 1:]
+            else:
+                n = tf.shape(images[0])[:1]
+                extra = (tf.fill(n, self.config.content_weight), tf.fill(n, self.config.style_weight),
+                         tf.fill(n, self.iterations))
+            return fn(images, *extra)
+
+        return tf.function(serve, input_signature=specs)
+
+    def _serve_bytes(self, images, content_weight, style_weight, iterations):
+        checks = [tf.debugging.assert_equal(tf.shape(x)[0], tf.shape(images[0])[0],
+                                            message="every input needs one value per image")
+                  for x in (*images[1:], content_weight, style_weight, iterations)]
+
+        def one(args):
+            *encoded, cw, sw, n = args
+            content, *styles = (_decode(e) for e in encoded)
+            out = self.stylize_image(content, styles, n, self._weights(cw, sw))
             return tf.io.encode_png(tf.image.convert_image_dtype(out, tf.uint8, saturate=True))
 
-        with tf.control_dependencies([tf.debugging.assert_equal(
-                tf.shape(content), tf.shape(style), message="content and style batches differ in size")]):
-            pngs = tf.map_fn(one, (content, style), fn_output_signature=tf.TensorSpec([], tf.string))
-        return {"stylized": pngs}
+        with tf.control_dependencies(checks):
+            pngs = tf.map_fn(one, (*images, content_weight, style_weight, iterations),
+                             fn_output_signature=tf.TensorSpec([], tf.string))
+        return {"stylized_bytes": pngs}
+
+    def _serve_float(self, content, *styles):
+        n = tf.shape(content)[0]
+        checks = [tf.debugging.assert_equal(
+            (tf.shape(s)[0] == n) | (tf.shape(s)[0] == 1), True,
+            message="a style batch must have one image, or one per content image") for s in styles]
+        with tf.control_dependencies(checks):
+            styles = [tf.cond(tf.shape(s)[0] == 1, lambda s=s: tf.repeat(s, n, axis=0), lambda s=s: s)
+                      for s in styles]
+        weights = loss_weights(self.config)
+
+        def one(args):
+            c, *s = (tf.clip_by_value(a, 0.0, 1.0) for a in args)
+            return self.stylize_image(c, s, self.iterations, weights)
+
+        out = tf.map_fn(one, (content, *styles), fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
+        return {"stylized": out}
+
+    def signatures(self) -> dict:
+        return {"serving_default": self.serving_default, "stylize_options": self.stylize_options,
+                "stylize_float": self.stylize_float}
+
+    def write(self, folder: str) -> None:
+        """Save this module and its signatures as a SavedModel in ``folder``."""
+        tf.saved_model.save(self, folder, signatures=self.signatures())
 
 
 def next_version(out: Path) -> int:
@@ -131,14 +180,16 @@ def next_version(out: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def export_savedmodel(out, *, iterations: int, max_size: int, version: int | None = None,
-                      config: StyleConfig | None = None) -> Path:
-    """Write ``out/<version>/`` (saved_model.pb + variables/) and return that path.
+def save_servable(write, out, version: int | None = None) -> Path:
+    """``write(folder)`` a SavedModel as ``out/<version>/`` (saved_model.pb + variables/)
+    and return that folder.
 
     The version folder appears whole or not at all (saved next to it, then renamed),
     since TF Serving loads any new version folder it sees.
+
+    Raises:
+        TfnstError: for a version that exists or a folder that cannot be made.
     """
-    config = (config or StyleConfig()).replace(iterations=iterations)
     out = Path(out)
     if version is None:
         version = next_version(out)
@@ -151,17 +202,40 @@ def export_savedmodel(out, *, iterations: int, max_size: int, version: int | Non
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise TfnstError(f"cannot create {out}: {e.strerror}") from None
-    graph = StylizationGraph(config, iterations, max_size)
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{version}.tmp"))
     try:
-        tf.saved_model.save(graph, str(tmp), signatures={
-            "serving_default": graph.serve_encoded, "stylize_float": graph.stylize_float})
+        write(str(tmp))
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("tfnst: exported %s (%.1f MB)", target, directory_size(target) / 1e6)
     return target
+
+
+def export_savedmodel(out, *, iterations: int, max_size: int, version: int | None = None,
+                      config: StyleConfig | None = None) -> Path:
+    """Export a stylization of ``config`` as a TF-Serving SavedModel ``out/<version>/``.
+
+    Args:
+        out: the model folder (TF Serving's ``model_base_path``).
+        iterations: iterations per scale, the default and the most a request may ask for.
+        max_size: larger images are resized to this longest side inside the graph.
+        version: the version folder; one more than the highest present when None.
+        config: the options; `StyleConfig` defaults when None.
+
+    Returns:
+        The version folder.
+
+    Raises:
+        TfnstError: for options that cannot be served, or bad arguments.
+    """
+    config = (config or StyleConfig()).replace(iterations=iterations)
+    if max_size < MIN_SIDE:
+        raise TfnstError(f"max_size must be at least {MIN_SIDE}, not {max_size}")
+    exportable(config)
+    module = StylizationModule(config, iterations, max_size)
+    return save_servable(module.write, out, version)
 
 
 def directory_size(path: Path) -> int:

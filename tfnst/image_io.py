@@ -1,4 +1,7 @@
-"""Image I/O: anything image-like in, float32 [H, W, 3] RGB in [0, 1] out; atomic saving."""
+"""Image I/O: anything image-like in, float32 [H, W, 3] RGB in [0, 1] out; atomic saving.
+
+No TensorFlow here (the CLI checks inputs before TensorFlow loads); resizing is
+`tfnst.resize`."""
 
 from __future__ import annotations
 
@@ -125,22 +128,6 @@ def to_array(image, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     elif a.shape[-1] == 4:  # composite on white, as for files
         a = a[..., :3] * a[..., 3:] + (1.0 - a[..., 3:])
     return np.clip(a, 0.0, 1.0)
-
-
-def fit_size(shape: tuple[int, int], longest: int) -> tuple[int, int]:
-    """(H, W) scaled so that the longest side is ``longest``, keeping the aspect ratio."""
-    h, w = shape
-    scale = longest / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize float [H, W, 3] to (H, W) with an antialiased filter (Lanczos via PIL)."""
-    if tuple(image.shape[:2]) == tuple(size):
-        return image
-    channels = [Image.fromarray(image[..., c], mode="F").resize((size[1], size[0]), Image.LANCZOS)
-                for c in range(image.shape[-1])]
-    return np.clip(np.stack([np.asarray(c) for c in channels], axis=-1), 0.0, 1.0)
 
 
 def check_output_path(path: str | os.PathLike) -> Path:

@@ -1,20 +1,23 @@
-"""The losses of neural style transfer, as small pure functions plus Keras Loss objects.
+"""The losses of neural style transfer: pure functions, style statistics, Keras losses.
 
 Notation (Gatys, Ecker & Bethge, "Image Style Transfer Using CNNs", CVPR 2016):
 F^l is a layer's [M_l = H*W positions, N_l channels] feature matrix.
 
 Every loss is normalised by the number of terms it sums, so that one set of weights
 works at any image size: Gatys' sums grow with the number of positions M_l, which is
-why the anchors' weights must be retuned for every resolution.
+why their weights must be retuned for every resolution.
 
 All functions take batched tensors ([B, H, W, C]) and return one value per image ([B]).
 """
 
 from __future__ import annotations
 
+import base64
+import zlib
 from collections.abc import Mapping, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfnst.errors import TfnstError
@@ -26,10 +29,15 @@ _EPS = 1e-8  # keeps relative losses finite for an all-black target
 def gram_matrix(features: tf.Tensor) -> tf.Tensor:
     """G = F^T F / M  ([B, C, C]): Gatys eq. 3, divided by the number of positions M
     so that it is a second moment, independent of the image size."""
-    shape = tf.shape(features)
-    flat = tf.reshape(features, [shape[0], -1, shape[3]])
-    positions = tf.cast(shape[1] * shape[2], features.dtype)
+    flat = _flat(features)
+    positions = tf.cast(tf.shape(flat)[1], features.dtype)
     return tf.matmul(flat, flat, transpose_a=True) / positions
+
+
+def _flat(features: tf.Tensor) -> tf.Tensor:
+    """[B, H, W, C] → [B, H*W, C]."""
+    shape = tf.shape(features)
+    return tf.reshape(features, [shape[0], -1, shape[3]])
 
 
 def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
@@ -38,9 +46,7 @@ def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     Relative, so that its scale is the same at every layer, image and size (a
     random image scores about 1, the content image itself 0).
     """
-    axes = [1, 2, 3]
-    return tf.reduce_sum(tf.square(features - target), axis=axes) / (
-        tf.reduce_sum(tf.square(target), axis=axes) + _EPS)
+    return _relative_error(features, target, axes=[1, 2, 3])
 
 
 def gram_loss(features: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
@@ -57,31 +63,12 @@ def total_variation_loss(images: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.square(dy), axis=[1, 2, 3]) + tf.reduce_mean(tf.square(dx), axis=[1, 2, 3])
 
 
-class GramStatistic:
-    """Style as Gram matrices (Gatys et al. 2016).
-
-    The interface every style statistic follows: `target` turns the style image's
-    features into what is matched (computed once and cached), `loss` compares
-    current features with it. A new statistic (mean, mean+covariance, histogram)
-    is a class with these two methods.
-    """
-
-    name = "gram"
-
-    def target(self, features: tf.Tensor) -> tf.Tensor:
-        return gram_matrix(features)
-
-    def loss(self, features: tf.Tensor, target: tf.Tensor, layer: str | None = None) -> tf.Tensor:
-        # Relative to the target's own E_l (eq. 4 with G = 0). Raw E_l differ by six
-        # orders of magnitude between block1 and block4 of the Keras VGG19, so equal
-        # w_l would weigh block4 alone; Gatys rescaled the network for the same end.
-        return gram_loss(features, target) / (0.25 * tf.reduce_mean(tf.square(target), axis=[1, 2]) + _EPS)
-
-
 def _relative_error(value: tf.Tensor, target: tf.Tensor, axes) -> tf.Tensor:
-    """mean((value - target)²) / mean(target²): 1 for value = 0, 0 at the target."""
-    return tf.reduce_mean(tf.square(value - target), axis=axes) / (
-        tf.reduce_mean(tf.square(target), axis=axes) + _EPS)
+    """Σ(value - target)² / Σ target²: 1 for value = 0, 0 at the target.
+
+    Sums, not means: the same ratio, and 0 (not NaN) for empty tensors."""
+    return tf.reduce_sum(tf.square(value - target), axis=axes) / (
+        tf.reduce_sum(tf.square(target), axis=axes) + _EPS)
 
 
 def channel_means(features: tf.Tensor) -> tf.Tensor:
@@ -95,109 +82,187 @@ def covariance(features: tf.Tensor) -> tf.Tensor:
     return gram_matrix(features - channel_means(features)[:, None, None, :])
 
 
-class MeanStatistic:
+# ------------------------------------------------------------------ style statistics
+class StyleStatistic:
+    """What a style is matched by, per layer: the interface every statistic follows.
+
+    `target` turns a style image's features into what is matched (computed once);
+    `blend` combines the targets of several style images; `loss_and_update` compares
+    the current features with a target. A statistic with state (the discriminator)
+    declares it with `initial_state` and returns the updated state; the optimizers
+    carry it, so it is checkpointed, rolled back with a rejected step, and exported.
+    """
+
+    name = ""
+    stateful = False  # True: the loss changes state at every evaluation (Adam only)
+
+    def target(self, features: tf.Tensor):
+        raise NotImplementedError
+
+    def blend(self, targets: Sequence, weights: Sequence[float]):
+        """The target of a blend of styles; by default the weighted average."""
+        return tf.add_n([w * t for w, t in zip(weights, targets)])
+
+    def loss(self, features: tf.Tensor, target) -> tf.Tensor:
+        raise NotImplementedError
+
+    def initial_state(self, channels: int):
+        return ()
+
+    def loss_and_update(self, features: tf.Tensor, target, state):
+        """(loss [B], new state)."""
+        return self.loss(features, target), state
+
+
+class GramStatistic(StyleStatistic):
+    """Style as Gram matrices (Gatys et al. 2016), fitting a zero-mean Gaussian with
+    that second moment to the feature vectors."""
+
+    name = "gram"
+
+    def target(self, features):
+        return gram_matrix(features)
+
+    def loss(self, features, target):
+        # Relative to the target's own E_l (eq. 4 with G = 0). Raw E_l differ by six
+        # orders of magnitude between block1 and block4 of the Keras VGG19, so equal
+        # w_l would weigh block4 alone; Gatys rescaled the network for the same end.
+        return gram_loss(features, target) / (0.25 * tf.reduce_mean(tf.square(target), axis=[1, 2]) + _EPS)
+
+
+class MeanStatistic(StyleStatistic):
     """Style as per-channel means only: matching them fits a distribution only in its
-    first moment (a Gaussian with that mean and fixed covariance)."""
+    first moment."""
 
     name = "mean"
 
     def target(self, features):
         return channel_means(features)
 
-    def loss(self, features, target, layer=None):
+    def loss(self, features, target):
         return _relative_error(channel_means(features), target, axes=[1])
 
 
-class MeanCovStatistic:
+class MeanCovStatistic(StyleStatistic):
     """Style as mean and covariance (the Gram of mean-centred features): matching them
-    minimizes the divergence to a Gaussian with that mean and covariance, whereas Gram
-    matching fits a zero-mean Gaussian with that second moment. The target packs
-    [μ; Σ] as a [B, C + 1, C] tensor, so blends average both."""
+    minimizes the divergence to a Gaussian with that mean and covariance (Li et al.
+    2017, "Demystifying"), whereas Gram matching fits a zero-mean Gaussian with that
+    second moment. The target packs [μ; Σ] as a [B, C + 1, C] tensor.
+
+    A blend averages the second moments E[ffᵀ] = Σ + μμᵀ (the mixture's), then
+    re-centres on the mixture's mean, so it is the mixture's mean and covariance,
+    not the average of the covariances."""
 
     name = "meancov"
 
     def target(self, features):
         return tf.concat([channel_means(features)[:, None, :], covariance(features)], axis=1)
 
-    def loss(self, features, target, layer=None):
+    def blend(self, targets, weights):
+        mean = tf.add_n([w * t[:, :1, :] for w, t in zip(weights, targets)])
+        second = tf.add_n([w * (t[:, 1:, :] + tf.matmul(t[:, :1, :], t[:, :1, :], transpose_a=True))
+                           for w, t in zip(weights, targets)])
+        return tf.concat([mean, second - tf.matmul(mean, mean, transpose_a=True)], axis=1)
+
+    def loss(self, features, target):
         mean, cov = target[:, :1, :], target[:, 1:, :]
         return 0.5 * (_relative_error(channel_means(features)[:, None, :], mean, axes=[1, 2])
                       + _relative_error(covariance(features), cov, axes=[1, 2]))
 
 
-class DiscriminatorStyle:
-    """Style as "indistinguishable from the style's feature vectors" (a GAN loss).
+class DiscriminatorStatistic(StyleStatistic):
+    """Style as "indistinguishable from the style's feature vectors": a GAN loss.
 
-    Per layer, a pixel-level discriminator — logistic regression on each position's
-    feature vector, i.e. a 1x1 convolution — learns to tell the style image's vectors
-    (label 1) from the current image's (label 0); the image is pushed by the
-    non-saturating generator loss −log D(f) (labels swapped). A linear discriminator
-    sees only first and second moments, so it behaves like mean+covariance matching.
+    Per layer, a pixel-level discriminator D(f) = σ(wᵀf + fᵀAf + b) on each position's
+    standardized feature vector learns to tell the style's vectors (label 1) from the
+    current image's (label 0); the image follows the non-saturating generator loss
+    −log D(f). The quadratic term lets D see second moments: a linear D cannot
+    separate distributions of equal mean that differ in covariance (by symmetry its
+    best weights are 0, at chance), so with it the image would match means only.
+
+    The state (w, A, b per layer, and the last accuracy) takes one gradient step of
+    logistic regression with an L2 penalty at each evaluation, after the generator
+    loss has read it: one discriminator step per image step. Hence Adam only.
     Features are centred on the style's per-channel mean and scaled by its deviation
-    over the whole layer.
-
-    Stateful: the discriminator takes one gradient step (learning rate
-    ``learning_rate``, L2 penalty ``l2``) each time the loss is evaluated, i.e. one discriminator step per
-    image step (1:1), ordered after the generator loss reads its weights. Hence Adam
-    only (L-BFGS evaluates the loss several times per step). `reset` starts afresh.
+    over the whole layer; several styles make a weighted mixture of their vectors.
     """
 
     name = "discriminator"
+    stateful = True
 
-    def __init__(self, layers, channels: Mapping[str, int], learning_rate: float = 0.02,
-                 l2: float = 0.1):
+    def __init__(self, learning_rate: float = 0.02, l2: float = 0.1, quadratic: bool = True):
         # The L2 penalty keeps the regression bounded: on separable data (noise vs a
         # painting, early on) plain logistic regression's weights grow without limit,
-        # and the generator loss explodes with them.
-        self.learning_rate, self.l2 = learning_rate, l2
-        self.w = {n: tf.Variable(tf.zeros([channels[n]]), trainable=False, name=f"{n}_disc_w") for n in layers}
-        self.b = {n: tf.Variable(0.0, trainable=False, name=f"{n}_disc_b") for n in layers}
-        self.accuracy_of = {n: tf.Variable(1.0, trainable=False, name=f"{n}_disc_acc") for n in layers}
-
-    def reset(self) -> None:
-        for n in self.w:
-            self.w[n].assign(tf.zeros_like(self.w[n]))
-            self.b[n].assign(0.0)
-            self.accuracy_of[n].assign(1.0)
+        # and the generator loss explodes with them. ``quadratic=False`` keeps A at 0
+        # (a linear discriminator, for comparison).
+        self.learning_rate, self.l2, self.quadratic = learning_rate, l2, quadratic
 
     def target(self, features):
-        shape = tf.shape(features)
-        return tf.reshape(features, [shape[0], -1, shape[3]])  # the style's feature vectors
+        flat = _flat(features)  # [1, M, C]
+        weights = tf.fill(tf.shape(flat)[:2], 1.0 / tf.cast(tf.shape(flat)[1], tf.float32))
+        return {"vectors": flat, "weights": weights}
 
-    def loss(self, features, target, layer=None):
-        mu = tf.reduce_mean(target, axis=1, keepdims=True)
+    def blend(self, targets, weights):
+        return {"vectors": tf.concat([t["vectors"] for t in targets], axis=1),
+                "weights": tf.concat([w * t["weights"] for w, t in zip(weights, targets)], axis=1)}
+
+    def initial_state(self, channels):
+        return {"w": tf.zeros([channels]), "a": tf.zeros([channels, channels]), "b": tf.constant(0.0),
+                "accuracy": tf.constant(1.0)}
+
+    @staticmethod
+    def logits(vectors, state):
+        """wᵀf + fᵀAf / C + b for each row of [..., M, C]. The quadratic form sums C²
+        products: divided by C, a step on A moves the logits as much as one on w."""
+        channels = tf.cast(tf.shape(vectors)[-1], vectors.dtype)
+        quadratic = tf.reduce_sum(tf.linalg.matmul(vectors, state["a"]) * vectors, axis=-1) / channels
+        return tf.linalg.matvec(vectors, state["w"]) + quadratic + state["b"]
+
+    def loss_and_update(self, features, target, state):
+        style, style_weights = target["vectors"][0], target["weights"][0]
+        mu = tf.reduce_sum(style * style_weights[:, None], axis=0)
         # One scale per layer, not per channel: channels that are dead in the style
         # (deviation ~0) would otherwise turn any activation into a huge z-score.
-        sd = tf.sqrt(tf.reduce_mean(tf.square(target - mu), axis=[1, 2], keepdims=True)) + 1e-3
-        shape = tf.shape(features)
-        current = (tf.reshape(features, [shape[0], -1, shape[3]]) - mu) / sd
-        style = (target - mu) / sd
-        w, b = self.w[layer], self.b[layer]
-        generator = tf.reduce_mean(tf.nn.softplus(-(tf.linalg.matvec(current, w) + b)), axis=1)
-        with tf.control_dependencies([generator]):
-            fixed = tf.stop_gradient(current)
-            with tf.GradientTape() as tape:
-                tape.watch([w, b])  # not trainable: the image optimizer must not see them
-                logits_style = tf.linalg.matvec(style, w) + b
-                logits_current = tf.linalg.matvec(fixed, w) + b
-                d_loss = (tf.reduce_mean(tf.nn.softplus(-logits_style))
-                          + tf.reduce_mean(tf.nn.softplus(logits_current))
-                          + 0.5 * self.l2 * tf.reduce_sum(tf.square(w)))
-            gw, gb = tape.gradient(d_loss, [w, b])
-            accuracy = 0.5 * (tf.reduce_mean(tf.cast(logits_style > 0, tf.float32))
-                              + tf.reduce_mean(tf.cast(logits_current < 0, tf.float32)))
-            updates = [w.assign_sub(self.learning_rate * gw), b.assign_sub(self.learning_rate * gb),
-                       self.accuracy_of[layer].assign(accuracy)]
-        with tf.control_dependencies(updates):
-            return tf.identity(generator)
+        sd = tf.sqrt(tf.reduce_sum(tf.square(style - mu) * style_weights[:, None])
+                     / tf.cast(tf.shape(style)[1], tf.float32)) + 1e-3
+        current = (_flat(features) - mu) / sd  # [B, M, C]
+        style = (style - mu) / sd
+        generator = tf.reduce_mean(tf.nn.softplus(-self.logits(current, state)), axis=1)
+        # The discriminator's step, on the current vectors held fixed (analytic
+        # gradients of its logistic loss: d softplus(∓z)/dz = ∓σ(∓z)).
+        fixed = tf.stop_gradient(current[0])
+        z_style, z_current = self.logits(style, state), self.logits(fixed, state)
+        r_style = -tf.sigmoid(-z_style) * style_weights
+        r_current = tf.sigmoid(z_current) / tf.cast(tf.shape(fixed)[0], tf.float32)
+        grad_w = tf.linalg.matvec(style, r_style, transpose_a=True) \
+            + tf.linalg.matvec(fixed, r_current, transpose_a=True) + self.l2 * state["w"]
+        channels = tf.cast(tf.shape(fixed)[-1], tf.float32)
+        grad_a = (tf.matmul(style * r_style[:, None], style, transpose_a=True)
+                  + tf.matmul(fixed * r_current[:, None], fixed, transpose_a=True)) / channels \
+            + self.l2 * state["a"]
+        grad_b = tf.reduce_sum(r_style) + tf.reduce_sum(r_current)
+        accuracy = 0.5 * (tf.reduce_sum(tf.cast(z_style > 0, tf.float32) * style_weights)
+                          + tf.reduce_mean(tf.cast(z_current < 0, tf.float32)))
+        new_state = {"w": state["w"] - self.learning_rate * grad_w,
+                     "a": state["a"] - self.learning_rate * grad_a if self.quadratic else state["a"],
+                     "b": state["b"] - self.learning_rate * grad_b,
+                     "accuracy": accuracy}
+        return generator, tf.nest.map_structure(tf.stop_gradient, new_state)
 
-    def accuracy(self) -> tf.Tensor:
-        """The discriminators' mean accuracy at their last step (0.5 = chance)."""
-        return tf.add_n([a.read_value() for a in self.accuracy_of.values()]) / len(self.accuracy_of)
+
+STYLE_STATISTICS = {s.name: s for s in (GramStatistic, MeanStatistic, MeanCovStatistic,
+                                        DiscriminatorStatistic)}
 
 
-STYLE_STATISTICS = {s.name: s for s in (GramStatistic(), MeanStatistic(), MeanCovStatistic())}
-STYLE_LOSSES = (*STYLE_STATISTICS, DiscriminatorStyle.name)
+def style_statistic(name: str) -> StyleStatistic:
+    """A new instance of the style statistic called ``name``.
+
+    Raises:
+        TfnstError: for an unknown name.
+    """
+    if name not in STYLE_STATISTICS:
+        raise TfnstError(f"unknown style statistic {name!r}; choose from {', '.join(STYLE_STATISTICS)}")
+    return STYLE_STATISTICS[name]()
 
 
 # ------------------------------------------------------------------ histogram loss
@@ -208,8 +273,7 @@ def histogram_target(features: tf.Tensor, quantiles: int = HISTOGRAM_QUANTILES) 
     """The per-channel quantile function of the style features, sampled at
     ``quantiles`` levels: [B, Q, C]. A fixed size, so targets of several styles
     (of any size) average: a 1-D Wasserstein barycentre."""
-    shape = tf.shape(features)
-    flat = tf.sort(tf.reshape(features, [shape[0], -1, shape[3]]), axis=1)
+    flat = tf.sort(_flat(features), axis=1)
     return _resample_sorted(flat, quantiles)
 
 
@@ -228,7 +292,7 @@ def histogram_remap(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """R(F) of Risser et al. (2017, sec. 4.2): each channel's values replaced by the
     target's values of the same rank (exact, sort-based histogram matching)."""
     shape = tf.shape(features)
-    flat = tf.reshape(features, [shape[0], -1, shape[3]])
+    flat = _flat(features)
     ranks = tf.argsort(tf.argsort(flat, axis=1), axis=1)  # [B, M, C]
     matched = _resample_sorted(target, tf.shape(flat)[1])  # sorted target values, [B, M, C]
     # Per (batch, channel): value of the matching rank.
@@ -238,7 +302,7 @@ def histogram_remap(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
 
 def histogram_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """Risser et al. eq. 4, ‖F − R(F)‖² with R(F) held constant, relative to the
-    target's energy."""
+    remapped features' energy."""
     remapped = tf.stop_gradient(histogram_remap(features, target))
     return _relative_error(features, remapped, axes=[1, 2, 3])
 
@@ -248,37 +312,36 @@ _LAPLACIAN = tf.constant([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]]
 
 
 def laplacian(images: tf.Tensor, pool: int) -> tf.Tensor:
-    """D(x) of Li et al. (2017, eq. 2): the 3x3 discrete Laplacian of the image
-    average-pooled by ``pool``, per RGB channel, in 0-255 units."""
-    # SAME padding: a pool larger than a small image still leaves one value.
-    pooled = tf.nn.avg_pool2d(images * 255.0, pool, pool, "SAME") if pool > 1 else images * 255.0
-    kernel = tf.tile(_LAPLACIAN[:, :, None, None], [1, 1, 3, 1])
-    return tf.nn.depthwise_conv2d(pooled, kernel, [1, 1, 1, 1], "SAME")
+    """D(x) of Li, Xu, Nie & Chua (2017, eq. 2), as their lap_style.lua computes it:
+    the image (0-255) average-pooled by ``pool`` without padding, then the 3x3
+    Laplacian of the sum of its channels, without padding: [B, H/p - 2, W/p - 2, 1].
+
+    No padding anywhere: zero padding would make the border a large edge of its own
+    (44-58% of the target's energy at 64-512 px) and pin border intensities. A pooled
+    image under 3 pixels a side leaves an empty map (the term is then 0).
+    """
+    pooled = tf.nn.avg_pool2d(images * 255.0, pool, pool, "VALID") if pool > 1 else images * 255.0
+    kernel = tf.tile(_LAPLACIAN[:, :, None, None], [1, 1, 3, 1])  # 3 channels in, their sum out
+    # Explicitly: TF's CPU conv2d returns its input unchanged, not an empty map, when
+    # the input is smaller than the kernel.
+    fits = tf.reduce_min(tf.shape(pooled)[1:3]) >= 3
+    return tf.cond(fits, lambda: tf.nn.conv2d(pooled, kernel, 1, "VALID"),
+                   lambda: tf.zeros([tf.shape(pooled)[0], 0, 0, 1]))
 
 
 def laplacian_loss(images: tf.Tensor, targets: Mapping[int, tf.Tensor]) -> tf.Tensor:
-    """Li et al. eq. 3, Σ_pools ‖D(x) − D(c)‖², each relative to the content's energy."""
+    """Li et al. eq. 3, Σ_pools ‖D(x) − D(c)‖², each relative to the content's energy
+    and averaged over the pools."""
     return tf.add_n([_relative_error(laplacian(images, pool), target, axes=[1, 2, 3])
                      for pool, target in targets.items()]) / len(targets)
 
 
-def style_statistic(name: str, layers=(), channels=None):
-    """The style statistic called ``name``; a fresh `DiscriminatorStyle` over ``layers``
-    for "discriminator" (it has state)."""
-    if name == DiscriminatorStyle.name:
-        return DiscriminatorStyle(layers, channels or {})
-    if name not in STYLE_STATISTICS:
-        raise TfnstError(f"unknown style loss {name!r}; choose from {', '.join(STYLE_LOSSES)}")
-    return STYLE_STATISTICS[name]
+def laplacian_min_side(pool: int) -> int:
+    """The smallest image side at which a pool level still leaves a Laplacian."""
+    return 3 * pool
 
 
-def style_loss(features: Mapping[str, tf.Tensor], targets: Mapping[str, tf.Tensor],
-               layer_weights: Mapping[str, float], statistic=GramStatistic()) -> tf.Tensor:
-    """Gatys eq. 5: L_style = Σ_l w_l E_l over the style layers."""
-    return tf.add_n([w * statistic.loss(features[name], targets[name], name)
-                     for name, w in layer_weights.items()])
-
-
+# ------------------------------------------------------------------ combining layers
 def normalized_layer_weights(layers: Sequence[str], weights: Sequence[float] | None) -> dict:
     """Per-layer weights w_l, summing to 1 (equal by default, as in Gatys et al.)."""
     weights = [1.0] * len(layers) if weights is None else [float(w) for w in weights]
@@ -286,36 +349,107 @@ def normalized_layer_weights(layers: Sequence[str], weights: Sequence[float] | N
     return {name: w / total for name, w in zip(layers, weights)}
 
 
-# ------------------------------------------------------------------ Keras losses
-class _FeatureLoss(keras.losses.Loss):
-    """Base for losses measured on a feature model's outputs (a `build_feature_model`)."""
+def style_loss(features: Mapping[str, tf.Tensor], targets: Mapping[str, object],
+               layer_weights: Mapping[str, float], statistic: StyleStatistic,
+               states: Mapping | None = None):
+    """Gatys eq. 5, L_style = Σ_l w_l E_l over the style layers.
 
-    def __init__(self, feature_model: keras.Model, name: str, **kwargs):
+    Returns:
+        (loss [B], new states {layer: state}).
+    """
+    states = states or {}
+    total, new_states = [], {}
+    for name, w in layer_weights.items():
+        value, new_states[name] = statistic.loss_and_update(features[name], targets[name],
+                                                            states.get(name, ()))
+        total.append(w * value)
+    return tf.add_n(total), new_states
+
+
+# ------------------------------------------------------------------ Keras losses
+def _encode_array(array) -> dict:
+    """A float array as JSON-safe text (for Keras configs): zlib + base64 of float32."""
+    a = np.ascontiguousarray(np.asarray(array, np.float32))
+    return {"shape": list(a.shape), "float32_zlib_b64": base64.b64encode(zlib.compress(a.tobytes())).decode()}
+
+
+def _decode_array(data: dict) -> np.ndarray:
+    raw = zlib.decompress(base64.b64decode(data["float32_zlib_b64"]))
+    return np.frombuffer(raw, np.float32).reshape(data["shape"]).copy()
+
+
+class _FeatureLoss(keras.losses.Loss):
+    """Base for losses measured on a feature model's outputs (`build_feature_model`).
+
+    The feature model is serialized by its configuration (which VGG19 weights, which
+    layers), so a model compiled with these losses saves and loads without
+    ``custom_objects``; the weights are rebuilt offline on load.
+    """
+
+    def __init__(self, feature_model, name: str, **kwargs):
         super().__init__(name=name, **kwargs)
+        if isinstance(feature_model, dict):  # from a saved config
+            feature_model = keras.saving.deserialize_keras_object(feature_model)
+        if not isinstance(feature_model, (keras.Model, keras.layers.Layer)):
+            raise TfnstError("feature_model must be a Keras model or layer (e.g. "
+                             f"tfnst.build_feature_model(...)), not {type(feature_model).__name__}")
         self.feature_model = feature_model
 
     def features(self, images) -> dict:
         return self.feature_model(tf.convert_to_tensor(images, tf.float32))
 
+    def get_config(self):
+        return {**super().get_config(),
+                "feature_model": keras.saving.serialize_keras_object(self.feature_model)}
 
+
+def _layer_names(layers, what: str) -> tuple[str, ...]:
+    if isinstance(layers, str) or not isinstance(layers, Sequence) or not layers \
+            or not all(isinstance(n, str) for n in layers):
+        raise TfnstError(f"{what} must be a non-empty list of layer names, not {layers!r}")
+    return tuple(layers)
+
+
+@keras.saving.register_keras_serializable(package="tfnst")
 class ContentLoss(_FeatureLoss):
     """Content loss between ``y_true`` (content images) and ``y_pred`` (generated), both
-    RGB in [0, 1], averaged over the given layers. For feed-forward training pipelines."""
+    RGB in [0, 1], averaged over the given layers.
+
+    Args:
+        feature_model: a `tfnst.build_feature_model` with (at least) these layers.
+        layers: content layers; Johnson et al. (2016) use ``block3_conv3`` (relu3_3),
+            Gatys et al. ``block4_conv2``.
+    """
 
     def __init__(self, feature_model, layers: Sequence[str] = ("block4_conv2",),
                  name="content_loss", **kwargs):
         super().__init__(feature_model, name, **kwargs)
-        self.layers = tuple(layers)
+        self.layers = _layer_names(layers, "layers")
 
     def call(self, y_true, y_pred):
         true, pred = self.features(y_true), self.features(y_pred)
         return tf.add_n([content_loss(pred[n], true[n]) for n in self.layers]) / len(self.layers)
 
+    def get_config(self):
+        return {**super().get_config(), "layers": list(self.layers)}
 
+
+@keras.saving.register_keras_serializable(package="tfnst")
 class StyleLoss(_FeatureLoss):
     """Style loss of ``y_pred`` against a fixed style image (``y_true`` is ignored).
 
-    The style targets are computed once here, not at every call.
+    The style targets are computed once here, not at every call. The style image is
+    part of the configuration, so a compiled model saves with it.
+
+    Args:
+        feature_model: a `tfnst.build_feature_model` with these layers.
+        style_image: [H, W, 3] (or [1, H, W, 3]) RGB in [0, 1].
+        layers: style layers; layer_weights: one per layer (normalised), equal if None.
+        statistic: ``"gram"``, ``"mean"`` or ``"meancov"``.
+
+    Raises:
+        TfnstError: for the discriminator statistic, which trains alongside one image
+            (use it through `tfnst.Stylizer`), or unknown names.
     """
 
     def __init__(self, feature_model, style_image, layers: Sequence[str],
@@ -323,16 +457,27 @@ class StyleLoss(_FeatureLoss):
                  name="style_loss", **kwargs):
         super().__init__(feature_model, name, **kwargs)
         self.statistic = style_statistic(statistic)
-        self.layer_weights = normalized_layer_weights(layers, layer_weights)
+        if self.statistic.stateful:
+            raise TfnstError(f"the {statistic} style statistic trains alongside the image it "
+                             "styles; use it through tfnst.Stylizer, not as a Keras loss")
+        self.layer_weights = normalized_layer_weights(_layer_names(layers, "layers"), layer_weights)
+        if isinstance(style_image, dict):  # from a saved config
+            style_image = _decode_array(style_image)
         style = tf.convert_to_tensor(style_image, tf.float32)
-        style = style[None] if style.shape.rank == 3 else style
-        feats = self.features(style)
+        self.style_image = style[None] if style.shape.rank == 3 else style
+        feats = self.features(self.style_image)
         self.targets = {n: self.statistic.target(feats[n]) for n in self.layer_weights}
 
     def call(self, y_true, y_pred):
-        return style_loss(self.features(y_pred), self.targets, self.layer_weights, self.statistic)
+        return style_loss(self.features(y_pred), self.targets, self.layer_weights, self.statistic)[0]
+
+    def get_config(self):
+        return {**super().get_config(), "style_image": _encode_array(self.style_image.numpy()),
+                "layers": list(self.layer_weights), "layer_weights": list(self.layer_weights.values()),
+                "statistic": self.statistic.name}
 
 
+@keras.saving.register_keras_serializable(package="tfnst")
 class TotalVariationLoss(keras.losses.Loss):
     """Total variation of ``y_pred`` (``y_true`` is ignored)."""
 
@@ -341,3 +486,46 @@ class TotalVariationLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         return total_variation_loss(tf.convert_to_tensor(y_pred, tf.float32))
+
+
+@keras.saving.register_keras_serializable(package="tfnst")
+class PerceptualLoss(_FeatureLoss):
+    """α·content + β·style + γ·TV in one Keras loss, with one feature pass per side.
+
+    The loss of Johnson, Alahi & Fei-Fei (2016) for training a feed-forward network:
+    ``y_true`` are the content images, ``y_pred`` the network's outputs. The style
+    targets are computed once.
+
+    Args:
+        feature_model: a `tfnst.build_feature_model` with the content and style layers.
+        style_image: [H, W, 3] RGB in [0, 1].
+        content_layers, style_layers: layer names.
+        content_weight, style_weight, tv_weight: α, β, γ.
+        statistic: the style statistic (``"gram"``, ``"mean"``, ``"meancov"``).
+    """
+
+    def __init__(self, feature_model, style_image, content_layers: Sequence[str] = ("block3_conv3",),
+                 style_layers: Sequence[str] = ("block1_conv2", "block2_conv2", "block3_conv3",
+                                                "block4_conv3"),
+                 content_weight: float = 1.0, style_weight: float = 10.0, tv_weight: float = 20.0,
+                 statistic: str = "gram", name="perceptual_loss", **kwargs):
+        super().__init__(feature_model, name, **kwargs)
+        self.content = ContentLoss(self.feature_model, content_layers)
+        self.style = StyleLoss(self.feature_model, style_image, style_layers, statistic=statistic)
+        self.weights_ = (float(content_weight), float(style_weight), float(tv_weight))
+
+    def call(self, y_true, y_pred):
+        y_pred = tf.convert_to_tensor(y_pred, tf.float32)
+        pred, true = self.features(y_pred), self.features(y_true)
+        alpha, beta, gamma = self.weights_
+        content = tf.add_n([content_loss(pred[n], true[n]) for n in self.content.layers]) \
+            / len(self.content.layers)
+        style = style_loss(pred, self.style.targets, self.style.layer_weights, self.style.statistic)[0]
+        return alpha * content + beta * style + gamma * total_variation_loss(y_pred)
+
+    def get_config(self):
+        alpha, beta, gamma = self.weights_
+        return {**super().get_config(), "style_image": _encode_array(self.style.style_image.numpy()),
+                "content_layers": list(self.content.layers), "style_layers": list(self.style.layer_weights),
+                "content_weight": alpha, "style_weight": beta, "tv_weight": gamma,
+                "statistic": self.style.statistic.name}

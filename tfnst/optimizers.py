@@ -1,11 +1,12 @@
-"""Optimizers over the image: Adam in a compiled GradientTape step, and L-BFGS (tfp).
+"""Optimizers over the image: Adam and L-BFGS (tensorflow-probability), each a pure,
+graph-safe ``step(state, targets) -> state``, and `minimize`, the library's loop.
 
-An optimizer here only knows its state and one step over a
-``loss_fn(image, targets) -> (total, terms)``; `minimize` is the one loop around
-them: it reports an `IterationRecord` per iteration to callbacks, keeps the best
-image so far, rejects non-finite steps, saves checkpoints, and on Ctrl-C raises
-`Interrupted` carrying the best image. Compiled functions take the targets as
-arguments, so a second run at the same size reuses the trace.
+The state holds everything a run needs to go on: the iterate and the optimizer's
+memory, the last accepted iterate (so a non-finite step is undone inside the graph),
+the best iterate so far, the loss and terms of the last evaluation, and whether the
+run is done (stalled or failed). `tfnst.Stylizer` runs `step` from Python, one
+iteration at a time, for its callbacks and checkpoints; the exported SavedModel runs
+the very same `step` in a `tf.while_loop`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import tensorflow_probability as tfp
 from tensorflow_probability.python.optimizer.lbfgs import LBfgsOptimizerResults
 
 from tfnst.callbacks import Callback, IterationRecord
+from tfnst.config import ADAM_DEFAULTS
 
 log = logging.getLogger(__name__)
 
-LossFn = Callable[[tf.Tensor, dict], tuple[tf.Tensor, dict]]
-State = dict  # an optimizer's state: name -> tensor
+State = dict  # an optimizer's state: a nest of tensors
+
+MAX_REJECTED = 8  # consecutive non-finite evaluations (each halving Adam's rate) before giving up
 
 
 class Interrupted(KeyboardInterrupt):
@@ -43,17 +46,37 @@ class Interrupted(KeyboardInterrupt):
 
 @dataclass
 class Result:
-    image: np.ndarray  # the final iterate (or average), the best so far if the run stopped early; in [0, 1]
+    """What `minimize` returns."""
+
+    image: np.ndarray  # the final iterate (or average); the best so far after a failure; in [0, 1]
     best_loss: float  # the lowest total loss seen at an iterate (an average's is not evaluated)
     iterations: int  # the last iteration run (counting those before a resume)
-    stopped_early: str | None = None  # why, when it did not run all iterations
+    stop_reason: str | None = None  # why it ended before ``iterations``
+    failed: bool = False  # True when it stopped on a numerical failure
     state: State | None = None  # the optimizer's final state (coarse-to-fine warm starts)
 
 
+class ObjectiveFunction:
+    """Wraps a plain ``fn(image, targets) -> (total, {term: value})`` as an objective
+    (stateless, declared terms), e.g. for toy losses."""
+
+    def __init__(self, fn, terms=()):
+        self.fn, self.terms = fn, tuple(terms)
+
+    def initial_state(self):
+        return {}
+
+    def __call__(self, image, targets, state=None):
+        total, terms = self.fn(image, targets)
+        return total, terms, {} if state is None else state
+
+
+# ------------------------------------------------------------------ pure maths
 def adam_update(x, g, m, v, t, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
     """One Adam step (Kingma & Ba 2015, Algorithm 1) on the pixels, then clip to [0, 1].
 
-    Pure: returns (x, m, v). Shared by `Adam` and the exported serving graph.
+    Returns:
+        (x, m, v).
     """
     m = beta_1 * m + (1.0 - beta_1) * g
     v = beta_2 * v + (1.0 - beta_2) * tf.square(g)
@@ -61,97 +84,6 @@ def adam_update(x, g, m, v, t, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=
     v_hat = v / (1.0 - tf.pow(beta_2, t))
     x = tf.clip_by_value(x - learning_rate * m_hat / (tf.sqrt(v_hat) + epsilon), 0.0, 1.0)
     return x, m, v
-
-
-class Adam:
-    """Adam on the pixels, clipped to [0, 1] after every step.
-
-    Hand-written on plain tensors rather than `keras.optimizers.Adam`: the moments are
-    state values, not variables, so there is no per-shape slot state, the same step
-    serves every size (one trace per size), and the state is trivially checkpointed.
-    A step whose loss or gradient is not finite is rejected and the learning rate
-    halved (the rate is part of the state, a tensor, so this does not retrace).
-
-    With ``ema_decay`` > 0 the image it returns is an exponential moving average of
-    the iterates, bias-corrected as Adam's moments are (Polyak & Juditsky 1992 for
-    averaging; crowsonkb/style-transfer-pytorch averages the same way). Adam's
-    iterates jitter around the optimum at a constant step size; the average does
-    not, and reaches a given loss in fewer iterations late in a run (README, Speed).
-    """
-
-    name = "adam"
-
-    def __init__(self, loss_fn: LossFn, learning_rate=0.02, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 ema_decay=0.0):
-        self.loss_fn = loss_fn
-        self.learning_rate, self.beta_1, self.beta_2, self.epsilon = learning_rate, beta_1, beta_2, epsilon
-        self.ema_decay = float(ema_decay)
-        self.averages = self.ema_decay > 0
-        self._step = tf.function(self._step_impl)
-
-    def _step_impl(self, x, m, v, t, lr, targets):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            total, terms = self.loss_fn(x, targets)
-        g = tape.gradient(total, x)
-        finite = tf.math.is_finite(total) & tf.reduce_all(tf.math.is_finite(g))
-        new_x, new_m, new_v = adam_update(x, g, m, v, t, lr, self.beta_1, self.beta_2, self.epsilon)
-        return new_x, new_m, new_v, total, terms, finite
-
-    def _keys(self) -> tuple[str, ...]:
-        return ("x", "m", "v", "t", "lr") + (("avg", "avg_t") if self.averages else ())
-
-    def _new_average(self, state: State) -> State:
-        """``state`` with an empty average (a run's or a scale's start), when averaging."""
-        if not self.averages:
-            return state
-        return {**state, "avg": tf.zeros_like(state["x"]), "avg_t": tf.constant(0.0)}
-
-    def init_state(self, x: tf.Tensor, targets) -> State:
-        zeros = tf.zeros_like(x)
-        return self._new_average({"x": x, "m": zeros, "v": zeros, "t": tf.constant(0.0),
-                                  "lr": tf.constant(float(self.learning_rate))})
-
-    def step(self, state: State, targets, report: bool = False):
-        """(new state, loss at the iterate before the step, that iterate, terms, finite)."""
-        t = state["t"] + 1.0
-        x, m, v, total, terms, finite = self._step(state["x"], state["m"], state["v"], t,
-                                                   state["lr"], targets)
-        if not bool(finite):
-            return {**state, "lr": state["lr"] * 0.5}, float(total), state["x"], None, False
-        new = {"x": x, "m": m, "v": v, "t": t, "lr": state["lr"]}
-        if self.averages:
-            new["avg"], new["avg_t"] = ema_update(state["avg"], x, self.ema_decay), state["avg_t"] + 1.0
-        return new, float(total), state["x"], terms, True
-
-    def image(self, state: State) -> tf.Tensor:
-        """The current result: the iterate, or with averaging the bias-corrected average."""
-        if not self.averages or float(state["avg_t"]) == 0:
-            return state["x"]
-        return ema_debiased(state["avg"], state["avg_t"], self.ema_decay)
-
-    def rescale_state(self, state: State, image) -> State:
-        """Warm start at a new size: the moments resized with the image, so Adam keeps
-        its per-pixel step sizes rather than starting its bias correction over.
-
-        The losses are means over pixels, so a pixel's gradient scales with 1/pixels:
-        m is rescaled by the pixel ratio and v by its square, else v (which decays
-        over ~1/(1-β2) = 1000 steps) would shrink the steps at the finer scale.
-        An average starts over: ``image`` (the coarser result) already is one.
-        """
-        size = tf.shape(image)[:2]
-        old = tf.cast(tf.reduce_prod(tf.shape(state["x"])[:2]), tf.float32)
-        ratio = old / tf.cast(tf.reduce_prod(size), tf.float32)
-        m = tf.image.resize(state["m"], size, method="bilinear") * ratio
-        v = tf.maximum(tf.image.resize(state["v"], size, method="bilinear"), 0.0) * ratio**2
-        return self._new_average({"x": tf.constant(image, tf.float32), "m": m, "v": v,
-                                  "t": state["t"], "lr": state["lr"]})
-
-    def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
-        return {k: state[k].numpy() for k in self._keys()}
-
-    def state_from_arrays(self, arrays: dict[str, np.ndarray]) -> State:
-        return {k: tf.constant(arrays[k]) for k in self._keys()}
 
 
 def ema_update(average, x, decay):
@@ -165,152 +97,379 @@ def ema_debiased(average, count, decay):
     return average / (1.0 - tf.pow(decay, count))
 
 
+def flatten_with_paths(structure) -> list[tuple[str, object]]:
+    """(path, leaf) pairs in `tf.nest.flatten`'s order (dict keys sorted), paths joined by
+    "/": how a state is written to a checkpoint."""
+    if isinstance(structure, dict):
+        return [(f"{k}/{p}" if p else str(k), leaf) for k in sorted(structure)
+                for p, leaf in flatten_with_paths(structure[k])]
+    if isinstance(structure, (tuple, list)):
+        names = structure._fields if hasattr(structure, "_fields") else range(len(structure))
+        return [(f"{k}/{p}" if p else str(k), leaf) for k, item in zip(names, structure)
+                for p, leaf in flatten_with_paths(item)]
+    return [("", structure)]
+
+
+def select(condition, if_true, if_false):
+    """Element-wise choice between two states of the same structure (graph-safe)."""
+    return tf.nest.map_structure(lambda a, b: tf.where(condition, a, b), if_true, if_false)
+
+
+def progress_start(patience: int) -> dict:
+    """The convergence tracker's start: the best loss after each of the last
+    ``patience`` accepted iterations."""
+    return {"window": tf.fill([max(1, patience)], np.float32(np.inf)), "count": tf.constant(0)}
+
+
+def progress_update(progress: dict, best: tf.Tensor, accepted: tf.Tensor, tolerance: tf.Tensor):
+    """(progress, stalled): stalled when the best loss improved by less than
+    ``tolerance`` (relative) over the last ``patience`` accepted iterations."""
+    window, count = progress["window"], progress["count"]
+    patience = tf.shape(window)[0]
+    oldest = window[0]  # the best loss ``patience`` accepted iterations ago
+    stalled = accepted & (tolerance > 0) & (count >= patience) & (oldest - best <= tolerance * tf.abs(best))
+    window = tf.where(accepted, tf.concat([window[1:], [best]], 0), window)
+    return {"window": window, "count": count + tf.cast(accepted, tf.int32)}, stalled
+
+
+# ------------------------------------------------------------------ Adam
+class Adam:
+    """Adam on the pixels, clipped to [0, 1] after every step.
+
+    Hand-written on plain tensors rather than `keras.optimizers.Adam`: the moments are
+    state values, not variables, so the same step serves every size and every
+    concurrent request of a served graph, and the state is trivially checkpointed.
+
+    A step whose loss or gradient is not finite is undone inside the graph: the state
+    goes back to the last accepted iterate with its moments, and the rate is halved,
+    so the next step from there is a shorter one (`tf.where`, no host decision).
+
+    With ``ema_decay`` > 0 the image it returns is an exponential moving average of
+    the iterates, bias-corrected as Adam's moments are (Polyak & Juditsky 1992 for
+    averaging; crowsonkb/style-transfer-pytorch averages the same way).
+
+    Args:
+        objective: ``objective(x, targets, state) -> (total, terms, state)`` with
+            ``initial_state()`` and ``terms`` (an `Objective` or `ObjectiveFunction`).
+        ema_decay: averaging (0 = off).
+        patience: the window of the stall test (``tolerance``, given to `init_state`:
+            stop when the best loss improved by less than that fraction over
+            ``patience`` iterations; 0 = never).
+    """
+
+    name = "adam"
+
+    def __init__(self, objective, beta_1=0.9, beta_2=0.999, epsilon=1e-8, ema_decay=0.0,
+                 patience: int = 20):
+        self.objective = objective
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.ema_decay = float(ema_decay)
+        self.averages = self.ema_decay > 0
+        self.patience = int(patience)
+        self.compiled_step = tf.function(self.step)
+
+    def _core(self, x, m, v, t, aux) -> State:
+        core = {"x": x, "m": m, "v": v, "t": t, "aux": aux}
+        if self.averages:
+            core["avg"], core["avg_t"] = tf.zeros_like(x), tf.constant(0.0)
+        return core
+
+    def init_state(self, x, targets=None, learning_rate: float | None = None,
+                   tolerance: float = 0.0) -> State:
+        """The state before the first step from image ``x`` [H, W, 3]."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        zeros = tf.zeros_like(x)
+        core = self._core(x, zeros, zeros, tf.constant(0.0), self.objective.initial_state())
+        return {"core": core, "prev": core,
+                "lr": tf.constant(float(ADAM_DEFAULTS["learning_rate"] if learning_rate is None else learning_rate)),
+                "loss": tf.constant(np.float32(np.nan)), "finite": tf.constant(True),
+                "terms": {t: tf.constant(0.0) for t in self.objective.terms},
+                "rejected": tf.constant(0), "best_x": x, "best_loss": tf.constant(np.float32(np.inf)),
+                "progress": progress_start(self.patience), "tolerance": tf.constant(float(tolerance)),
+                "done": tf.constant(False), "stalled": tf.constant(False)}
+
+    def step(self, state: State, targets) -> State:
+        """Evaluate the loss at the current iterate and take one step (pure, graph-safe)."""
+        core = state["core"]
+        x = core["x"]
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total, terms, aux = self.objective(x, targets, core["aux"])
+        g = tape.gradient(total, x)
+        finite = tf.math.is_finite(total) & tf.reduce_all(tf.math.is_finite(g))
+        g = tf.where(finite, g, tf.zeros_like(g))  # keep NaNs out of the moments
+        t = core["t"] + 1.0
+        new_x, m, v = adam_update(x, g, core["m"], core["v"], t, state["lr"], self.beta_1,
+                                  self.beta_2, self.epsilon)
+        accepted = {"x": new_x, "m": m, "v": v, "t": t, "aux": aux}
+        if self.averages:
+            accepted["avg"] = ema_update(core["avg"], new_x, self.ema_decay)
+            accepted["avg_t"] = core["avg_t"] + 1.0
+        # Rejected: back to the state this iterate came from, at half the rate.
+        improved = finite & (total < state["best_loss"])
+        best_loss = tf.where(improved, total, state["best_loss"])
+        progress, stalled = progress_update(state["progress"], best_loss, finite, state["tolerance"])
+        rejected = tf.where(finite, 0, state["rejected"] + 1)
+        return {"core": select(finite, accepted, state["prev"]),
+                "prev": select(finite, core, state["prev"]),
+                "lr": tf.where(finite, state["lr"], 0.5 * state["lr"]),
+                "loss": total, "finite": finite,
+                "terms": select(finite, terms, state["terms"]),
+                "rejected": rejected, "best_x": tf.where(improved, x, state["best_x"]),
+                "best_loss": best_loss, "progress": progress, "tolerance": state["tolerance"],
+                "done": stalled | (rejected >= MAX_REJECTED), "stalled": stalled}
+
+    def image(self, state: State) -> tf.Tensor:
+        """The current result: the iterate, or with averaging the bias-corrected average
+        (the iterate until something has been averaged). Graph-safe."""
+        core = state["core"]
+        if not self.averages:
+            return core["x"]
+        return tf.where(core["avg_t"] > 0, ema_debiased(core["avg"], tf.maximum(core["avg_t"], 1.0),
+                                                        self.ema_decay), core["x"])
+
+    def best_image(self, state: State) -> tf.Tensor:
+        """What to keep when a run stops early: the average when averaging (its loss is
+        not evaluated), else the lowest-loss iterate."""
+        return self.image(state) if self.averages else state["best_x"]
+
+    def result_image(self, state: State) -> tf.Tensor:
+        """The run's result: `image`, or after a numerical failure `best_image`."""
+        return tf.where(failed(state), self.best_image(state), self.image(state))
+
+    def terms(self, state: State, targets, iteration: int, last: bool):
+        return state["terms"]
+
+    def rescale_state(self, state: State, image, targets=None) -> State:
+        """Warm start at a new size (coarse-to-fine): the moments resized with the image,
+        so Adam keeps its per-pixel step sizes rather than starting its bias correction
+        over. Graph-safe.
+
+        The losses are means over pixels, so a pixel's gradient scales with 1/pixels:
+        m is rescaled by the pixel ratio and v by its square, else v (which decays
+        over ~1/(1-β2) = 1000 steps) would shrink the steps at the finer scale.
+        An average starts over: ``image`` (the coarser result) already is one.
+        """
+        from tfnst.resize import resize
+
+        core = state["core"]
+        image = tf.convert_to_tensor(image, tf.float32)
+        size = tf.shape(image)[:2]
+        old = tf.cast(tf.reduce_prod(tf.shape(core["x"])[:2]), tf.float32)
+        ratio = old / tf.cast(tf.reduce_prod(size), tf.float32)
+        m = resize(core["m"], size, clip=False) * ratio
+        v = tf.maximum(resize(core["v"], size, clip=False), 0.0) * ratio**2
+        fresh = self.init_state(image, learning_rate=1.0)
+        new_core = self._core(image, m, v, core["t"], core["aux"])
+        return {**fresh, "core": new_core, "prev": new_core, "lr": state["lr"],
+                "tolerance": state["tolerance"], "rejected": state["rejected"]}
+
+    def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
+        return {path: np.asarray(value) for path, value in flatten_with_paths(state)}
+
+    def state_from_arrays(self, arrays: dict[str, np.ndarray], like: State) -> State:
+        """The state saved by `state_to_arrays`, with the structure of ``like``."""
+        return tf.nest.pack_sequence_as(like, [tf.constant(arrays[p]) for p, _ in flatten_with_paths(like)])
+
+
+# ------------------------------------------------------------------ L-BFGS
 class LBFGS:
-    """L-BFGS from tensorflow-probability over the same loss.
+    """L-BFGS from tensorflow-probability over the same objective.
 
     L-BFGS has no projection step, so pixels are kept in range by a smooth penalty on
-    how far they stray outside [0, 1], and the result is clipped. It runs one
-    iteration per compiled call, resuming from the previous call's state (history
-    included), so callbacks see every iteration and the state can be checkpointed.
+    how far they stray outside [0, 1] (not part of the reported loss), and the result
+    is clipped. Each `step` runs one iteration, resuming from the previous one's
+    history, so callbacks see every iteration and the state can be checkpointed.
+    It stops when tfp reports convergence (no further progress) or a failed line
+    search, and when the best loss stalls as for Adam.
+
+    Args:
+        objective: as for `Adam`; a stateful statistic is refused (the line search
+            evaluates the loss several times per step).
+        report_every: compute the loss terms (an extra forward pass) every N iterations.
     """
 
     name = "lbfgs"
     averages = False
     RANGE_PENALTY = 1e3
 
-    def __init__(self, loss_fn: LossFn, num_correction_pairs: int = 10, report_every: int = 10):
-        self.loss_fn = loss_fn
+    def __init__(self, objective, num_correction_pairs: int = 10, report_every: int = 10,
+                 patience: int = 20):
+        self.objective = objective
         self.num_correction_pairs, self.report_every = num_correction_pairs, report_every
+        self.patience = int(patience)
         # Each trace builds tfp's whole L-BFGS loop (about 15 s at 256 px on 2 cores);
         # after a second image size, one trace with unknown sizes serves every later
-        # one (coarse-to-fine's third scale, a Stylizer's next image) at ~1% slower steps.
+        # one (coarse-to-fine's third scale, a Stylizer's next image).
         relaxed = dict(reduce_retracing=True)
-        self._start = tf.function(self._start_impl, **relaxed)
-        self._iterate = tf.function(self._iterate_impl, **relaxed)
-        self._terms = tf.function(lambda x, targets: self.loss_fn(x, targets)[1], **relaxed)
-        self._shape = None
+        self._start = tf.function(self._start_results, **relaxed)
+        self.compiled_step = tf.function(self.step, **relaxed)
+        self._terms = tf.function(lambda x, targets: self.objective(x, targets)[1], **relaxed)
+
+    @classmethod
+    def range_penalty(cls, x):
+        outside = x - tf.clip_by_value(x, 0.0, 1.0)
+        return cls.RANGE_PENALTY * tf.reduce_mean(tf.square(outside))
 
     def _value_and_gradients(self, shape, targets):
         def fn(flat):
             with tf.GradientTape() as tape:
                 tape.watch(flat)
                 x = tf.reshape(flat, shape)
-                total, _ = self.loss_fn(x, targets)
-                outside = x - tf.clip_by_value(x, 0.0, 1.0)
-                total += self.RANGE_PENALTY * tf.reduce_mean(tf.square(outside))
+                total = self.objective(x, targets)[0] + self.range_penalty(x)
             return total, tape.gradient(total, flat)
         return fn
 
-    def _start_impl(self, x, targets):
+    def _minimize(self, shape, targets, max_iterations, start=None, previous=None):
         return tfp.optimizer.lbfgs_minimize(
-            self._value_and_gradients(tf.shape(x), targets), initial_position=tf.reshape(x, [-1]),
-            num_correction_pairs=self.num_correction_pairs, max_iterations=0, tolerance=0.0)
+            self._value_and_gradients(shape, targets), initial_position=start,
+            previous_optimizer_results=previous, num_correction_pairs=self.num_correction_pairs,
+            max_iterations=max_iterations, tolerance=0.0, x_tolerance=0.0, f_relative_tolerance=0.0)
 
-    def _iterate_impl(self, state, shape, targets, max_iterations):
-        return tfp.optimizer.lbfgs_minimize(
-            self._value_and_gradients(shape, targets), initial_position=None,
-            previous_optimizer_results=state,
-            num_correction_pairs=self.num_correction_pairs, max_iterations=max_iterations,
-            tolerance=0.0)
+    def _start_results(self, x, targets):
+        return self._minimize(tf.shape(x), targets, 0, start=tf.reshape(x, [-1]))
 
-    def init_state(self, x: tf.Tensor, targets) -> State:
-        return {"results": self._start(x, targets), "shape": tf.shape(x)}
+    def init_state(self, x, targets, learning_rate: float | None = None, tolerance: float = 0.0) -> State:
+        x = tf.convert_to_tensor(x, tf.float32)
+        results = self._start(x, targets)
+        loss = results.objective_value - self.range_penalty(x)
+        return {"results": results, "shape": tf.shape(x), "loss": loss,
+                "finite": tf.math.is_finite(loss), "rejected": tf.constant(0),
+                "best_x": x, "best_loss": loss, "progress": progress_start(self.patience),
+                "tolerance": tf.cast(tolerance, tf.float32), "done": tf.constant(False),
+                "stalled": tf.constant(False)}
 
-    def step(self, state: State, targets, report: bool = False):
-        """(new state, loss at the new image, that image, terms or None, finite).
-
-        The loss terms cost an extra forward pass, so they are computed only every
-        ``report_every`` iterations and when ``report`` asks for them."""
-        results = self._iterate(state["results"], state["shape"], targets,
-                                state["results"].num_iterations + 1)
-        new = {"results": results, "shape": state["shape"]}
-        image = self.image(new)
-        loss = float(results.objective_value)
-        finite = math.isfinite(loss) and not bool(results.failed)
-        terms = None
-        if finite and (report or int(results.num_iterations) % self.report_every == 0):
-            terms = self._terms(tf.clip_by_value(image, 0.0, 1.0), targets)
-        return new, loss, image, terms, finite
+    def step(self, state: State, targets) -> State:
+        """One L-BFGS iteration (pure, graph-safe)."""
+        previous = state["results"]
+        results = self._minimize(state["shape"], targets, previous.num_iterations + 1, previous=previous)
+        x = tf.reshape(results.position, state["shape"])
+        loss = results.objective_value - self.range_penalty(x)
+        finite = tf.math.is_finite(loss) & ~results.failed
+        improved = finite & (loss < state["best_loss"])
+        best_loss = tf.where(improved, loss, state["best_loss"])
+        progress, stalled = progress_update(state["progress"], best_loss, finite, state["tolerance"])
+        # tfp stops iterating once it has converged (with zero tolerances: no further
+        # progress possible) or failed; a further call would be a no-op.
+        stalled = stalled | results.converged
+        return {"results": results, "shape": state["shape"], "loss": loss, "finite": finite,
+                "rejected": tf.where(finite, 0, state["rejected"] + 1),
+                "best_x": tf.where(improved, tf.clip_by_value(x, 0.0, 1.0), state["best_x"]),
+                "best_loss": best_loss, "progress": progress, "tolerance": state["tolerance"],
+                "done": stalled | ~finite, "stalled": stalled}
 
     def image(self, state: State) -> tf.Tensor:
-        return tf.reshape(state["results"].position, state["shape"])
+        return tf.clip_by_value(tf.reshape(state["results"].position, state["shape"]), 0.0, 1.0)
+
+    def best_image(self, state: State) -> tf.Tensor:
+        return state["best_x"]
+
+    def result_image(self, state: State) -> tf.Tensor:
+        return tf.where(failed(state), self.best_image(state), self.image(state))
+
+    def rescale_state(self, state: State, image, targets) -> State:
+        """L-BFGS's history does not carry over to another size: it starts afresh."""
+        return self.init_state(image, targets, tolerance=state["tolerance"])
+
+    def terms(self, state: State, targets, iteration: int, last: bool):
+        """The loss terms every ``report_every`` iterations and at the last (an extra
+        forward pass each time); None otherwise."""
+        if last or iteration % self.report_every == 0:
+            return self._terms(self.image(state), targets)
+        return None
 
     def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
-        arrays = {f"results.{k}": v.numpy() for k, v in state["results"]._asdict().items()}
-        arrays["shape"] = state["shape"].numpy()
-        return arrays
+        return {path: np.asarray(v) for path, v in flatten_with_paths(state)}
 
-    def state_from_arrays(self, arrays: dict[str, np.ndarray]) -> State:
+    def state_from_arrays(self, arrays: dict[str, np.ndarray], like: State | None = None) -> State:
         results = LBfgsOptimizerResults(
-            **{k: tf.constant(arrays[f"results.{k}"]) for k in LBfgsOptimizerResults._fields})
-        return {"results": results, "shape": tf.constant(arrays["shape"])}
+            **{k: tf.constant(arrays[f"results/{k}"]) for k in LBfgsOptimizerResults._fields})
+        rest = {k: tf.constant(arrays[k]) for k in ("shape", "loss", "finite", "rejected", "best_x",
+                                                     "best_loss", "tolerance", "done", "stalled")}
+        progress = {k: tf.constant(arrays[f"progress/{k}"]) for k in ("window", "count")}
+        return {"results": results, "progress": progress, **rest}
 
 
-MAX_REJECTED = 8  # consecutive non-finite steps (each halving Adam's rate) before giving up
+def failed(state: State) -> tf.Tensor:
+    """Whether the run stopped on a numerical failure (done, but not stalled)."""
+    return state["done"] & ~state["stalled"]
+
+
+# ------------------------------------------------------------------ the library's loop
+def _fetch(state: State):
+    """The few values the loop reads back each iteration, in one transfer."""
+    return {k: state[k].numpy() for k in ("loss", "finite", "rejected", "best_loss", "done", "stalled")}
 
 
 def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callback] = (), *,
-             state: State | None = None, start_iteration: int = 0,
-             checkpoint: Callable[[int, State], None] | None = None,
-             checkpoint_every: int | None = None) -> Result:
+             state: State | None = None, start_iteration: int = 0, learning_rate: float | None = None,
+             tolerance: float = 0.0, checkpoint: Callable[[int, State], None] | None = None,
+             checkpoint_every: int | None = None, scale: tuple[int, int] = (1, 1)) -> Result:
     """Run ``optimizer`` from ``image`` (or a restored ``state``) up to ``iterations``.
 
-    Returns the final iterate (Adam with averaging: the average). Non-finite steps are
-    rejected (Adam halves its rate); after `MAX_REJECTED` in a row, or when L-BFGS's
-    line search fails, the run stops early with a warning and returns the best image
-    seen. Ctrl-C raises `Interrupted` with the best image so far. An average's loss
-    is not evaluated (that would cost a forward pass per iteration); the average is
-    taken as the best image.
+    Calls the optimizer's compiled `step` once per iteration and reports each accepted
+    one to the callbacks as an `IterationRecord` (a rejected, non-finite evaluation is
+    undone by the step itself and not reported). Stops early when the state says done:
+    `MAX_REJECTED` non-finite evaluations in a row or a failed L-BFGS line search (a
+    failure: the best image so far is returned) or a stall (converged). Ctrl-C raises
+    `Interrupted` with the best image so far.
+
+    Returns:
+        A `Result`.
     """
     if state is None:
         x = tf.clip_by_value(tf.convert_to_tensor(image, tf.float32), 0.0, 1.0)
-        state = optimizer.init_state(x, targets)
-    best_image, best_loss = optimizer.image(state), math.inf
+        state = optimizer.init_state(x, targets, learning_rate, tolerance)
     size = tuple(int(d) for d in optimizer.image(state).shape[:2])
     start = time.perf_counter()
-    rejected, stopped, iteration = 0, None, start_iteration
+    iteration, reason, failure = start_iteration, None, False
+    best_loss = math.inf
 
-    def best_so_far():  # an average's loss is not known: with averaging, the average
-        return optimizer.image(state) if optimizer.averages else best_image
+    def best_so_far():
+        return np.clip(optimizer.best_image(state).numpy(), 0.0, 1.0)
 
     for c in callbacks:
         c.on_run_begin(iterations - start_iteration, size)
     try:
         for iteration in range(start_iteration + 1, iterations + 1):
-            state, loss, evaluated, terms, finite = optimizer.step(state, targets,
-                                                                   report=iteration == iterations)
-            if not finite:
-                rejected += 1
+            state = optimizer.compiled_step(state, targets)
+            info = _fetch(state)
+            best_loss = float(info["best_loss"])
+            if info["finite"]:
+                terms = optimizer.terms(state, targets, iteration, iteration == iterations)
+                record = IterationRecord(
+                    iteration, iterations, float(info["loss"]),
+                    None if terms is None else {k: float(v) for k, v in terms.items()},
+                    size, time.perf_counter() - start, optimizer.name, *scale)
+                if callbacks:
+                    current = optimizer.image(state)
+                    for c in callbacks:
+                        c.on_iteration_end(record, current)
+                if checkpoint and checkpoint_every and iteration % checkpoint_every == 0:
+                    checkpoint(iteration, state)
+            else:
                 log.warning("tfnst: iteration %d: the loss or its gradient is not finite (%s); "
-                            "step rejected%s", iteration, loss,
+                            "step undone%s", iteration, float(info["loss"]),
                             ", learning rate halved" if optimizer.name == "adam" else "")
-                if rejected >= MAX_REJECTED or optimizer.name == "lbfgs":
-                    stopped = f"numerical failure at iteration {iteration} (loss {loss})"
-                    iteration -= 1
-                    break
-                continue
-            rejected = 0
-            if loss < best_loss:
-                best_loss, best_image = loss, evaluated
-            record = IterationRecord(iteration, iterations, loss,
-                                     None if terms is None else {k: float(v) for k, v in terms.items()},
-                                     size, time.perf_counter() - start, optimizer.name)
-            if callbacks:
-                current = tf.clip_by_value(optimizer.image(state), 0.0, 1.0)
-                for c in callbacks:
-                    c.on_iteration_end(record, current)
-            if checkpoint and checkpoint_every and iteration % checkpoint_every == 0:
-                checkpoint(iteration, state)
+            if info["done"]:
+                if info["stalled"]:
+                    reason = (f"converged at iteration {iteration}: the loss improved by less than "
+                              f"{float(state['tolerance']):g} over {optimizer.patience} iterations"
+                              if not (optimizer.name == "lbfgs" and state["results"].converged)
+                              else f"converged at iteration {iteration}: L-BFGS made no further progress")
+                else:
+                    failure = True
+                    reason = (f"numerical failure at iteration {iteration} "
+                              f"(loss {float(info['loss'])}, {int(info['rejected'])} non-finite in a row)")
+                break
             if any(c.stop_requested for c in callbacks):
                 break
     except KeyboardInterrupt as e:
-        raise Interrupted(np.clip(best_so_far().numpy(), 0.0, 1.0), iteration, best_loss, e,
-                          optimizer.averages) from None
+        raise Interrupted(best_so_far(), iteration, best_loss, e, optimizer.averages) from None
     finally:
         for c in callbacks:
             c.on_run_end()
-    if stopped:
-        log.warning("tfnst: stopped early: %s; keeping the best image so far (loss %s)",
-                    stopped, best_loss)
-    final = best_so_far() if stopped else optimizer.image(state)
-    return Result(np.clip(final.numpy(), 0.0, 1.0), best_loss, iteration, stopped, state)
+    if failure:
+        log.warning("tfnst: stopped early: %s; keeping the best image so far (loss %s)", reason, best_loss)
+    final = np.clip(optimizer.result_image(state).numpy(), 0.0, 1.0)
+    return Result(final, best_loss, iteration, reason, failure, state)

@@ -2,7 +2,8 @@
 
     python -m tools.compare_variants -o docs/variants.jpg [--size 256] [--iterations 200]
 
-Every row is made with the public API and the options shown in its label.
+Every row is made with the public API and the options shown in its label, on top of the
+defaults, with a fixed number of iterations (no early stop).
 """
 
 import argparse
@@ -13,7 +14,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import tfnst
-from tfnst.image_io import fit_size, read_image, resize, save_image
+from tfnst.image_io import read_image, save_image
+from tfnst.resize import fit_size, resize
 
 CONTENT, STYLE, STYLE2 = "examples/tubingen.jpg", "examples/starry_night.jpg", "examples/the_scream.jpg"
 
@@ -28,7 +30,7 @@ VARIANTS = [
     ("--preserve-color luminance", {}, {"preserve_color": "luminance"}, [STYLE]),
     ("--preserve-color histogram", {}, {"preserve_color": "histogram"}, [STYLE]),
     ("--scales 3 (coarse to fine)", {}, {"scales": 3}, [STYLE]),
-    ("--style-loss discriminator", {"style_statistic": "discriminator"}, {"learning_rate": 0.05}, [STYLE]),
+    ("--style-stat discriminator", {"style_statistic": "discriminator"}, {"learning_rate": 0.05}, [STYLE]),
     ("--normalize-vgg (bundled examples)", {"normalize_vgg": ()}, {}, [STYLE]),
 ]
 
@@ -46,18 +48,19 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=150)
     args = parser.parse_args(argv)
     content = read_image(CONTENT)
-    content = resize(content, fit_size(content.shape[:2], args.size))
+    content = resize(content, fit_size(content.shape[:2], args.size)).numpy()
     height = content.shape[0]
+
     def at_height(path):
         image = read_image(path)
-        return resize(image, (height, round(image.shape[1] * height / image.shape[0])))
+        return resize(image, (height, round(image.shape[1] * height / image.shape[0]))).numpy()
 
     rows = [np.concatenate([label_strip("content | styles", height), content, at_height(STYLE),
                             at_height(STYLE2)], axis=1)]
     for label, network, per_call, styles in VARIANTS:
         start = time.perf_counter()
         out = tfnst.Stylizer(**network).stylize(CONTENT, styles, size=args.size, iterations=args.iterations,
-                                                seed=0, **per_call)
+                                                seed=0, tolerance=0.0, **per_call)
         print(f"{label}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
         rows.append(np.concatenate([label_strip(label, height), out], axis=1))
     width = max(r.shape[1] for r in rows)

@@ -10,11 +10,12 @@ import sys
 import numpy as np
 
 from tfnst.errors import TfnstError
-from tfnst.image_io import read_image, resize, save_image
+from tfnst.image_io import read_image, save_image
+from tfnst.resize import resize
 
 
 def side_by_side(images, height: int, gap: int = 8) -> np.ndarray:
-    rows = [resize(im, (height, max(1, round(im.shape[1] * height / im.shape[0])))) for im in images]
+    rows = [resize(im, (height, max(1, round(im.shape[1] * height / im.shape[0])))).numpy() for im in images]
     spacer = np.ones((height, gap, 3), np.float32)
     parts = [p for row in rows for p in (row, spacer)][:-1]
     return np.concatenate(parts, axis=1)

@@ -1,0 +1,73 @@
+"""Peak memory of whole runs against tfnst's estimate (`tfnst.memory.estimate_bytes`).
+
+    python -m benchmarks.memory [--sizes 128,256,512,768,1024] [--iterations 2]
+
+Each run is a fresh process (`benchmarks.worker stylize`), so its peak RSS (VmHWM) is
+its own: Adam and L-BFGS, float32 and (on CPUs that have it) bfloat16, at each size;
+then the extension options at 512 px. Prints measured peak, estimate, and their ratio
+(the estimate must be at least the peak, and at most 1.3 times it).
+"""
+
+import argparse
+import datetime
+import sys
+
+from benchmarks.run import RESULTS, has_bfloat16, measure, report_header, save_report
+
+EXTENSIONS = {
+    "histogram loss": {"hist_weight": 1.0},
+    "histogram loss, deep layers": {"hist_weight": 1.0, "hist_layers": ["block4_conv1", "block5_conv1"]},
+    "style scale 2": {"style_scale": 2.0},
+    "coarse-to-fine": {"scales": 3},
+    "mean+covariance": {"style_statistic": "meancov"},
+    "discriminator": {"style_statistic": "discriminator"},
+    "laplacian": {"lap_weight": 1.0},
+    "two styles": {"style": "the_scream.jpg", "style_blend": [1, 1]},
+}
+
+
+def runs(sizes, precisions):
+    for precision in precisions:
+        for optimizer in ("adam", "lbfgs"):
+            for size in sizes:
+                yield f"{optimizer} {precision}", size, {"optimizer": optimizer, "precision": precision}
+    for name, options in EXTENSIONS.items():
+        yield name, 512, {"precision": precisions[0], **options}
+
+
+def table(rows) -> str:
+    lines = ["| run | size (H×W) | peak RSS | estimate | estimate / peak |", "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['label']} | {r['size']} | n/a ({r['error']}) | | |")
+            continue
+        lines.append(f"| {r['label']} | {r['hw'][0]}×{r['hw'][1]} | {r['peak_rss_bytes'] / 2**30:.2f} GB | "
+                     f"{r['estimate_bytes'] / 2**30:.2f} GB | {r['estimate_bytes'] / r['peak_rss_bytes']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="128,256,512,768,1024")
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--precisions", help="default float32, and bfloat16 where it is native")
+    parser.add_argument("--out", default=RESULTS)
+    parser.add_argument("--name", default=f"memory-{datetime.date.today().isoformat()}")
+    args = parser.parse_args(argv)
+    precisions = args.precisions.split(",") if args.precisions else \
+        ["float32"] + (["bfloat16"] if has_bfloat16() else [])
+    rows = []
+    for label, size, options in runs([int(s) for s in args.sizes.split(",")], precisions):
+        r = measure("stylize", size, args.iterations, {**options, "tolerance": 0.0})
+        rows.append({**r, "label": label, "size": size})
+        print(label, size, {k: r.get(k) for k in ("hw", "peak_rss_bytes", "estimate_bytes", "error")},
+              file=sys.stderr, flush=True)
+    report = {**report_header("benchmarks.memory", argv), "runs": rows}
+    save_report(report, args.out, args.name, lambda path: None)
+    print(f"{report['cpu']}, {report['cores']} cores")
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

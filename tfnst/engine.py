@@ -1,0 +1,184 @@
+"""The stylization engine: images → features → objective → optimizer → image.
+
+`Engine` holds the graph-safe pieces of a stylization: colour preservation, fitting
+the styles, the initial image, the coarse-to-fine sizes, the targets, the optimizer's
+state and `step`. `tfnst.Stylizer` runs them from Python, one iteration at a time,
+for its callbacks and checkpoints; `Engine.run` composes the very same pieces in one
+graph (a `tf.while_loop` per scale), which is what `tfnst.export` saves for TF Serving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tfnst import color
+from tfnst.config import StyleConfig
+from tfnst.errors import TfnstError
+from tfnst.objective import Objective, loss_weights
+from tfnst.optimizers import LBFGS, Adam
+from tfnst.resize import fit_size, fit_size_tensor, resize
+from tfnst.vgg_layers import MIN_SIDE
+
+
+def make_optimizer(config: StyleConfig, objective):
+    """The optimizer ``config`` asks for, over ``objective``."""
+    if config.optimizer == "adam":
+        return Adam(objective, ema_decay=config.averaging, patience=config.patience)
+    if objective.statistic.stateful:
+        raise TfnstError("the discriminator style loss needs optimizer='adam'")
+    return LBFGS(objective, report_every=config.lbfgs_report_every, patience=config.patience)
+
+
+def scale_sizes(hw, scales: int, factor: float) -> list[tuple[int, int]]:
+    """(H, W) of each coarse-to-fine scale, smallest first, the last being ``hw``;
+    each ``factor`` times the one before (never under `MIN_SIDE` pixels a side);
+    a size equal to the one before is left out."""
+    sizes = []
+    for k in range(scales - 1, -1, -1):
+        h, w = (max(MIN_SIDE, round(int(d) / factor**k)) for d in hw)
+        if not sizes or (h, w) != sizes[-1]:
+            sizes.append((h, w))
+    return sizes
+
+
+def scale_sizes_tensor(hw: tf.Tensor, scales: int, factor: float) -> list[tf.Tensor]:
+    """`scale_sizes` in graph ops (same float64 arithmetic); repeats are kept, and
+    `Engine.run` gives them no iterations."""
+    hw = tf.cast(hw, tf.float64)
+    return [tf.maximum(tf.cast(tf.round(hw / factor**k), tf.int32), MIN_SIDE)
+            for k in range(scales - 1, -1, -1)]
+
+
+def style_side(hw, style_scale: float):
+    """The longest side a style image gets for a result of size ``hw``: the result's
+    longest side times ``style_scale`` (Gatys et al. resize the style to the content's
+    size; the scale changes the brush strokes' size), at least `MIN_SIDE`."""
+    if isinstance(hw, tf.Tensor):
+        longest = tf.cast(tf.reduce_max(hw), tf.float64)
+        return tf.maximum(tf.cast(tf.round(style_scale * longest), tf.int32), MIN_SIDE)
+    return max(MIN_SIDE, round(style_scale * max(int(d) for d in hw)))
+
+
+class Engine:
+    """One stylization's graph-safe pieces, over a shared feature extractor.
+
+    Args:
+        config: the options.
+        features: a `tfnst.features.VGG19` (or anything mapping images to
+            ``{layer: features}``) with `tfnst.objective.feature_layers`.
+        has_content: False for texture synthesis.
+    """
+
+    def __init__(self, config: StyleConfig, features, *, has_content: bool = True):
+        self.config = config
+        self.has_content = has_content
+        self.objective = Objective(config, features, has_content=has_content)
+        self.optimizer = make_optimizer(config, self.objective)
+
+    # -------------------------------------------------------------- inputs
+    def prepare(self, content, styles: Sequence):
+        """Colour preservation before the optimization (Gatys et al. 2016b): the
+        styles recoloured to the content's palette, or, for luminance-only transfer,
+        the content's and the styles' luminance. Returns (content, styles)."""
+        mode = self.config.preserve_color
+        if mode == "histogram":
+            return content, [color.match_colors(s, content) for s in styles]
+        if mode == "luminance":
+            return color.luminance(content), [color.match_luminance(s, content) for s in styles]
+        return content, list(styles)
+
+    def finish(self, image, content):
+        """The result after the optimization: with luminance-only transfer, the
+        result's luminance with the content's colours."""
+        if self.config.preserve_color == "luminance":
+            return color.with_content_colors(image, content)
+        return image
+
+    def fit_style(self, style, hw):
+        """A style image resized for a result of size ``hw`` (`style_side`)."""
+        longest = style_side(hw, self.config.style_scale)
+        if isinstance(longest, tf.Tensor):
+            style = tf.convert_to_tensor(style, tf.float32)
+            size = fit_size_tensor(tf.shape(style)[:2], longest)
+            check = tf.debugging.assert_greater_equal(
+                tf.reduce_min(size), MIN_SIDE,
+                message=f"the style image needs at least {MIN_SIDE} pixels a side at this size")
+            with tf.control_dependencies([check]):
+                return resize(style, size)
+        size = fit_size(np.shape(style)[:2], longest)
+        if min(size) < MIN_SIDE:
+            raise TfnstError(f"the style image is {size[1]}x{size[0]} at this size; it needs at least "
+                             f"{MIN_SIDE} pixels per side (raise style_scale)")
+        return resize(style, size)
+
+    def initial_image(self, init, content, style, hw, seed: int):
+        """The starting image: the content, uniform noise (stateless, from ``seed``:
+        the same in the library and a served graph), the style, or a given image."""
+        if isinstance(init, str) and init == "content":
+            if content is None:
+                raise TfnstError("init='content' needs a content image")
+            return resize(content, hw)
+        if isinstance(init, str) and init == "noise":
+            shape = tf.concat([tf.cast(hw, tf.int32), [3]], 0)
+            return tf.random.stateless_uniform(shape, seed=[seed, 0])
+        if isinstance(init, str) and init == "style":
+            return resize(style, hw)
+        image = resize(init, hw)
+        return color.luminance(image) if self.config.preserve_color == "luminance" else image
+
+    def targets(self, content, styles, size, weights=None):
+        """Content and style targets at ``size``: the content resized, each style fitted."""
+        content_k = None if content is None else resize(content, size)
+        return self.objective.targets(content_k, [self.fit_style(s, size) for s in styles],
+                                      self.config.style_blend,
+                                      loss_weights(self.config) if weights is None else weights)
+
+    def start(self, image, targets, learning_rate=None, tolerance=None):
+        """The optimizer's state at ``image``."""
+        cfg = self.config
+        return self.optimizer.init_state(image, targets,
+                                         cfg.adam_learning_rate if learning_rate is None else learning_rate,
+                                         cfg.tolerance if tolerance is None else tolerance)
+
+    # -------------------------------------------------------------- in one graph
+    def iterate(self, state, targets, iterations):
+        """Up to ``iterations`` steps in a `tf.while_loop`, ending early when done."""
+        def cond(i, s):
+            return (i < iterations) & ~s["done"]
+
+        def body(i, s):
+            return i + 1, self.optimizer.step(s, targets)
+
+        return tf.while_loop(cond, body, (tf.constant(0), state))[1]
+
+    def run(self, content, styles: Sequence, iterations, weights=None, seed: int = 0):
+        """The whole stylization of one [H, W, 3] content image, in graph ops.
+
+        Args:
+            content: [H, W, 3] in [0, 1] (already at the size to produce).
+            styles: style images [H_i, W_i, 3] in [0, 1].
+            iterations: per scale (a scalar tensor).
+            weights: the loss terms' weights (`tfnst.objective.TERMS` order), or None.
+            seed: of the noise initialisation.
+
+        Returns:
+            The stylized [H, W, 3] image.
+        """
+        cfg = self.config
+        original = content
+        content, styles = self.prepare(content, styles)
+        state, previous = None, None
+        for size in scale_sizes_tensor(tf.shape(content)[:2], cfg.scales, cfg.scale_factor):
+            targets = self.targets(content, styles, size, weights)
+            if state is None:
+                image = self.initial_image(cfg.init, resize(content, size), styles[0], size, seed)
+                state, count = self.start(image, targets), iterations
+            else:
+                image = resize(self.optimizer.result_image(state), size)
+                state = self.optimizer.rescale_state(state, image, targets)
+                count = tf.where(tf.reduce_all(tf.equal(size, previous)), 0, iterations)
+            state, previous = self.iterate(state, targets, count), size
+        return self.finish(self.optimizer.result_image(state), original)

@@ -1,0 +1,77 @@
+"""Resizing: the one resampling op of the library and the served graph.
+
+Both paths call `resize`, and both compute target sizes with the same arithmetic
+(`fit_size` in Python, `fit_size_tensor` in a graph: float64, round half to even), so a
+SavedModel resizes an image exactly as `tfnst.Stylizer` does.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# Lanczos-3, antialiased when shrinking: the filter PIL and most image tools use for
+# photographs (sharp, little aliasing). It overshoots at edges, so images are clipped.
+METHOD = "lanczos3"
+
+
+def fit_size(shape: tuple[int, int], longest: int) -> tuple[int, int]:
+    """(H, W) scaled so that the longest side is ``longest``, keeping the aspect ratio.
+
+    Args:
+        shape: the (H, W) of the image.
+        longest: the longest side wanted, in pixels.
+
+    Returns:
+        (H, W), each at least 1.
+    """
+    h, w = (int(d) for d in shape)
+    scale = longest / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def fit_size_tensor(shape: tf.Tensor, longest) -> tf.Tensor:
+    """`fit_size` in graph ops, with the same float64 arithmetic and rounding.
+
+    Args:
+        shape: int32 [2] (H, W).
+        longest: the longest side wanted (int or scalar tensor).
+
+    Returns:
+        int32 [2].
+    """
+    hw = tf.cast(shape, tf.float64)
+    scale = tf.cast(longest, tf.float64) / tf.reduce_max(hw)
+    return tf.maximum(tf.cast(tf.round(hw * scale), tf.int32), 1)
+
+
+def resize(image, size, clip: bool = True) -> tf.Tensor:
+    """Resample ``image`` ([H, W, C] or [B, H, W, C]) to ``size`` (H, W).
+
+    Args:
+        image: an array or tensor; float values (images in [0, 1]).
+        size: (H, W) as ints or an int32 tensor.
+        clip: clip to [0, 1] (images); False for other fields (e.g. Adam's moments).
+
+    Returns:
+        A float32 tensor. An image already of that size comes back unchanged, bit for bit.
+    """
+    image = tf.convert_to_tensor(image, tf.float32)
+    size = tf.convert_to_tensor(size, tf.int32)
+    if image.shape.rank is not None and image.shape[-3:-1].is_fully_defined() \
+            and tf.get_static_value(size) is not None:
+        if tuple(image.shape[-3:-1]) == tuple(tf.get_static_value(size)):
+            return image
+        return _resample(image, size, clip)
+    same = tf.reduce_all(tf.equal(tf.shape(image)[-3:-1], size))
+    return tf.cond(same, lambda: image, lambda: _resample(image, size, clip))
+
+
+def _resample(image, size, clip):
+    out = tf.image.resize(image, size, method=METHOD, antialias=True)
+    return tf.clip_by_value(out, 0.0, 1.0) if clip else out
+
+
+def fit_longest(image, longest) -> tf.Tensor:
+    """``image`` [H, W, C] resized so that its longest side is ``longest`` (graph-safe)."""
+    image = tf.convert_to_tensor(image, tf.float32)
+    return resize(image, fit_size_tensor(tf.shape(image)[:2], longest))
