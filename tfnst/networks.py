@@ -1,0 +1,301 @@
+"""Feed-forward stylization networks, trained the Keras way with tfnst's perceptual loss.
+
+The transformer of Johnson, Alahi & Fei-Fei ("Perceptual Losses for Real-Time Style
+Transfer and Super-Resolution", ECCV 2016: a 9x9 convolution, two stride-2
+convolutions, residual blocks, two upsamplings, a 9x9 convolution), with instance
+normalization (Ulyanov, Vedaldi & Lempitsky 2016; `keras.layers.GroupNormalization`
+with one group per channel) and resize-convolution upsampling (nearest-neighbour
+upsampling, then a convolution: Odena, Dumoulin & Olah 2016, no checkerboard
+artifacts), reflection padding throughout. Trained once per style with `model.fit` on
+`tfnst.PerceptualLoss`; then one forward pass stylizes any image.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnst.config import TrainConfig
+from tfnst.errors import TfnstError
+from tfnst.vgg_layers import MIN_SIDE
+
+
+@keras.saving.register_keras_serializable(package="tfnst")
+class ReflectionPadding2D(keras.layers.Layer):
+    """Pads height and width by ``padding`` pixels, mirroring the image (no border edge)."""
+
+    def __init__(self, padding: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, x):
+        p = self.padding
+        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+
+    def compute_output_shape(self, shape):
+        grow = lambda d: None if d is None else d + 2 * self.padding  # noqa: E731
+        return (shape[0], grow(shape[1]), grow(shape[2]), shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+def _transformer_core(width: int, depth: int, seed: int) -> keras.Model:
+    """The network on float [0, 1] images whose sides are multiples of 4."""
+    counter = iter(range(10_000))
+
+    def conv(x, filters, kernel, strides=1, norm=True, relu=True, name=""):
+        x = ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
+        x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="valid", name=f"{name}_conv",
+                                kernel_initializer=keras.initializers.GlorotUniform(seed=seed + next(counter)))(x)
+        if norm:  # instance normalization: statistics per image and channel
+            x = keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=f"{name}_in")(x)
+        return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+    inputs = keras.Input((None, None, 3), name="image")
+    x = conv(inputs, width, 9, name="c1")
+    x = conv(x, 2 * width, 3, strides=2, name="d1")
+    x = conv(x, 4 * width, 3, strides=2, name="d2")
+    for i in range(depth):
+        y = conv(x, 4 * width, 3, name=f"r{i + 1}a")
+        y = conv(y, 4 * width, 3, relu=False, name=f"r{i + 1}b")
+        x = keras.layers.Add(name=f"r{i + 1}")([x, y])
+    for i, filters in enumerate((2 * width, width)):
+        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"u{i + 1}_up")(x)
+        x = conv(x, filters, 3, name=f"u{i + 1}")
+    x = conv(x, 3, 9, norm=False, relu=False, name="out")
+    outputs = keras.layers.Activation("sigmoid", name="rgb")(x)
+    return keras.Model(inputs, outputs, name="transformer_core")
+
+
+@keras.saving.register_keras_serializable(package="tfnst")
+class StyleTransformer(keras.Model):
+    """A feed-forward stylization network: images in, stylized images of the same size out.
+
+    Takes [B, H, W, 3] images of any size (at least 16 pixels a side), uint8 (0-255) or
+    float in [0, 1]; returns float32 in [0, 1]. Sides are padded (mirrored) to a multiple
+    of 4 for the two stride-2 convolutions and cropped back. ``model.save("x.keras")``
+    and ``keras.saving.load_model("x.keras")`` round-trip without ``custom_objects``.
+
+    Args:
+        width: filters of the first layer (the network has 2x and 4x that deeper);
+            Johnson et al.: 32. 16 makes a network about 4x cheaper, for CPUs.
+        depth: residual blocks (Johnson et al.: 5).
+        seed: of the initial weights.
+    """
+
+    def __init__(self, width: int = 32, depth: int = 5, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("width", width), ("depth", depth)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TfnstError(f"{name} must be a positive whole number, not {value!r}")
+        self.width, self.depth, self.seed = width, depth, int(seed)
+        self.core = _transformer_core(width, depth, self.seed)
+        self.built = True
+
+    def call(self, images, training=False):
+        images = tf.convert_to_tensor(images)
+        if images.dtype.is_integer:
+            x = tf.cast(images, tf.float32) / 255.0
+        else:
+            x = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0)
+        h, w = tf.shape(x)[1], tf.shape(x)[2]
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        x = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="SYMMETRIC")
+        return self.core(x, training=training)[:, :h, :w, :]
+
+    def compute_output_shape(self, shape):
+        return shape
+
+    def get_config(self):
+        return {"name": self.name, "width": self.width, "depth": self.depth, "seed": self.seed}
+
+
+# ------------------------------------------------------------------ training
+class Preview(keras.callbacks.Callback):
+    """Writes the network's stylization of ``image`` every ``every`` training steps to
+    ``path`` (``{step}`` in it gives one file per preview), atomically. The step is the
+    optimizer's, so a resumed training goes on counting."""
+
+    def __init__(self, image, path, every: int = 100):
+        super().__init__()
+        from tfnst.image_io import to_array
+
+        self.image, self.path, self.every = to_array(image), str(path), int(every)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every == 0:
+            from tfnst.image_io import save_image
+
+            out = self.model(self.image[None], training=False)[0]
+            save_image(out, Path(self.path.format(step=step)))
+
+
+def perceptual_loss(style, config: TrainConfig):
+    """tfnst's `PerceptualLoss` for ``config`` over one VGG19 feature model; the style
+    image is fitted to the training size (its longest side ``config.size``)."""
+    from tfnst.features import build_feature_model
+    from tfnst.image_io import to_array
+    from tfnst.losses import PerceptualLoss
+    from tfnst.resize import fit_size, resize
+
+    style = to_array(style)
+    style = resize(style, fit_size(style.shape[:2], config.size)).numpy()
+    if min(style.shape[:2]) < MIN_SIDE:
+        raise TfnstError(f"the style image is {style.shape[1]}x{style.shape[0]} at size {config.size}; "
+                         f"it needs at least {MIN_SIDE} pixels a side")
+    features = build_feature_model(tuple(dict.fromkeys(config.content_layers + config.style_layers)),
+                                   precision=config.precision)
+    return PerceptualLoss(features, style, config.content_layers, config.style_layers,
+                          content_weight=config.content_weight, style_weight=config.style_weight,
+                          tv_weight=config.tv_weight)
+
+
+def schedule(steps: int, steps_per_epoch: int) -> tuple[int, int]:
+    """(epochs, steps per epoch) for ``steps`` training steps: whole passes over the
+    data while there is room, and never fewer steps than asked (the last epoch is whole)."""
+    per_epoch = min(steps, steps_per_epoch)
+    return math.ceil(steps / per_epoch), per_epoch
+
+
+def train(style, images, *, config: TrainConfig | None = None, callbacks=(), strategy=None,
+          verbose="auto", **options) -> StyleTransformer:
+    """Train a `StyleTransformer` for ``style`` on a folder of content images.
+
+    Args:
+        style: the style image (path, array, PIL image).
+        images: a folder of training photos (JPEG/PNG/GIF/BMP, any layout; COCO is
+            what the paper used).
+        config: a `TrainConfig`; ``options`` override its fields.
+        callbacks: Keras callbacks (`Preview`, `keras.callbacks.ModelCheckpoint`,
+            `keras.callbacks.BackupAndRestore`, `keras.callbacks.TensorBoard`, …).
+        strategy: a `tf.distribute` strategy (e.g. `tf.distribute.MirroredStrategy`,
+            `tf.distribute.TPUStrategy`); the model, its loss and optimizer are built
+            in its scope and `model.fit` splits each batch across its replicas.
+        verbose: Keras' progress bar setting.
+
+    Returns:
+        The trained network, compiled with its loss (so it saves with it).
+
+    Raises:
+        TfnstError: for bad options, a missing or empty folder, no readable image.
+    """
+    from tfnst.datasets import training_dataset
+
+    cfg = (config or TrainConfig()).replace(**options)
+    dataset, per_pass = training_dataset(images, cfg.size, cfg.batch_size, cfg.crops, cfg.seed)
+    epochs, steps_per_epoch = schedule(cfg.steps, per_pass)
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = StyleTransformer(cfg.width, cfg.depth, seed=cfg.seed, name=f"style_transformer_w{cfg.width}_d{cfg.depth}")
+        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=perceptual_loss(style, cfg),
+                      jit_compile=False)
+    model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=list(callbacks),
+              verbose=verbose)
+    return model
+
+
+def save_network(model: keras.Model, path) -> Path:
+    """``model.save`` to a temporary file beside ``path``, then renamed: a reader never
+    sees half a model, and a failed save leaves the old file."""
+    import tempfile
+
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise TfnstError(f"{path}: a network is saved as .keras")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_network(path) -> keras.Model:
+    """A network saved with `save_network` / ``model.save`` (no ``custom_objects``).
+
+    Raises:
+        TfnstError: when the file is missing or not a tfnst network.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TfnstError(f"{path}: no such network file")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as e:  # a zip that is not a Keras model, a truncated file, …
+        raise TfnstError(f"{path} is not a readable Keras network ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(model, StyleTransformer):
+        raise TfnstError(f"{path} holds a {type(model).__name__}, not a tfnst StyleTransformer")
+    return model
+
+
+def stylize_with(model: keras.Model, image, size: int | None = None) -> np.ndarray:
+    """One image through a network: float32 [H, W, 3] in [0, 1]; with ``size``, the
+    image is first resized to that longest side."""
+    from tfnst.image_io import to_array
+    from tfnst.resize import fit_size, resize
+
+    image = to_array(image)
+    if size:
+        image = resize(image, fit_size(image.shape[:2], size)).numpy()
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise TfnstError(f"the image is {image.shape[1]}x{image.shape[0]}; the network needs at least "
+                         f"{MIN_SIDE} pixels a side")
+    return model(image[None], training=False).numpy()[0]
+
+
+# ------------------------------------------------------------------ serving
+def export_network(model: keras.Model, out, *, max_size: int | None = None, version: int | None = None) -> Path:
+    """A TF-Serving SavedModel of a trained network, ``out/<version>/``.
+
+    Signatures: ``serving_default``: ``images``, string [N] (encoded JPEG/PNG/…) →
+    ``stylized_bytes``, PNG string [N] (each image on its own; sizes may differ);
+    ``stylize_float``: ``images`` float32 [N, H, W, 3] in [0, 1] → ``stylized``. Written
+    with `keras.export.ExportArchive` (Keras' route to a SavedModel TF Serving loads).
+    Images whose longest side exceeds ``max_size`` are resized to it in the graph.
+    """
+    from tfnst.export import save_servable
+    from tfnst.resize import fit_longest
+
+    def clamp(image):
+        if not max_size:
+            return image
+        return tf.cond(tf.reduce_max(tf.shape(image)[:2]) > max_size,
+                       lambda: fit_longest(image, max_size), lambda: image)
+
+    def checked(image):
+        with tf.control_dependencies([tf.debugging.assert_greater_equal(
+                tf.reduce_min(tf.shape(image)[:2]), MIN_SIDE,
+                message=f"images must be at least {MIN_SIDE}x{MIN_SIDE} pixels")]):
+            return tf.identity(image)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    def serve_bytes(images):
+        def one(data):
+            image = tf.image.convert_image_dtype(
+                tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32)
+            out = model(clamp(checked(image))[None], training=False)[0]
+            return tf.io.encode_png(tf.image.convert_image_dtype(out, tf.uint8, saturate=True))
+
+        return {"stylized_bytes": tf.map_fn(one, images, fn_output_signature=tf.TensorSpec([], tf.string))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+    def serve_float(images):
+        images = tf.map_fn(lambda image: clamp(checked(image)), images,
+                           fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
+        return {"stylized": model(images, training=False)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve_bytes)
+    archive.add_endpoint("stylize_float", serve_float)
+    return save_servable(archive.write_out, out, version)
