@@ -4,8 +4,8 @@
 
 Each run is a fresh process (`benchmarks.worker stylize`), so its peak RSS (VmHWM) is
 its own: Adam and L-BFGS, float32 and (on CPUs that have it) bfloat16, at each size;
-then the extension options at 512 px. Prints measured peak, estimate, and their ratio
-(the estimate must be at least the peak, and at most 1.3 times it).
+then the extension options at 512 px; then tiled runs. Prints measured peak, estimate,
+and their ratio (the estimate must be at least the peak, and at most 1.3 times it).
 """
 
 import argparse
@@ -22,8 +22,12 @@ EXTENSIONS = {
     "mean+covariance": {"style_statistic": "meancov"},
     "discriminator": {"style_statistic": "discriminator"},
     "laplacian": {"lap_weight": 1.0},
-    "two styles": {"style": "the_scream.jpg", "style_blend": [1, 1]},
+    "two styles": {"style": ["starry_night.jpg", "the_scream.jpg"], "style_blend": [1, 1]},
 }
+# Tiled runs (`tfnst.tiling`): (label, size, options).
+TILED = [("tiles, --max-memory 2GB", 1536, {"max_memory": 2 * 2**30}),
+         ("tiles of 256 px", 1024, {"tile": 256}),
+         ("tiles of 512 px", 2048, {"tile": 512})]
 
 
 def runs(sizes, precisions):
@@ -33,15 +37,19 @@ def runs(sizes, precisions):
                 yield f"{optimizer} {precision}", size, {"optimizer": optimizer, "precision": precision}
     for name, options in EXTENSIONS.items():
         yield name, 512, {"precision": precisions[0], **options}
+    for name, size, options in TILED:
+        yield name, size, {"precision": precisions[0], **options}
 
 
 def table(rows) -> str:
-    lines = ["| run | size (H×W) | peak RSS | estimate | estimate / peak |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| run | size (H×W) | tile | peak RSS | estimate | estimate / peak |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['label']} | {r['size']} | n/a ({r['error']}) | | |")
+            lines.append(f"| {r['label']} | {r['size']} | | n/a ({r['error']}) | | |")
             continue
-        lines.append(f"| {r['label']} | {r['hw'][0]}×{r['hw'][1]} | {r['peak_rss_bytes'] / 2**30:.2f} GB | "
+        lines.append(f"| {r['label']} | {r['hw'][0]}×{r['hw'][1]} | {r.get('tile') or ''} | "
+                     f"{r['peak_rss_bytes'] / 2**30:.2f} GB | "
                      f"{r['estimate_bytes'] / 2**30:.2f} GB | {r['estimate_bytes'] / r['peak_rss_bytes']:.2f} |")
     return "\n".join(lines)
 

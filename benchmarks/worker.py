@@ -11,6 +11,11 @@ tfnst rows use float32 and plain Adam unless named otherwise, and never stop ear
 Prints one JSON line: seconds per iteration (after warm-up iterations that include
 tracing), peak RSS.
 
+IMPL ``train`` times training steps of a feed-forward network (OPTIONS: ``width``,
+``depth``, ``batch_size``, ``precision`` of the loss network) on data/photos at SIZE and
+reports images per second; ``apply`` times one forward pass of such a network on the
+content photo at SIZE (the longest side), in seconds per image.
+
 IMPL ``stylize`` is a whole run as a user makes it: `tfnst.Stylizer(**OPTIONS)` on the
 bundled content photo and a style (``"style"`` in OPTIONS, a file name in examples/;
 default starry_night.jpg), from the file paths, timed from before TensorFlow is imported
@@ -130,12 +135,20 @@ def time_features(impl, size, iterations):
     return (time.perf_counter() - start) / iterations, content.shape[:2]
 
 
+def steady_seconds_per_iteration(records) -> float:
+    """Seconds per iteration after the first `WARMUP` (which include tracing)."""
+    if len(records) <= WARMUP:
+        return records[-1].elapsed / len(records)
+    return (records[-1].elapsed - records[WARMUP - 1].elapsed) / (len(records) - WARMUP)
+
+
 def run_stylize(size, iterations, options):
     start = time.perf_counter()
     import tfnst
     from tfnst import memory
 
-    style = os.path.join(EXAMPLES, options.pop("style", "starry_night.jpg"))
+    names = options.pop("style", "starry_night.jpg")
+    style = [os.path.join(EXAMPLES, n) for n in names] if isinstance(names, list) else os.path.join(EXAMPLES, names)
     content = os.path.join(EXAMPLES, "tubingen.jpg")
     score, save = options.pop("score", False), options.pop("save", None)
     stylizer = tfnst.Stylizer(**options)
@@ -143,11 +156,12 @@ def run_stylize(size, iterations, options):
     out = stylizer.stylize(content, style, size=size, iterations=iterations, callbacks=[history])
     seconds = time.perf_counter() - start
     config = stylizer.config.replace(size=size, iterations=iterations)
+    tile = stylizer._tile(config, out.shape[:2], True)
     result = {"seconds": seconds, "hw": list(out.shape[:2]), "peak_rss_bytes": peak_rss_bytes(),
-              "estimate_bytes": memory.estimate_bytes(out.shape[:2], config),
+              "estimate_bytes": memory.estimate_bytes(out.shape[:2], config, True, tile), "tile": tile,
               "iterations_run": history.records[-1].iteration if history.records else 0,
               "stop_reason": stylizer.last_result.stop_reason,
-              "seconds_per_iteration": history.records[-1].elapsed / max(1, len(history.records))}
+              "seconds_per_iteration": steady_seconds_per_iteration(history.records)}
     if save:
         tfnst.save_image(out, save)
     if score:
@@ -156,31 +170,65 @@ def run_stylize(size, iterations, options):
 
         content_image = read_image(content)
         content_image = tfnst.resize.resize(content_image, out.shape[:2]).numpy()
-        style_image = stylizer.engine(stylizer.config, True).fit_style(read_image(style), out.shape[:2]).numpy()
+        first = style[0] if isinstance(style, list) else style
+        style_image = stylizer.engine(stylizer.config, True).fit_style(read_image(first), out.shape[:2]).numpy()
         result["scores"] = scorer(content_image, style_image)(out)
     return result
 
 
+def time_train(size, iterations, options):
+    import keras
+
+    from tfnst.networks import train
+
+    marks = []
+
+    def mark(batch, logs):
+        marks.append(time.perf_counter())
+
+    batch = options.get("batch_size", 4)
+    photos = os.path.join(os.path.dirname(EXAMPLES), "data", "photos")
+    train(os.path.join(EXAMPLES, "starry_night.jpg"), photos, size=size, steps=WARMUP + iterations,
+          batch_size=batch, width=options.get("width", 32), depth=options.get("depth", 5),
+          precision=options.get("precision", "auto"), crops=8, verbose=0,
+          callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=mark)])
+    seconds = (marks[-1] - marks[WARMUP - 1]) / (len(marks) - WARMUP)
+    return {"seconds_per_step": seconds, "images_per_second": batch / seconds, "hw": [size, size]}
+
+
+def time_apply(size, iterations, options):
+    import numpy as np
+
+    from tfnst.networks import StyleTransformer
+
+    content, _ = images(size)
+    model = StyleTransformer(options.get("width", 32), options.get("depth", 5))
+    run = __import__("tensorflow").function(lambda x: model(x, training=False))
+    x = content[None].astype(np.float32)
+    for _ in range(WARMUP):
+        run(x).numpy()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        run(x).numpy()
+    return {"seconds_per_image": (time.perf_counter() - start) / iterations, "hw": list(content.shape[:2])}
+
+
 def peak_rss_bytes() -> int:
-    """This process's own peak RSS. Not ru_maxrss: Linux carries that across fork+exec
-    from the parent (the runner, which has loaded TensorFlow), so every worker reported
-    at least the runner's peak. VmHWM belongs to this address space alone."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's own peak RSS (`tfnst.memory.peak_bytes`: VmHWM, not ru_maxrss,
+    which Linux carries across fork+exec from the runner that loaded TensorFlow)."""
+    from tfnst.memory import peak_bytes
+
+    return peak_bytes() or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main():
     impl, size, iterations = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    if impl == "stylize":
-        options = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
-        print(json.dumps({"impl": impl, "size": size, "iterations": iterations, "options": dict(options),
-                          **run_stylize(size, iterations, options)}))
+    options = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    runs = {"stylize": run_stylize, "train": time_train, "apply": time_apply}
+    if impl in runs:
+        result = runs[impl](size, iterations, dict(options))
+        print(json.dumps({"impl": impl, "size": size, "iterations": iterations, "options": options,
+                          "peak_rss_bytes": peak_rss_bytes(), **result}))
         return
     if impl == "tfnst-adam-xla":
         import tensorflow as tf

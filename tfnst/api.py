@@ -71,13 +71,17 @@ class Stylizer:
         self.last_result = None  # the `optimizers.Result` of the latest call (last scale)
 
     # -------------------------------------------------------------- public
-    def stylize(self, content, style, *, callbacks=None, checkpoint=None, checkpoint_every=None,
-                resume=False, **options) -> np.ndarray:
+    def stylize(self, content, style, *, masks=None, style_masks=None, callbacks=None, checkpoint=None,
+                checkpoint_every=None, resume=False, **options) -> np.ndarray:
         """Content image restyled.
 
         Args:
             content: a path, PIL image, numpy array or tensor.
             style: the same, or a list of them, blended with ``style_blend``.
+            masks: spatial control (Gatys et al., CVPR 2017): one grayscale mask per style
+                image, any size (resized to the content): where each style applies; its
+                statistics are matched within its region (guided Gram matrices).
+            style_masks: with ``masks``, one mask per style image: which part of it to take.
             callbacks: `tfnst.Callback` objects or functions of an `IterationRecord`.
             checkpoint: a path; with ``checkpoint_every=N`` the optimizer state is saved
                 every N iterations, and ``resume=True`` continues from it (same inputs
@@ -95,8 +99,10 @@ class Stylizer:
         cfg = self._call_config(options)
         content = to_array(content, max_pixels=cfg.max_pixels)
         content = resize(content, fit_size(content.shape[:2], cfg.size)).numpy()
-        return self._run(cfg, content, content.shape[:2], self._load_styles(style, cfg), callbacks,
-                         checkpoint, checkpoint_every, resume)
+        styles = self._load_styles(style, cfg)
+        masks, style_masks = self._load_masks(masks, style_masks, styles, cfg)
+        return self._run(cfg, content, content.shape[:2], styles, callbacks, checkpoint, checkpoint_every,
+                         resume, masks, style_masks)
 
     def synthesize_texture(self, style, size=256, *, callbacks=None, checkpoint=None,
                            checkpoint_every=None, resume=False, **options) -> np.ndarray:
@@ -124,13 +130,13 @@ class Stylizer:
             raise TfnstError(f"{', '.join(fixed)} define the network; make a new Stylizer to change them")
         return self.config.replace(**options)
 
-    def engine(self, cfg: StyleConfig, has_content: bool) -> Engine:
+    def engine(self, cfg: StyleConfig, has_content: bool, regions: int = 0, tile: int | None = None) -> Engine:
         """The engine for ``cfg``, cached per what shapes its graph (active terms,
-        optimizer), so that a repeat call reuses its compiled steps."""
+        optimizer, regions, tiles), so that a repeat call reuses its compiled steps."""
         key = (has_content, cfg.content_weight > 0, cfg.hist_weight > 0, cfg.lap_weight > 0,
-               cfg.optimizer, cfg.averaging, cfg.patience, cfg.lbfgs_report_every)
+               cfg.optimizer, cfg.averaging, cfg.patience, cfg.lbfgs_report_every, regions, tile)
         if key not in self._engines:
-            self._engines[key] = Engine(cfg, self.features, has_content=has_content)
+            self._engines[key] = Engine(cfg, self.features, has_content=has_content, regions=regions, tile=tile)
         engine = self._engines[key]
         engine.config = cfg  # per-call options (weights, colour, init, scales) that shape no graph
         return engine
@@ -142,6 +148,45 @@ class Stylizer:
         blend_weights(len(styles), cfg.style_blend)  # the count must match, checked early
         return [to_array(s, max_pixels=cfg.max_pixels) for s in styles]
 
+    @staticmethod
+    def _load_masks(masks, style_masks, styles, cfg: StyleConfig):
+        """Masks as float32 [H, W] in [0, 1] (the mean of their channels), checked."""
+        if masks is None:
+            if style_masks is not None:
+                raise TfnstError("style_masks need masks (where each style applies)")
+            return None, None
+        if cfg.style_blend is not None:
+            raise TfnstError("masks say where each style applies; they do not blend (leave style_blend out)")
+        loaded = []
+        for name, group in (("masks", masks), ("style_masks", style_masks)):
+            if group is None:
+                loaded.append(None)
+                continue
+            group = list(group) if isinstance(group, (list, tuple)) else [group]
+            if len(group) != len(styles):
+                raise TfnstError(f"{len(group)} {name} for {len(styles)} style images: one each")
+            arrays = [to_array(m, max_pixels=cfg.max_pixels).mean(axis=-1) for m in group]
+            for i, a in enumerate(arrays, 1):
+                if a.max() <= 0:
+                    raise TfnstError(f"{name[:-1].replace('_', ' ')} {i} is all black: "
+                                     f"{'style' if name == 'masks' else 'its style image'} {i} would apply nowhere")
+            loaded.append(arrays)
+        return loaded[0], loaded[1]
+
+    def _tile(self, cfg: StyleConfig, hw, has_content: bool) -> int | None:
+        """The tile size for a run of size ``hw``: ``cfg.tile``, or when the estimate
+        exceeds the budget (``cfg.max_memory``, else what is available) the largest that
+        fits, or None (no tiles)."""
+        if cfg.tile is not None:
+            return cfg.tile
+        budget = cfg.max_memory
+        if budget is None:
+            available = memory.available_bytes()
+            budget = None if available is None else available + memory.resident_bytes()
+        if budget is None or memory.estimate_bytes(hw, cfg, has_content) <= budget:
+            return None
+        return memory.tile_for(hw, cfg, has_content, budget)
+
     def _check(self, cfg: StyleConfig, hw, has_content: bool) -> None:
         if min(hw) < MIN_SIDE:
             raise TfnstError(f"the image is {hw[1]}x{hw[0]} at this size; VGG19 needs at least "
@@ -151,23 +196,24 @@ class Stylizer:
             if small:
                 raise TfnstError(f"lap_pool {small[0]} leaves no Laplacian at {hw[1]}x{hw[0]} (it needs "
                                  f"{laplacian_min_side(small[0])} pixels a side); use smaller pools")
-        need = memory.additional_bytes(hw, cfg, has_content)
+        tile = self._tile(cfg, hw, has_content)
+        need = memory.additional_bytes(hw, cfg, has_content, tile)
         have = memory.available_bytes()
         if have is not None and need > have:
             raise TfnstError(
-                f"a {hw[1]}x{hw[0]} run needs about {memory.gigabytes(need)} of memory and "
-                f"{memory.gigabytes(have)} is available; use a smaller size (memory grows with "
-                "the pixel count), or coarser style layers")
+                f"a {hw[1]}x{hw[0]} run needs about {memory.gigabytes(need)} of memory"
+                f"{f' in tiles of {tile} px' if tile else ''} and {memory.gigabytes(have)} is available; "
+                "use a smaller size or --max-memory")
 
     def _run(self, cfg: StyleConfig, content, hw, styles, callbacks, checkpoint=None,
-             checkpoint_every=None, resume=False) -> np.ndarray:
+             checkpoint_every=None, resume=False, masks=None, style_masks=None) -> np.ndarray:
         has_content = content is not None
+        regions = 0 if masks is None else len(masks)
         self._check(cfg, hw, has_content)
         if (checkpoint_every or resume) and not checkpoint:
             raise TfnstError("checkpoint_every and resume need a checkpoint path")
         callbacks = as_callbacks(callbacks)
-        engine = self.engine(cfg, has_content)
-        optimizer = engine.optimizer
+        engine = self.engine(cfg, has_content, regions)
         init = cfg.init if cfg.init in ("content", "noise", "style") \
             else to_array(cfg.init, max_pixels=cfg.max_pixels)
         seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
@@ -175,14 +221,20 @@ class Stylizer:
         content, styles = engine.prepare(content, styles)
         # A checkpoint names its scale; the run it belongs to is known by its inputs at
         # full size, so single- and multi-scale runs check their checkpoints alike.
-        meta = _run_identity(cfg, content, [engine.fit_style(s, hw) for s in styles]) if checkpoint else None
+        meta = _run_identity(cfg, content, [engine.fit_style(s, hw) for s in styles] + (masks or [])
+                             + (style_masks or [])) if checkpoint else None
         saved = self._resumable(checkpoint, meta, cfg.optimizer) if resume else None
         sizes = scale_sizes(hw, cfg.scales, cfg.scale_factor)
         state = result = None
         for scale, size in enumerate(sizes):
             if saved and scale < saved.scale:
                 continue  # finished before the checkpoint was written
-            targets = engine.targets(content, styles, size)
+            tile = self._tile(cfg, size, has_content)
+            if tile:
+                log.info("tfnst: scale %d, %dx%d, in tiles of %d px", scale + 1, size[1], size[0], tile)
+            engine = self.engine(cfg, has_content, regions, tile)
+            optimizer = engine.optimizer
+            targets = engine.targets(content, styles, size, masks=masks, style_masks=style_masks)
             start = 0
             if saved and scale == saved.scale:
                 like = engine.start(np.zeros((*size, 3), np.float32), targets) \
@@ -200,7 +252,7 @@ class Stylizer:
                 save_checkpoint(checkpoint, Checkpoint(optimizer.name, iteration,
                                                        optimizer.state_to_arrays(current), meta, scale))
 
-            result = minimize(optimizer, None, targets, cfg.iterations, callbacks, state=state,
+            result = minimize(optimizer, None, targets, cfg.iterations_at(scale, len(sizes)), callbacks, state=state,
                               start_iteration=start, checkpoint=save if checkpoint else None,
                               checkpoint_every=checkpoint_every, scale=(scale + 1, len(sizes)))
             state = result.state

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -100,8 +101,16 @@ def _texture_size(text):
     return (values[0], values[-1])
 
 
+def _memory(text):
+    """``2GB``, ``1500MB``, ``512M``, ``2GiB`` or bytes, to bytes (binary units)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMG]?)(I?B)?\s*", text.upper())
+    if not match or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 2GB or 1500MB, got {text!r}")
+    return int(float(match.group(1)) * 2 ** (10 * " KMG".index(match.group(2) or " ")))
+
+
 PARSERS = {"int": _int, "positive_int": _positive_int, "number": _number, "text": str,
-           "layers": _layers, "numbers": _numbers, "ints": _ints, "paths": str}
+           "layers": _layers, "numbers": _numbers, "ints": _ints, "paths": str, "memory": _memory}
 
 
 def _shown(value) -> str:
@@ -150,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stylize", help="restyle a content image after a style image")
     p.add_argument("content", help="content image")
     p.add_argument("style", nargs="+", help="style image(s); several are blended (--style-blend)")
+    p.add_argument("--masks", nargs="+", metavar="MASK",
+                   help="spatial control: one grayscale mask per style image, any size: where each "
+                   "style applies (Gatys et al. 2017)")
+    p.add_argument("--style-masks", nargs="+", metavar="MASK",
+                   help="with --masks, one mask per style image: which part of it to take")
     add_config_options(p, "stylize")
     _add_run_options(p)
 
@@ -206,8 +220,17 @@ def _check_inputs(args, options) -> None:
     from tfnst.image_io import to_array
 
     limit = options.get("max_pixels", DEFAULTS.max_pixels)
-    for path in ([args.content] if args.command == "stylize" else []) + list(args.style):
+    masks = (args.masks or []) + (args.style_masks or []) if args.command == "stylize" else []
+    for path in ([args.content] if args.command == "stylize" else []) + list(args.style) + masks:
         to_array(path, max_pixels=limit)
+    if args.command == "stylize":
+        for name in ("masks", "style_masks"):
+            given = getattr(args, name)
+            if given is not None and len(given) != len(args.style):
+                raise TfnstError(f"{len(given)} {name.replace('_', ' ')} for {len(args.style)} style images: "
+                                 "one each")
+        if args.style_masks and not args.masks:
+            raise TfnstError("--style-masks needs --masks (where each style applies)")
     if options.get("init") not in (None, "content", "noise", "style"):
         to_array(options["init"], max_pixels=limit)
 
@@ -314,7 +337,8 @@ def _stylize_or_texture(args, options, output: Path) -> int:
         with _signals_as_interrupt() as reraise_signal:
             run_options["callbacks"] = [*callbacks, reraise_signal]
             if args.command == "stylize":
-                result = stylizer.stylize(args.content, args.style, **run_options, **per_call)
+                result = stylizer.stylize(args.content, args.style, masks=args.masks, style_masks=args.style_masks,
+                                          **run_options, **per_call)
             else:
                 result = stylizer.synthesize_texture(args.style, args.size, **run_options, **per_call)
     except Interrupted as e:

@@ -103,6 +103,9 @@ class StyleConfig:
     scales: int = option(1, "coarse-to-fine: optimize at this many sizes, each --scale-factor larger",
                          parse="positive_int")
     scale_factor: float = option(2 ** 0.5, "size ratio between scales", parse="number")
+    scale_iterations: tuple[int, ...] | None = option(
+        None, "coarse-to-fine: iterations at each scale, coarsest first (e.g. 200,40,6: a few at full "
+        "size); unset: --iterations at each", parse="ints")
     pooling: str = option("max", "max (the network as trained) or avg (Gatys' choice, smoother)",
                           parse="text", choices=POOLING)
     precision: str = option("auto", "VGG19's convolutions in bfloat16 (losses stay float32): "
@@ -118,6 +121,12 @@ class StyleConfig:
                                 parse="number")
     max_pixels: int = option(89_478_485, "refuse input images with more pixels than this "
                              "(decompression bombs)", parse="positive_int", commands=RUN)
+    max_memory: int | None = option(None, "the memory a run may use, e.g. 2GB; a larger run is "
+                                    "evaluated in tiles that fit (the same result); unset: what is "
+                                    "available", parse="memory", commands=RUN)
+    tile: int | None = option(None, "evaluate the loss in tiles of N pixels a side (a multiple of 16), "
+                              "whatever the memory; unset: tiles only when needed", parse="positive_int",
+                              commands=RUN)
     lbfgs_report_every: int = field(default=10, repr=False)
     """L-BFGS: compute the individual loss terms for callbacks every N iterations."""
 
@@ -178,6 +187,11 @@ class StyleConfig:
 
         for name in ("size", "iterations", "max_pixels", "lbfgs_report_every", "patience", "scales"):
             number(name, integer=True, above=0)
+        for name in ("max_memory", "tile"):
+            if getattr(self, name) is not None:
+                number(name, integer=True, above=0)
+        if self.tile is not None and self.tile % 16:
+            raise TfnstError(f"tile must be a multiple of 16 (VGG19's pooling stride), not {self.tile}")
         for name in ("style_scale",):
             number(name, above=0)
         if self.learning_rate is not None:
@@ -198,6 +212,11 @@ class StyleConfig:
         for name in ("content_layers", "hist_layers"):
             names(name, required=False)
         names("style_layers")
+        if self.scale_iterations is not None:
+            if len(self.scale_iterations) != self.scales or any(
+                    isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.scale_iterations):
+                raise TfnstError(f"scale_iterations needs {self.scales} whole numbers >= 1, one per scale "
+                                 f"(scales={self.scales}), not {self.scale_iterations!r}")
         if self.content_weight > 0 and not self.content_layers:
             raise TfnstError("content_weight needs at least one content layer")
         weights("style_layer_weights", len(self.style_layers), "one per style layer")
@@ -231,6 +250,13 @@ class StyleConfig:
                 raise TfnstError("the discriminator style loss trains alongside the image, one step "
                                  "per image step, and needs optimizer='adam'")
         return self
+
+    def iterations_at(self, scale: int, count: int) -> int:
+        """Iterations at coarse-to-fine scale ``scale`` of ``count`` (0-based; fewer sizes
+        than scales when small images repeat a size: the last ones count)."""
+        if self.scale_iterations is None:
+            return self.iterations
+        return self.scale_iterations[len(self.scale_iterations) - count + scale]
 
     @property
     def adam_learning_rate(self) -> float:

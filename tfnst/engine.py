@@ -70,12 +70,16 @@ class Engine:
         features: a `tfnst.features.VGG19` (or anything mapping images to
             ``{layer: features}``) with `tfnst.objective.feature_layers`.
         has_content: False for texture synthesis.
+        regions: masked regions, one per style (spatial control); 0 = none.
+        tile: evaluate the loss in tiles of this size (`tfnst.tiling`); None = whole.
+            A tiled engine runs from Python only (`run` is for untiled graphs).
     """
 
-    def __init__(self, config: StyleConfig, features, *, has_content: bool = True):
+    def __init__(self, config: StyleConfig, features, *, has_content: bool = True, regions: int = 0,
+                 tile: int | None = None):
         self.config = config
         self.has_content = has_content
-        self.objective = Objective(config, features, has_content=has_content)
+        self.objective = Objective(config, features, has_content=has_content, regions=regions, tile=tile)
         self.optimizer = make_optimizer(config, self.objective)
 
     # -------------------------------------------------------------- inputs
@@ -129,12 +133,20 @@ class Engine:
         image = resize(init, hw)
         return color.luminance(image) if self.config.preserve_color == "luminance" else image
 
-    def targets(self, content, styles, size, weights=None):
-        """Content and style targets at ``size``: the content resized, each style fitted."""
+    def targets(self, content, styles, size, weights=None, masks=None, style_masks=None):
+        """Content and style targets at ``size``: the content resized, each style fitted;
+        with spatial control the masks resized to ``size`` and each style mask fitted
+        with its style."""
         content_k = None if content is None else resize(content, size)
-        return self.objective.targets(content_k, [self.fit_style(s, size) for s in styles],
-                                      self.config.style_blend,
-                                      loss_weights(self.config) if weights is None else weights)
+        fitted = [self.fit_style(s, size) for s in styles]
+        if style_masks is not None:
+            style_masks = [resize(m[..., None], tf.shape(f)[:2])[..., 0]
+                           for m, f in zip(style_masks, fitted)]
+        if masks is not None:
+            masks = [resize(m[..., None], size)[..., 0] for m in masks]
+        return self.objective.targets(content_k, fitted, self.config.style_blend,
+                                      loss_weights(self.config) if weights is None else weights,
+                                      masks=masks, style_masks=style_masks)
 
     def start(self, image, targets, learning_rate=None, tolerance=None):
         """The optimizer's state at ``image``."""
@@ -171,14 +183,15 @@ class Engine:
         original = content
         content, styles = self.prepare(content, styles)
         state, previous = None, None
-        for size in scale_sizes_tensor(tf.shape(content)[:2], cfg.scales, cfg.scale_factor):
+        for scale, size in enumerate(scale_sizes_tensor(tf.shape(content)[:2], cfg.scales, cfg.scale_factor)):
             targets = self.targets(content, styles, size, weights)
+            count = iterations if cfg.scale_iterations is None else tf.minimum(iterations, cfg.scale_iterations[scale])
             if state is None:
                 image = self.initial_image(cfg.init, resize(content, size), styles[0], size, seed)
-                state, count = self.start(image, targets), iterations
+                state = self.start(image, targets)
             else:
                 image = resize(self.optimizer.result_image(state), size)
                 state = self.optimizer.rescale_state(state, image, targets)
-                count = tf.where(tf.reduce_all(tf.equal(size, previous)), 0, iterations)
+                count = tf.where(tf.reduce_all(tf.equal(size, previous)), 0, count)
             state, previous = self.iterate(state, targets, count), size
         return self.finish(self.optimizer.result_image(state), original)

@@ -25,6 +25,8 @@ from tfnst.vgg_layers import CONV_LAYERS, LAYER_CHANNELS, POOLING, PRECISIONS, l
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+# The images `normalize_vgg=()` uses: the bundled content photo and paintings.
+NORMALIZATION_EXAMPLES = ("starry_night.jpg", "the_scream.jpg", "tubingen.jpg")
 
 
 # ------------------------------------------------------------------ precision
@@ -243,7 +245,7 @@ def _normalization_images(paths) -> list[np.ndarray]:
     from tfnst.image_io import read_image
     from tfnst.resize import fit_size, resize
 
-    paths = list(paths) or sorted(EXAMPLES_DIR.glob("*.jpg"))
+    paths = list(paths) or [EXAMPLES_DIR / n for n in NORMALIZATION_EXAMPLES if (EXAMPLES_DIR / n).is_file()]
     if not paths:
         raise TfnstError("normalize_vgg needs images: pass some, or run from a checkout with examples/")
     images = [read_image(p) for p in paths]

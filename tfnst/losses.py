@@ -83,35 +83,61 @@ def covariance(features: tf.Tensor) -> tf.Tensor:
 
 
 # ------------------------------------------------------------------ style statistics
+def _flat_weights(features: tf.Tensor, weights) -> tf.Tensor:
+    """Per-position weights [B, M] for [B, H, W, C] features: ones, or ``weights``
+    ([B, H, W], a region's mask at this layer's resolution) flattened."""
+    if weights is None:
+        shape = tf.shape(features)
+        return tf.ones([shape[0], shape[1] * shape[2]], features.dtype)
+    return tf.reshape(tf.cast(weights, features.dtype), [tf.shape(weights)[0], -1])
+
+
 class StyleStatistic:
     """What a style is matched by, per layer: the interface every statistic follows.
 
-    `target` turns a style image's features into what is matched (computed once);
-    `blend` combines the targets of several style images; `loss_and_update` compares
-    the current features with a target. A statistic with state (the discriminator)
-    declares it with `initial_state` and returns the updated state; the optimizers
-    carry it, so it is checkpointed, rolled back with a rejected step, and exported.
+    A statistic is a function of sums over positions: `sums` adds up what is needed
+    (weighted by a region's mask when there is one) with their ``count``, `from_sums`
+    turns them into the statistic, `loss_from_sums` compares it with a target. Sums
+    of parts add up to the sums of the whole, which is what lets a large image be
+    processed in tiles with the same result (`tfnst.tiling`). `target` is what a style
+    image's features give (computed once); `blend` combines the targets of several
+    styles. A statistic with state (the discriminator) declares it with
+    `initial_state` and returns the updated state; the optimizers carry it, so it is
+    checkpointed, rolled back with a rejected step, and exported.
     """
 
     name = ""
     stateful = False  # True: the loss changes state at every evaluation (Adam only)
 
-    def target(self, features: tf.Tensor):
+    def sums(self, features: tf.Tensor, weights=None, target=None, state=None) -> dict:
         raise NotImplementedError
+
+    def from_sums(self, sums: dict):
+        raise NotImplementedError
+
+    def loss_from_sums(self, sums: dict, target) -> tf.Tensor:
+        raise NotImplementedError
+
+    def target(self, features: tf.Tensor, weights=None):
+        return self.from_sums(self.sums(features, weights))
 
     def blend(self, targets: Sequence, weights: Sequence[float]):
         """The target of a blend of styles; by default the weighted average."""
         return tf.add_n([w * t for w, t in zip(weights, targets)])
 
-    def loss(self, features: tf.Tensor, target) -> tf.Tensor:
-        raise NotImplementedError
+    def loss(self, features: tf.Tensor, target, weights=None) -> tf.Tensor:
+        return self.loss_from_sums(self.sums(features, weights), target)
 
     def initial_state(self, channels: int):
         return ()
 
-    def loss_and_update(self, features: tf.Tensor, target, state):
+    def loss_and_update_from_sums(self, sums: dict, target, state):
+        """(loss [B], new state) from the sums."""
+        return self.loss_from_sums(sums, target), state
+
+    def loss_and_update(self, features: tf.Tensor, target, state, weights=None):
         """(loss [B], new state)."""
-        return self.loss(features, target), state
+        return self.loss_and_update_from_sums(self.sums(features, weights, target, state), target, state)
 
 
 class GramStatistic(StyleStatistic):
@@ -120,14 +146,20 @@ class GramStatistic(StyleStatistic):
 
     name = "gram"
 
-    def target(self, features):
-        return gram_matrix(features)
+    def sums(self, features, weights=None, target=None, state=None):
+        flat, w = _flat(features), _flat_weights(features, weights)
+        return {"ff": tf.matmul(flat * w[..., None], flat, transpose_a=True), "count": tf.reduce_sum(w, axis=1)}
 
-    def loss(self, features, target):
-        # Relative to the target's own E_l (eq. 4 with G = 0). Raw E_l differ by six
-        # orders of magnitude between block1 and block4 of the Keras VGG19, so equal
+    def from_sums(self, sums):
+        return sums["ff"] / sums["count"][:, None, None]
+
+    def loss_from_sums(self, sums, target):
+        # Eq. 4 relative to the target's own E_l (eq. 4 with G = 0). Raw E_l differ by
+        # six orders of magnitude between block1 and block4 of the Keras VGG19, so equal
         # w_l would weigh block4 alone; Gatys rescaled the network for the same end.
-        return gram_loss(features, target) / (0.25 * tf.reduce_mean(tf.square(target), axis=[1, 2]) + _EPS)
+        gram = self.from_sums(sums)
+        return 0.25 * tf.reduce_mean(tf.square(gram - target), axis=[1, 2]) / (
+            0.25 * tf.reduce_mean(tf.square(target), axis=[1, 2]) + _EPS)
 
 
 class MeanStatistic(StyleStatistic):
@@ -136,18 +168,22 @@ class MeanStatistic(StyleStatistic):
 
     name = "mean"
 
-    def target(self, features):
-        return channel_means(features)
+    def sums(self, features, weights=None, target=None, state=None):
+        flat, w = _flat(features), _flat_weights(features, weights)
+        return {"f": tf.reduce_sum(flat * w[..., None], axis=1), "count": tf.reduce_sum(w, axis=1)}
 
-    def loss(self, features, target):
-        return _relative_error(channel_means(features), target, axes=[1])
+    def from_sums(self, sums):
+        return sums["f"] / sums["count"][:, None]
+
+    def loss_from_sums(self, sums, target):
+        return _relative_error(self.from_sums(sums), target, axes=[1])
 
 
 class MeanCovStatistic(StyleStatistic):
-    """Style as mean and covariance (the Gram of mean-centred features): matching them
-    minimizes the divergence to a Gaussian with that mean and covariance (Li et al.
-    2017, "Demystifying"), whereas Gram matching fits a zero-mean Gaussian with that
-    second moment. The target packs [μ; Σ] as a [B, C + 1, C] tensor.
+    """Style as mean and covariance (E[ffᵀ] − μμᵀ, the Gram of mean-centred features):
+    matching them minimizes the divergence to a Gaussian with that mean and covariance
+    (Li et al. 2017, "Demystifying"), whereas Gram matching fits a zero-mean Gaussian
+    with that second moment. The target packs [μ; Σ] as a [B, C + 1, C] tensor.
 
     A blend averages the second moments E[ffᵀ] = Σ + μμᵀ (the mixture's), then
     re-centres on the mixture's mean, so it is the mixture's mean and covariance,
@@ -155,8 +191,16 @@ class MeanCovStatistic(StyleStatistic):
 
     name = "meancov"
 
-    def target(self, features):
-        return tf.concat([channel_means(features)[:, None, :], covariance(features)], axis=1)
+    def sums(self, features, weights=None, target=None, state=None):
+        flat, w = _flat(features), _flat_weights(features, weights)
+        weighted = flat * w[..., None]
+        return {"f": tf.reduce_sum(weighted, axis=1), "ff": tf.matmul(weighted, flat, transpose_a=True),
+                "count": tf.reduce_sum(w, axis=1)}
+
+    def from_sums(self, sums):
+        mean = sums["f"] / sums["count"][:, None]
+        cov = sums["ff"] / sums["count"][:, None, None] - mean[:, :, None] * mean[:, None, :]
+        return tf.concat([mean[:, None, :], cov], axis=1)
 
     def blend(self, targets, weights):
         mean = tf.add_n([w * t[:, :1, :] for w, t in zip(weights, targets)])
@@ -164,27 +208,30 @@ class MeanCovStatistic(StyleStatistic):
                            for w, t in zip(weights, targets)])
         return tf.concat([mean, second - tf.matmul(mean, mean, transpose_a=True)], axis=1)
 
-    def loss(self, features, target):
-        mean, cov = target[:, :1, :], target[:, 1:, :]
-        return 0.5 * (_relative_error(channel_means(features)[:, None, :], mean, axes=[1, 2])
-                      + _relative_error(covariance(features), cov, axes=[1, 2]))
+    def loss_from_sums(self, sums, target):
+        current = self.from_sums(sums)
+        return 0.5 * (_relative_error(current[:, :1, :], target[:, :1, :], axes=[1, 2])
+                      + _relative_error(current[:, 1:, :], target[:, 1:, :], axes=[1, 2]))
 
 
 class DiscriminatorStatistic(StyleStatistic):
     """Style as "indistinguishable from the style's feature vectors": a GAN loss.
 
-    Per layer, a pixel-level discriminator D(f) = σ(wᵀf + fᵀAf + b) on each position's
+    Per layer, a pixel-level discriminator D(f) = σ(wᵀf + fᵀAf/C + b) on each position's
     standardized feature vector learns to tell the style's vectors (label 1) from the
     current image's (label 0); the image follows the non-saturating generator loss
     −log D(f). The quadratic term lets D see second moments: a linear D cannot
     separate distributions of equal mean that differ in covariance (by symmetry its
-    best weights are 0, at chance), so with it the image would match means only.
+    best weights are 0, at chance), so with it the image would match means only; it is
+    divided by the number of channels C, so that a step on A moves the logits as much
+    as one on w.
 
     The state (w, A, b per layer, and the last accuracy) takes one gradient step of
     logistic regression with an L2 penalty at each evaluation, after the generator
     loss has read it: one discriminator step per image step. Hence Adam only.
     Features are centred on the style's per-channel mean and scaled by its deviation
     over the whole layer; several styles make a weighted mixture of their vectors.
+    Everything about the current image is a sum over its positions (`sums`).
     """
 
     name = "discriminator"
@@ -197,10 +244,9 @@ class DiscriminatorStatistic(StyleStatistic):
         # (a linear discriminator, for comparison).
         self.learning_rate, self.l2, self.quadratic = learning_rate, l2, quadratic
 
-    def target(self, features):
-        flat = _flat(features)  # [1, M, C]
-        weights = tf.fill(tf.shape(flat)[:2], 1.0 / tf.cast(tf.shape(flat)[1], tf.float32))
-        return {"vectors": flat, "weights": weights}
+    def target(self, features, weights=None):
+        flat, w = _flat(features), _flat_weights(features, weights)  # the style's vectors, [1, M, C]
+        return {"vectors": flat, "weights": w / tf.reduce_sum(w, axis=1, keepdims=True)}
 
     def blend(self, targets, weights):
         return {"vectors": tf.concat([t["vectors"] for t in targets], axis=1),
@@ -212,42 +258,59 @@ class DiscriminatorStatistic(StyleStatistic):
 
     @staticmethod
     def logits(vectors, state):
-        """wᵀf + fᵀAf / C + b for each row of [..., M, C]. The quadratic form sums C²
-        products: divided by C, a step on A moves the logits as much as one on w."""
+        """wᵀf + fᵀAf / C + b for each row of [..., M, C]."""
         channels = tf.cast(tf.shape(vectors)[-1], vectors.dtype)
         quadratic = tf.reduce_sum(tf.linalg.matmul(vectors, state["a"]) * vectors, axis=-1) / channels
         return tf.linalg.matvec(vectors, state["w"]) + quadratic + state["b"]
 
-    def loss_and_update(self, features, target, state):
+    @staticmethod
+    def _standardization(target):
         style, style_weights = target["vectors"][0], target["weights"][0]
         mu = tf.reduce_sum(style * style_weights[:, None], axis=0)
         # One scale per layer, not per channel: channels that are dead in the style
         # (deviation ~0) would otherwise turn any activation into a huge z-score.
         sd = tf.sqrt(tf.reduce_sum(tf.square(style - mu) * style_weights[:, None])
                      / tf.cast(tf.shape(style)[1], tf.float32)) + 1e-3
-        current = (_flat(features) - mu) / sd  # [B, M, C]
-        style = (style - mu) / sd
-        generator = tf.reduce_mean(tf.nn.softplus(-self.logits(current, state)), axis=1)
-        # The discriminator's step, on the current vectors held fixed (analytic
-        # gradients of its logistic loss: d softplus(∓z)/dz = ∓σ(∓z)).
-        fixed = tf.stop_gradient(current[0])
-        z_style, z_current = self.logits(style, state), self.logits(fixed, state)
-        r_style = -tf.sigmoid(-z_style) * style_weights
-        r_current = tf.sigmoid(z_current) / tf.cast(tf.shape(fixed)[0], tf.float32)
-        grad_w = tf.linalg.matvec(style, r_style, transpose_a=True) \
-            + tf.linalg.matvec(fixed, r_current, transpose_a=True) + self.l2 * state["w"]
+        return mu, sd
+
+    def sums(self, features, weights=None, target=None, state=None):
+        mu, sd = self._standardization(target)
+        w = _flat_weights(features, weights)[0]
+        current = (_flat(features)[0] - mu) / sd  # [M, C]
+        z = self.logits(current, state)
+        fixed = tf.stop_gradient(current)  # the discriminator's side sees the image as data
+        r = tf.stop_gradient(tf.sigmoid(z)) * w
         channels = tf.cast(tf.shape(fixed)[-1], tf.float32)
-        grad_a = (tf.matmul(style * r_style[:, None], style, transpose_a=True)
-                  + tf.matmul(fixed * r_current[:, None], fixed, transpose_a=True)) / channels \
-            + self.l2 * state["a"]
-        grad_b = tf.reduce_sum(r_style) + tf.reduce_sum(r_current)
+        return {"generator": tf.reduce_sum(tf.nn.softplus(-z) * w)[None],
+                "grad_w": tf.linalg.matvec(fixed, r, transpose_a=True)[None],
+                "grad_a": (tf.matmul(fixed * r[:, None], fixed, transpose_a=True) / channels)[None],
+                "grad_b": tf.reduce_sum(r)[None],
+                "correct": tf.reduce_sum(tf.stop_gradient(tf.cast(z < 0, tf.float32)) * w)[None],
+                "count": tf.reduce_sum(w)[None]}
+
+    def loss_and_update_from_sums(self, sums, target, state):
+        mu, sd = self._standardization(target)
+        style, style_weights = (target["vectors"][0] - mu) / sd, target["weights"][0]
+        count = sums["count"][0]
+        # The discriminator's step: analytic gradients of its logistic loss,
+        # d softplus(∓z)/dz = ∓σ(∓z), the style's side here, the image's from the sums.
+        z_style = self.logits(style, state)
+        r_style = -tf.sigmoid(-z_style) * style_weights
+        channels = tf.cast(tf.shape(style)[-1], tf.float32)
+        grad_w = tf.linalg.matvec(style, r_style, transpose_a=True) + sums["grad_w"][0] / count + self.l2 * state["w"]
+        grad_a = tf.matmul(style * r_style[:, None], style, transpose_a=True) / channels \
+            + sums["grad_a"][0] / count + self.l2 * state["a"]
+        grad_b = tf.reduce_sum(r_style) + sums["grad_b"][0] / count
         accuracy = 0.5 * (tf.reduce_sum(tf.cast(z_style > 0, tf.float32) * style_weights)
-                          + tf.reduce_mean(tf.cast(z_current < 0, tf.float32)))
+                          + sums["correct"][0] / count)
         new_state = {"w": state["w"] - self.learning_rate * grad_w,
                      "a": state["a"] - self.learning_rate * grad_a if self.quadratic else state["a"],
                      "b": state["b"] - self.learning_rate * grad_b,
                      "accuracy": accuracy}
-        return generator, tf.nest.map_structure(tf.stop_gradient, new_state)
+        return sums["generator"] / sums["count"], tf.nest.map_structure(tf.stop_gradient, new_state)
+
+    def loss_from_sums(self, sums, target):
+        return sums["generator"] / sums["count"]
 
 
 STYLE_STATISTICS = {s.name: s for s in (GramStatistic, MeanStatistic, MeanCovStatistic,
@@ -360,8 +423,7 @@ def style_loss(features: Mapping[str, tf.Tensor], targets: Mapping[str, object],
     states = states or {}
     total, new_states = [], {}
     for name, w in layer_weights.items():
-        value, new_states[name] = statistic.loss_and_update(features[name], targets[name],
-                                                            states.get(name, ()))
+        value, new_states[name] = statistic.loss_and_update(features[name], targets[name], states.get(name, ()))
         total.append(w * value)
     return tf.add_n(total), new_states
 

@@ -1,6 +1,14 @@
 """How much memory a run needs, estimated before it starts, and how much there is.
 
-Refusing with an estimate beats being killed by the OOM killer minutes into a run.
+Refusing with an estimate beats being killed by the OOM killer minutes into a run, and
+the estimate decides when a run goes in tiles (`tfnst.tiling`).
+
+The model is fitted to measured peaks (VmHWM of a fresh process per run) by
+``python -m benchmarks.memory`` (AMD EPYC, 2 cores, TensorFlow 2.21, 2026-11-25; the
+table and its command are in docs/reliability.md): a fixed part (TensorFlow, the
+weights, traced graphs; more for tensorflow-probability's L-BFGS) plus a multiple of
+the bytes of VGG19's float32 activations up to the deepest layer used, linear within
+0.1 GB from 128 to 1024 px; then what the options add, and a margin.
 """
 
 from __future__ import annotations
@@ -8,11 +16,23 @@ from __future__ import annotations
 from tfnst.config import StyleConfig
 from tfnst.vgg_layers import CONV_LAYERS, LAYER_CHANNELS, layer_depth, layer_stride
 
-# Measured on the defaults at 512x384 (Adam, to block5_conv1): 1.41 GB peak RSS, of
-# which about 0.55 GB is TensorFlow, Keras and the weights whatever the size; the rest
-# is about 4x the forward activations.
-BASELINE_BYTES = 600 * 2**20
-ACTIVATION_FACTOR = 4.0
+GB = 2**30
+# (optimizer, precision) -> (fixed bytes, bytes per byte of float32 activations).
+FIT = {("adam", "float32"): (0.807 * GB, 2.05), ("adam", "bfloat16"): (0.767 * GB, 1.56),
+       ("lbfgs", "float32"): (1.295 * GB, 2.94), ("lbfgs", "bfloat16"): (1.312 * GB, 2.17)}
+# Computing a style's targets (a forward pass of the style image, at its own size).
+STYLE_FORWARD = 0.95
+# Per byte of float32 activations at 512 px: mean+covariance +0.27, the discriminator +2.1.
+STATISTIC_EXTRA = {"meancov": 0.3, "discriminator": 2.2}
+# Per byte of a histogram layer's features (sorting and ranking them): measured 4.1.
+HISTOGRAM_EXTRA = 4.5
+# The estimate is the fit times this: the largest measured peak above its fit was 1.3%
+# (L-BFGS at 1024 px), and the fit should not fall short of a machine's scatter.
+MARGIN = 1.08
+# Whole-image buffers of a tiled run, in floats per pixel: the image, Adam's moments,
+# the accepted state they roll back to, the average, the best image, the gradient and
+# its tiles' contributions.
+IMAGE_FLOATS_PER_PIXEL = 3 * 12
 
 
 def activation_floats(size: tuple[int, int], depth: int) -> int:
@@ -25,31 +45,82 @@ def activation_floats(size: tuple[int, int], depth: int) -> int:
     return floats
 
 
-def estimate_bytes(size: tuple[int, int], config: StyleConfig, has_content: bool = True) -> int:
-    """Peak memory of optimizing an image of ``size`` (H, W) with ``config``."""
+def layer_floats(size: tuple[int, int], layers) -> int:
+    """Floats of these layers' features for an image of ``size``."""
+    return sum((size[0] // layer_stride(n)) * (size[1] // layer_stride(n)) * LAYER_CHANNELS[n] for n in layers)
+
+
+def estimate_bytes(size: tuple[int, int], config: StyleConfig, has_content: bool = True,
+                   tile: int | None = None) -> int:
+    """Peak memory of optimizing an image of ``size`` (H, W) with ``config``; with
+    ``tile``, of doing it in tiles of that size (`tfnst.tiling`)."""
+    from tfnst import tiling
+    from tfnst.features import resolve_precision
     from tfnst.objective import feature_layers
 
-    depth = max(layer_depth(n) for n in feature_layers(config, has_content))
-    return int(BASELINE_BYTES + ACTIVATION_FACTOR * 4 * activation_floats(size, depth))
+    layers = feature_layers(config, has_content)
+    depth = max(layer_depth(n) for n in layers)
+    fixed, slope = FIT[(config.optimizer, resolve_precision(config.precision))]
+    slope += STATISTIC_EXTRA.get(config.style_statistic, 0.0)
+    work = size if tile is None else tuple(min(d, tile + 2 * tiling.margin(layers)) for d in size)
+    optimizing = slope * 4 * activation_floats(work, depth)
+    if config.hist_weight > 0 and tile is None:
+        optimizing += HISTOGRAM_EXTRA * 4 * layer_floats(size, config.hist_layers)
+    style_side = max(config.style_scale, 1.0)  # a larger style is a larger forward pass
+    style = tuple(round(d * style_side) for d in work)
+    targets = STYLE_FORWARD * 4 * activation_floats(style, depth)
+    buffers = 0
+    if tile is not None:
+        content = layer_floats(size, config.content_layers) if has_content and config.content_weight > 0 else 0
+        buffers = 4 * (IMAGE_FLOATS_PER_PIXEL * size[0] * size[1] + content)
+    return int(MARGIN * (fixed + max(optimizing, targets) + buffers))
+
+
+def tile_for(size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int) -> int:
+    """The largest tile (a multiple of 16) whose run of ``size`` fits ``budget`` bytes.
+
+    Raises:
+        TfnstError: when not even 64-pixel tiles fit.
+    """
+    from tfnst.errors import TfnstError
+
+    for tile in range(16 * (max(size) // 16), 63, -16):
+        if estimate_bytes(size, config, has_content, tile) <= budget:
+            return tile
+    need = estimate_bytes(size, config, has_content, 64)
+    raise TfnstError(f"a {size[1]}x{size[0]} run needs about {gigabytes(need)} even in tiles of 64 px, more "
+                     f"than the {gigabytes(budget)} allowed; raise --max-memory or use a smaller size")
+
+
+def _status_bytes(field: str) -> int | None:
+    """A size field of /proc/self/status (``VmRSS``, ``VmHWM``) in bytes; None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def resident_bytes() -> int:
     """This process's resident memory now (VmRSS): what an estimate of the whole
     process's peak already has in hand."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _status_bytes("VmRSS") or 0
 
 
-def additional_bytes(size: tuple[int, int], config: StyleConfig, has_content: bool = True) -> int:
+def peak_bytes() -> int | None:
+    """This process's own peak resident memory (VmHWM), what the model is fitted to.
+    Not ru_maxrss: Linux carries that across fork+exec from the parent."""
+    return _status_bytes("VmHWM")
+
+
+def additional_bytes(size: tuple[int, int], config: StyleConfig, has_content: bool = True,
+                     tile: int | None = None) -> int:
     """What a run still needs beyond what this process holds: the estimated peak less
     the resident memory (TensorFlow, the weights, … are counted once, not again)."""
-    return max(0, estimate_bytes(size, config, has_content) - resident_bytes())
+    return max(0, estimate_bytes(size, config, has_content, tile) - resident_bytes())
 
 
 def available_bytes() -> int | None:

@@ -13,13 +13,13 @@ artifacts), reflection padding throughout. Trained once per style with `model.fi
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnst.atomic import atomic_path
 from tfnst.config import TrainConfig
 from tfnst.errors import TfnstError
 from tfnst.vgg_layers import MIN_SIDE
@@ -203,20 +203,11 @@ def train(style, images, *, config: TrainConfig | None = None, callbacks=(), str
 def save_network(model: keras.Model, path) -> Path:
     """``model.save`` to a temporary file beside ``path``, then renamed: a reader never
     sees half a model, and a failed save leaves the old file."""
-    import tempfile
-
     path = Path(path)
     if path.suffix != ".keras":
         raise TfnstError(f"{path}: a network is saved as .keras")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".keras") as tmp:  # Keras wants the suffix
         model.save(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

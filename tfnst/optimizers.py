@@ -24,6 +24,7 @@ from tensorflow_probability.python.optimizer.lbfgs import LBfgsOptimizerResults
 
 from tfnst.callbacks import Callback, IterationRecord
 from tfnst.config import ADAM_DEFAULTS
+from tfnst.objective import value_and_gradient_by_autodiff
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,14 @@ class Result:
 
 class ObjectiveFunction:
     """Wraps a plain ``fn(image, targets) -> (total, {term: value})`` as an objective
-    (stateless, declared terms), e.g. for toy losses."""
+    (stateless, declared terms), e.g. for toy losses.
+
+    The interface the optimizers use (`tfnst.objective.Objective` has it too):
+    ``terms``, ``initial_state()``, ``__call__(image, targets, state)`` and
+    ``value_and_gradient(image, targets, state) -> (total, terms, state, gradient)``;
+    ``graph_safe`` says whether a step may be compiled into one graph."""
+
+    graph_safe = True
 
     def __init__(self, fn, terms=()):
         self.fn, self.terms = fn, tuple(terms)
@@ -69,6 +77,9 @@ class ObjectiveFunction:
     def __call__(self, image, targets, state=None):
         total, terms = self.fn(image, targets)
         return total, terms, {} if state is None else state
+
+    def value_and_gradient(self, image, targets, state):
+        return value_and_gradient_by_autodiff(self, image, targets, state)
 
 
 # ------------------------------------------------------------------ pure maths
@@ -166,7 +177,8 @@ class Adam:
         self.ema_decay = float(ema_decay)
         self.averages = self.ema_decay > 0
         self.patience = int(patience)
-        self.compiled_step = tf.function(self.step)
+        # One graph per step, unless the objective runs its own compiled pieces (tiles).
+        self.compiled_step = tf.function(self.step) if objective.graph_safe else self.step
 
     def _core(self, x, m, v, t, aux) -> State:
         core = {"x": x, "m": m, "v": v, "t": t, "aux": aux}
@@ -192,10 +204,7 @@ class Adam:
         """Evaluate the loss at the current iterate and take one step (pure, graph-safe)."""
         core = state["core"]
         x = core["x"]
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            total, terms, aux = self.objective(x, targets, core["aux"])
-        g = tape.gradient(total, x)
+        total, terms, aux, g = self.objective.value_and_gradient(x, targets, core["aux"])
         finite = tf.math.is_finite(total) & tf.reduce_all(tf.math.is_finite(g))
         g = tf.where(finite, g, tf.zeros_like(g))  # keep NaNs out of the moments
         t = core["t"] + 1.0
@@ -302,9 +311,10 @@ class LBFGS:
         # after a second image size, one trace with unknown sizes serves every later
         # one (coarse-to-fine's third scale, a Stylizer's next image).
         relaxed = dict(reduce_retracing=True)
-        self._start = tf.function(self._start_results, **relaxed)
-        self.compiled_step = tf.function(self.step, **relaxed)
-        self._terms = tf.function(lambda x, targets: self.objective(x, targets)[1], **relaxed)
+        compile_ = (lambda f: tf.function(f, **relaxed)) if objective.graph_safe else (lambda f: f)
+        self._start = compile_(self._start_results)
+        self.compiled_step = compile_(self.step)
+        self._terms = compile_(lambda x, targets: self.objective(x, targets)[1])
 
     @classmethod
     def range_penalty(cls, x):
@@ -313,11 +323,12 @@ class LBFGS:
 
     def _value_and_gradients(self, shape, targets):
         def fn(flat):
+            x = tf.reshape(flat, shape)
+            total, _, _, gradient = self.objective.value_and_gradient(x, targets, self.objective.initial_state())
             with tf.GradientTape() as tape:
-                tape.watch(flat)
-                x = tf.reshape(flat, shape)
-                total = self.objective(x, targets)[0] + self.range_penalty(x)
-            return total, tape.gradient(total, flat)
+                tape.watch(x)
+                penalty = self.range_penalty(x)
+            return total + penalty, tf.reshape(gradient + tape.gradient(penalty, x), [-1])
         return fn
 
     def _minimize(self, shape, targets, max_iterations, start=None, previous=None):
