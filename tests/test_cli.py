@@ -152,3 +152,31 @@ def test_texture_takes_an_init(tmp_path):
     assert cli.main(["texture", STYLE, "-o", str(out), "--size", "32x24", "--iterations", "1",
                      "--init", CONTENT, "-q"]) == 0
     assert Image.open(out).size == (32, 24)
+
+
+def test_readme_option_table_shows_the_real_defaults():
+    """Each default in the README's option table is `StyleConfig`'s (or Adam's, for the
+    options that are unset until the optimizer is known)."""
+    import dataclasses
+    import re
+
+    import tfnst
+    from tfnst.config import ADAM_DEFAULTS
+
+    text = (EXAMPLES.parent / "README.md").read_text()
+    defaults = {f.name: f.default for f in dataclasses.fields(tfnst.StyleConfig)}
+    checked = 0
+    for flags, shown in re.findall(r"^\| (`--[^|]*?) \| ([^|]*?) \|", text, re.M):
+        if not shown.strip():
+            continue
+        names = [n.replace("-", "_") for n in re.findall(r"`--([\w-]+)`", flags)]
+        values = [v.strip() for v in shown.split(",")]
+        assert len(names) == len(values), (flags, shown)
+        for name, value in zip(names, values):
+            real = defaults[name] if defaults[name] is not None else ADAM_DEFAULTS[name]
+            try:
+                assert float(value) == float(real), (name, value, real)
+            except (TypeError, ValueError):
+                assert value == str(real), (name, value, real)
+            checked += 1
+    assert checked >= 10
