@@ -236,8 +236,9 @@ class NanRegion:
     def initial_state(self):
         return self.inner.initial_state()
 
-    def targets(self, content, styles, blend=None, weights=None):
-        return {**self.inner.targets(content, styles, blend, weights), "start": tf.convert_to_tensor(content)}
+    def targets(self, content, styles, blend=None, weights=None, **masks):
+        return {**self.inner.targets(content, styles, blend, weights, **masks),
+                "start": tf.convert_to_tensor(content)}
 
     def __call__(self, image, targets, state=None):
         total, terms, state = self.inner(image, {k: v for k, v in targets.items() if k != "start"}, state)

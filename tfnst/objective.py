@@ -146,9 +146,12 @@ class Objective:
                     raise TfnstError(f"{name} needs every feature vector of a layer at once; it is not "
                                      "tiled (use a size that fits without tiles)")
             self.margin = tiling.margin(feature_layers(config, has_content))
-            self._tile_sums = tf.function(self._tile_sums_impl)
-            self._tile_gradient = tf.function(self._tile_gradient_impl)
-            self._tile_features = tf.function(lambda crop: self.features(crop))
+            # Tiles at the image's edges differ in shape: relaxed shapes keep that to two
+            # traces per function rather than one per shape.
+            relaxed = dict(reduce_retracing=True)
+            self._tile_sums = tf.function(self._tile_sums_impl, **relaxed)
+            self._tile_gradient = tf.function(self._tile_gradient_impl, **relaxed)
+            self._tile_features = tf.function(lambda crop: self.features(crop), **relaxed)
 
     def features(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
         """Features of one [H, W, 3] image (batch of 1)."""
