@@ -1,6 +1,6 @@
 """The README's comparison picture: one row per variant, same content and style.
 
-    python -m tools.compare_variants -o docs/variants.jpg [--size 256] [--iterations 200]
+    python -m tools.compare_variants -o docs/variants.jpg [--size 256] [--iterations 150]
 
 Every row is made with the public API and the options shown in its label, on top of the
 defaults, with a fixed number of iterations (no early stop).
@@ -18,6 +18,7 @@ from tfnst.image_io import read_image, save_image
 from tfnst.resize import fit_size, resize
 
 CONTENT, STYLE, STYLE2 = "examples/tubingen.jpg", "examples/starry_night.jpg", "examples/the_scream.jpg"
+MASKS = ["docs/masks/left.png", "docs/masks/right.png"]
 
 # (label, network options, per-call options, styles)
 VARIANTS = [
@@ -27,6 +28,7 @@ VARIANTS = [
     ("--hist-weight 1 (Risser et al.)", {}, {"hist_weight": 1.0}, [STYLE]),
     ("--lap-weight 1 (Li et al.)", {}, {"lap_weight": 1.0}, [STYLE]),
     ("two styles, --style-blend 0.5,0.5", {}, {"style_blend": (0.5, 0.5)}, [STYLE, STYLE2]),
+    ("two styles, --masks left right", {}, {"masks": MASKS}, [STYLE, STYLE2]),
     ("--preserve-color luminance", {}, {"preserve_color": "luminance"}, [STYLE]),
     ("--preserve-color histogram", {}, {"preserve_color": "histogram"}, [STYLE]),
     ("--scales 3 (coarse to fine)", {}, {"scales": 3}, [STYLE]),
