@@ -25,9 +25,13 @@ EXTENSIONS = {
     "two styles": {"style": ["starry_night.jpg", "the_scream.jpg"], "style_blend": [1, 1]},
 }
 # Tiled runs (`tfnst.tiling`): (label, size, options).
+# Then the sizes of the README's 4096x3072 run (`--max-memory 8GB`): 2048 px fits
+# without tiles, 4096 px does not.
 TILED = [("tiles, --max-memory 2GB", 1536, {"max_memory": 2 * 2**30}),
          ("tiles of 256 px", 1024, {"tile": 256}),
-         ("tiles of 512 px", 2048, {"tile": 512})]
+         ("tiles of 512 px", 2048, {"tile": 512}),
+         ("--max-memory 8GB", 2048, {"max_memory": 8 * 2**30}),
+         ("--max-memory 8GB", 4096, {"max_memory": 8 * 2**30})]
 
 
 def runs(sizes, precisions):

@@ -31,8 +31,10 @@ HISTOGRAM_EXTRA = 4.5
 MARGIN = 1.08
 # Whole-image buffers of a tiled run, in floats per pixel: the image, Adam's moments,
 # the accepted state they roll back to, the average, the best image, the gradient and
-# its tiles' contributions.
-IMAGE_FLOATS_PER_PIXEL = 3 * 12
+# its tiles' contributions, and the transients of the whole-image TV term. Fitted to
+# tiled runs: 40-48 floats a pixel at 0.8-12.6 Mpx in float32, 56 in the bfloat16
+# 4096x3072 run of the README.
+IMAGE_FLOATS_PER_PIXEL = 3 * 20
 
 
 def activation_floats(size: tuple[int, int], depth: int) -> int:
