@@ -262,8 +262,10 @@ def test_memory_estimate_grows_with_what_a_run_holds():
     for option in ({"optimizer": "lbfgs", "ema_decay": None}, {"hist_weight": 1.0}, {"style_scale": 2.0},
                    {"style_statistic": "discriminator"}):
         assert memory.estimate_bytes((384, 512), config.replace(**option)) > base, option
+    # Tiles bound what grows with the tile, not the whole-image buffers (60 floats a
+    # pixel, 3 GB here): measured, 4096x3072 in tiles of 1232 px peaked at 8.3 GB.
     tiled = memory.estimate_bytes((3072, 4096), config, tile=1024)
-    assert tiled < memory.estimate_bytes((3072, 4096), config) / 4
+    assert tiled < memory.estimate_bytes((3072, 4096), config) / 3
     assert memory.available_bytes() is None or memory.available_bytes() > 0
 
 
