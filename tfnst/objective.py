@@ -275,10 +275,7 @@ class Objective:
             sums["content"] = {n: tf.reduce_sum(tf.square(_window(feats[n], window, n)
                                                           - _window(p, window, n, True)), axis=[1, 2, 3])
                                for n, p in targets["content"].items()}
-        if self.use_hist:
-            if window is not None:
-                raise TfnstError("the histogram loss ranks all positions at once; it cannot be tiled "
-                                 "(use a smaller size, or leave hist_weight at 0 with tiling)")
+        if self.use_hist:  # never tiled: refused when a tiled objective is made
             sums["hist"] = {n: histogram_loss(feats[n], t) for n, t in targets["hist"].items()}
         return sums
 
