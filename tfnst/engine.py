@@ -46,7 +46,7 @@ def scale_sizes(hw, scales: int, factor: float) -> list[tuple[int, int]]:
 
 def scale_sizes_tensor(hw: tf.Tensor, scales: int, factor: float) -> list[tf.Tensor]:
     """`scale_sizes` in graph ops (same float64 arithmetic); repeats are kept, and
-    `Engine.run` gives them no iterations."""
+    `Engine.run` gives all but the last of them no iterations."""
     hw = tf.cast(hw, tf.float64)
     return [tf.maximum(tf.cast(tf.round(hw / factor**k), tf.int32), MIN_SIDE)
             for k in range(scales - 1, -1, -1)]
@@ -182,16 +182,21 @@ class Engine:
         cfg = self.config
         original = content
         content, styles = self.prepare(content, styles)
-        state, previous = None, None
-        for scale, size in enumerate(scale_sizes_tensor(tf.shape(content)[:2], cfg.scales, cfg.scale_factor)):
+        state = None
+        sizes = scale_sizes_tensor(tf.shape(content)[:2], cfg.scales, cfg.scale_factor)
+        for scale, size in enumerate(sizes):
             targets = self.targets(content, styles, size, weights)
             count = iterations if cfg.scale_iterations is None else tf.minimum(iterations, cfg.scale_iterations[scale])
+            if scale + 1 < len(sizes):
+                # A size the next scale repeats gets no iterations: as `scale_sizes` keeps
+                # one of the repeats and `StyleConfig.iterations_at` gives the sizes left
+                # the last scales' counts, the later of the repeats is the one that runs.
+                count = tf.where(tf.reduce_all(tf.equal(size, sizes[scale + 1])), 0, count)
             if state is None:
                 image = self.initial_image(cfg.init, resize(content, size), styles[0], size, seed)
                 state = self.start(image, targets)
             else:
                 image = resize(self.optimizer.result_image(state), size)
                 state = self.optimizer.rescale_state(state, image, targets)
-                count = tf.where(tf.reduce_all(tf.equal(size, previous)), 0, count)
-            state, previous = self.iterate(state, targets, count), size
+            state = self.iterate(state, targets, count)
         return self.finish(self.optimizer.result_image(state), original)
