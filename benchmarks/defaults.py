@@ -47,19 +47,15 @@ def table(report) -> str:
 
 
 def picture(report, path) -> None:
-    import numpy as np
-
     from tfnst.image_io import read_image, save_image
-    from tools.side_by_side import side_by_side
+    from tools.side_by_side import side_by_side, stacked
 
     rows = []
     for style, runs in report["pairs"].items():
         images = [os.path.join("examples", "tubingen.jpg"), os.path.join("examples", style),
                   runs["before"]["image"], runs["defaults"]["image"]]
         rows.append(side_by_side([read_image(p) for p in images], 256))
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 8), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows]
-    save_image(np.concatenate(rows, axis=0)[:-8], path)
+    save_image(stacked(rows), path)
 
 
 def main(argv=None) -> int:

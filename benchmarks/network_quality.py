@@ -33,7 +33,6 @@ def main(argv=None) -> int:
     parser.add_argument("--picture")
     args = parser.parse_args(argv)
 
-    import numpy as np
     import tensorflow as tf
 
     import tfnst
@@ -82,12 +81,9 @@ def main(argv=None) -> int:
 
     def picture(path):
         from tfnst.image_io import save_image
-        from tools.side_by_side import side_by_side
+        from tools.side_by_side import side_by_side, stacked
 
-        strips = [side_by_side(images, 256) for images in pictures]
-        width = max(s.shape[1] for s in strips)
-        strips = [np.pad(s, ((0, 8), (0, width - s.shape[1]), (0, 0)), constant_values=1.0) for s in strips]
-        save_image(np.concatenate(strips)[:-8], path)
+        save_image(stacked([side_by_side(images, 256) for images in pictures]), path)
 
     save_report(report, args.out, args.name, picture)
     if args.picture:

@@ -21,6 +21,14 @@ def side_by_side(images, height: int, gap: int = 8) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def stacked(rows, gap: int = 8) -> np.ndarray:
+    """Rows of pictures one under another, left-aligned, white ``gap`` px between them
+    and white to the right of the narrower ones."""
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, gap), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows]
+    return np.concatenate(rows, axis=0)[:-gap or None]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+")
