@@ -26,7 +26,9 @@ def test_stylize_end_to_end(tmp_path):
                       "--save-every", "2")
     assert r.returncode == 0, r.stderr
     assert Image.open(out).size == (48, 36)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["result.png", "result_2.png", "result_4.png"]
+    # The defaults run two scales (4 iterations at each here): snapshots name their scale.
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "result.png", "result_s1_2.png", "result_s1_4.png", "result_s2_2.png", "result_s2_4.png"]
     assert "4/4" in r.stderr and "loss=" in r.stderr and "it/s" in r.stderr  # the progress bar
     assert "Traceback" not in r.stderr and "cuda" not in r.stderr.lower()
 
@@ -140,8 +142,8 @@ def test_snapshots_of_each_scale_are_kept(tmp_path):
     # Each coarse-to-fine scale counts its iterations from 1: snapshots name their scale
     # rather than overwrite each other.
     out = tmp_path / "r.png"
-    code = cli.main(["stylize", CONTENT, STYLE, "-o", str(out), "--size", "48", "--iterations", "2",
-                     "--scales", "2", "--save-every", "2", "--tolerance", "0", "-q"])
+    code = cli.main(["stylize", CONTENT, STYLE, "-o", str(out), "--size", "64", "--iterations", "2",
+                     "--scales", "2", "--coarse-iterations", "2", "--save-every", "2", "--tolerance", "0", "-q"])
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.png", "r_s1_2.png", "r_s2_2.png"]
     assert Image.open(tmp_path / "r_s1_2.png").size[0] < Image.open(tmp_path / "r_s2_2.png").size[0]

@@ -167,9 +167,11 @@ OPTIONS = {
     "discriminator": {"style_statistic": "discriminator"},
     "laplacian, noise init, avg pooling": {"lap_weight": 1.0, "lap_pool": (4,), "init": "noise", "seed": 3,
                                            "pooling": "avg"},
-    "lbfgs": {"optimizer": "lbfgs"},
+    # The defaults' shape: L-BFGS at half size, then full size (the styles 1.5x larger,
+    # so that they keep 16 px a side at 20x16).
+    "lbfgs, two scales": {"optimizer": "lbfgs", "scales": 2, "coarse_iterations": 2, "style_scale": 1.5},
     "combination": {"style_blend": (1, 1), "preserve_color": "histogram", "style_statistic": "meancov",
-                    "hist_weight": 1.0, "scales": 2, "ema_decay": 0.8, "tolerance": 0.01, "patience": 2},
+                    "hist_weight": 1.0, "scales": 2, "scale_factor": 2 ** 0.5, "coarse_iterations": 3, "ema_decay": 0.8, "tolerance": 0.01, "patience": 2},
 }
 
 EVALUATE_ALL = '''

@@ -123,8 +123,8 @@ def test_what_cannot_be_tiled_is_refused(content64, style64):
 MEMORY_RUN = '''
 import json, sys
 import tfnst
-tfnst.Stylizer(precision="float32").stylize(sys.argv[1], sys.argv[2], size=1536, iterations=1,
-                                            max_memory=int(sys.argv[3]))
+tfnst.Stylizer(precision="float32", optimizer="adam", scales=1).stylize(
+    sys.argv[1], sys.argv[2], size=1536, iterations=1, max_memory=int(sys.argv[3]))
 with open("/proc/self/status") as f:
     peak = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
 print(json.dumps({"peak": peak}))
@@ -134,7 +134,7 @@ print(json.dumps({"peak": peak}))
 def test_a_1536_px_run_with_a_2gb_budget_stays_under_2_5gb():
     # Untiled, 1536x1152 needs about twice that (the memory model's estimate; measured
     # peaks in docs/reliability.md). A fresh process, so that the peak is its own.
-    estimate = tfnst.memory.estimate_bytes((1152, 1536), tfnst.StyleConfig(precision="float32"))
+    estimate = tfnst.memory.estimate_bytes((1152, 1536), tfnst.StyleConfig(precision="float32", optimizer="adam"))
     assert estimate > 4 * 2**30
     r = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(EXAMPLES / "tubingen.jpg"),
                         str(EXAMPLES / "starry_night.jpg"), str(2 * 2**30)],

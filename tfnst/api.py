@@ -18,7 +18,7 @@ from tfnst.features import VGG19
 from tfnst.image_io import to_array
 from tfnst.losses import laplacian_min_side
 from tfnst.objective import blend_weights, feature_layers
-from tfnst.optimizers import minimize
+from tfnst.optimizers import Interrupted, minimize
 from tfnst.resize import fit_size, resize
 from tfnst.vgg_layers import MIN_SIDE
 
@@ -134,7 +134,7 @@ class Stylizer:
         """The engine for ``cfg``, cached per what shapes its graph (active terms,
         optimizer, regions, tiles), so that a repeat call reuses its compiled steps."""
         key = (has_content, cfg.content_weight > 0, cfg.hist_weight > 0, cfg.lap_weight > 0,
-               cfg.optimizer, cfg.averaging, cfg.patience, cfg.lbfgs_report_every, regions, tile)
+               cfg.optimizer, cfg.averaging, cfg.patience, regions, tile)
         if key not in self._engines:
             self._engines[key] = Engine(cfg, self.features, has_content=has_content, regions=regions, tile=tile)
         engine = self._engines[key]
@@ -226,6 +226,15 @@ class Stylizer:
         saved = self._resumable(checkpoint, meta, cfg.optimizer) if resume else None
         sizes = scale_sizes(hw, cfg.scales, cfg.scale_factor)
         state = result = None
+
+        def finished(image) -> np.ndarray:
+            """The result as the caller asked for it: at full size (a run stopped at a
+            coarser scale, by a failure or Ctrl-C, is upsampled as the next scale would
+            start) and in the content's colours (luminance-only transfer)."""
+            if tuple(np.shape(image)[:2]) != tuple(hw):
+                image = engine.warm_start(image, content, hw)
+            return np.clip(np.asarray(engine.finish(image, original), np.float32), 0.0, 1.0)
+
         for scale, size in enumerate(sizes):
             if saved and scale < saved.scale:
                 continue  # finished before the checkpoint was written
@@ -237,29 +246,32 @@ class Stylizer:
             targets = engine.targets(content, styles, size, masks=masks, style_masks=style_masks)
             start = 0
             if saved and scale == saved.scale:
-                like = engine.start(np.zeros((*size, 3), np.float32), targets) \
-                    if cfg.optimizer == "adam" else None
+                like = engine.start(np.zeros((*size, 3), np.float32), targets)
                 state, start = optimizer.state_from_arrays(saved.state, like), saved.iteration
                 log.info("tfnst: resuming from %s at scale %d, iteration %d", checkpoint, scale + 1, start)
             elif state is None:
                 first = engine.initial_image(init, None if content is None else resize(content, size),
                                              styles[0], size, seed)
                 state = engine.start(first, targets)
-            else:  # coarse-to-fine: the previous scale's result, upsampled, is the init
-                state = optimizer.rescale_state(state, resize(result.image, size), targets)
+            else:  # coarse-to-fine: the previous scale's result, upsampled with the content's detail
+                state = optimizer.rescale_state(state, engine.warm_start(result.image, content, size), targets)
 
             def save(iteration, current, scale=scale):
                 save_checkpoint(checkpoint, Checkpoint(optimizer.name, iteration,
                                                        optimizer.state_to_arrays(current), meta, scale))
 
-            result = minimize(optimizer, None, targets, cfg.iterations_at(scale, len(sizes)), callbacks, state=state,
-                              start_iteration=start, checkpoint=save if checkpoint else None,
-                              checkpoint_every=checkpoint_every, scale=(scale + 1, len(sizes)))
+            try:
+                result = minimize(optimizer, None, targets, cfg.iterations_at(scale, len(sizes)), callbacks,
+                                  state=state, start_iteration=start, checkpoint=save if checkpoint else None,
+                                  checkpoint_every=checkpoint_every, scale=(scale + 1, len(sizes)))
+            except Interrupted as e:
+                e.image = finished(e.image)
+                raise
             state = result.state
             if result.failed:
                 break
         self.last_result = result
-        return np.asarray(engine.finish(result.image, original), np.float32)
+        return finished(result.image)
 
     @staticmethod
     def _resumable(checkpoint, meta, optimizer_name) -> Checkpoint:

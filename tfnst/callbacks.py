@@ -17,9 +17,9 @@ from tfnst.image_io import save_image
 @dataclass(frozen=True)
 class IterationRecord:
     """What one optimizer iteration did. ``loss`` is the total at the iterate before
-    the step (Adam) or after it (L-BFGS); ``terms`` holds the unweighted loss terms
-    (``content``, ``style``, ``tv``), or None where the optimizer did not compute
-    them this iteration (L-BFGS computes them every ``lbfgs_report_every``)."""
+    the step (Adam) or after it (L-BFGS: the image it hands to callbacks); ``terms``
+    holds the unweighted loss terms of that evaluation (``content``, ``style``,
+    ``tv``, …), or None from an optimizer that did not compute them."""
 
     iteration: int  # 1-based
     iterations: int  # planned in this run

@@ -331,7 +331,8 @@ def _stylize_or_texture(args, options, output: Path) -> int:
     checkpoint = args.checkpoint or (f"{output}.ckpt.npz" if args.checkpoint_every or args.resume else None)
     callbacks = [] if args.quiet else [ProgressBar(args.command)]
     if args.save_every:
-        callbacks.append(SaveEvery(snapshot_pattern(output, options.get("scales", 1)), args.save_every))
+        scales = stylizer.config.replace(**per_call).scales  # the option, or its default
+        callbacks.append(SaveEvery(snapshot_pattern(output, scales), args.save_every))
     run_options = dict(checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
     try:
         with _signals_as_interrupt() as reraise_signal:

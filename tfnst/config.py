@@ -27,6 +27,9 @@ DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 
 # Adam's settings when left unset (None): L-BFGS has neither.
 ADAM_DEFAULTS = {"learning_rate": 0.02, "ema_decay": 0.9}
+# L-BFGS's correction pairs: 2 x 20 image-sized tensors. torch's and jcjohnson's 100 cost
+# 0.07 s more per 512 px iteration here and gained 0.2% of the loss after 150 (docs/speed.md).
+LBFGS_HISTORY = 20
 
 # Which commands take an option (tfnst.cli): CONTENT options need a content image.
 ALL, CONTENT, RUN = ("stylize", "texture", "export"), ("stylize", "export"), ("stylize", "texture")
@@ -54,10 +57,11 @@ class StyleConfig:
 
     size: int = option(512, "longest side of the result in pixels", parse="positive_int",
                        commands=("stylize",))
-    iterations: int = option(300, "iterations (per scale with --scales); the run may stop "
-                             "sooner, see --tolerance", parse="positive_int")
-    optimizer: str = option("adam", "Adam, or L-BFGS from tensorflow-probability (fewer iterations, "
-                            "about 3 loss evaluations each)", parse="text", choices=OPTIMIZERS)
+    iterations: int = option(140, "iterations at full size (coarser scales: --coarse-iterations); "
+                             "the run may stop sooner, see --tolerance", parse="positive_int")
+    optimizer: str = option("lbfgs", "L-BFGS with a fixed step, one loss evaluation an iteration (as "
+                            "Gatys et al.'s code), or Adam (about twice the iterations for the same "
+                            "loss)", parse="text", choices=OPTIMIZERS)
     learning_rate: float | None = option(
         None, f"Adam's step size in [0, 1] pixel units; unset: {ADAM_DEFAULTS['learning_rate']}",
         parse="number")
@@ -100,12 +104,14 @@ class StyleConfig:
     normalize_vgg: tuple[str, ...] | None = option(
         None, "rescale VGG19 so each filter's mean activation over these images (none given: "
         "the bundled examples) is 1, as Gatys et al. did", parse="paths")
-    scales: int = option(1, "coarse-to-fine: optimize at this many sizes, each --scale-factor larger",
-                         parse="positive_int")
-    scale_factor: float = option(2 ** 0.5, "size ratio between scales", parse="number")
+    scales: int = option(2, "coarse-to-fine: optimize at this many sizes, each --scale-factor larger; "
+                         "1 = at full size only", parse="positive_int")
+    scale_factor: float = option(2.0, "size ratio between scales", parse="number")
+    coarse_iterations: int = option(40, "coarse-to-fine: iterations at each coarser scale (at most "
+                                    "--iterations)", parse="positive_int")
     scale_iterations: tuple[int, ...] | None = option(
         None, "coarse-to-fine: iterations at each scale, coarsest first (e.g. 200,40,6: a few at full "
-        "size); unset: --iterations at each", parse="ints")
+        "size); unset: --coarse-iterations, then --iterations at full size", parse="ints")
     pooling: str = option("max", "max (the network as trained) or avg (Gatys' choice, smoother)",
                           parse="text", choices=POOLING)
     precision: str = option("auto", "VGG19's convolutions in bfloat16 (losses stay float32): "
@@ -127,8 +133,6 @@ class StyleConfig:
     tile: int | None = option(None, "evaluate the loss in tiles of N pixels a side (a multiple of 16), "
                               "whatever the memory; unset: tiles only when needed", parse="positive_int",
                               commands=RUN)
-    lbfgs_report_every: int = field(default=10, repr=False)
-    """L-BFGS: compute the individual loss terms for callbacks every N iterations."""
 
     def replace(self, **changes) -> "StyleConfig":
         """A copy with ``changes``, validated.
@@ -185,7 +189,7 @@ class StyleConfig:
             if count is not None and len(v) != count:
                 raise TfnstError(f"{name} needs {count} values, {what}, not {len(v)}")
 
-        for name in ("size", "iterations", "max_pixels", "lbfgs_report_every", "patience", "scales"):
+        for name in ("size", "iterations", "coarse_iterations", "max_pixels", "patience", "scales"):
             number(name, integer=True, above=0)
         for name in ("max_memory", "tile"):
             if getattr(self, name) is not None:
@@ -245,23 +249,18 @@ class StyleConfig:
                                  ("ema_decay", self.ema_decay is not None)):
                 if unused:
                     raise TfnstError(f"{name} is an Adam setting; L-BFGS has none (it needs "
-                                     "optimizer='adam', or leave it out)")
+                                     "optimizer='adam', --optimizer adam, or leave it out)")
             if self.style_statistic == "discriminator":
                 raise TfnstError("the discriminator style loss trains alongside the image, one step "
-                                 "per image step, and needs optimizer='adam'")
+                                 "per image step, and needs optimizer='adam' (--optimizer adam)")
         return self
 
     def iterations_at(self, scale: int, count: int) -> int:
         """Iterations at coarse-to-fine scale ``scale`` of ``count`` (0-based; fewer sizes
         than scales when small images repeat a size: the last ones count)."""
         if self.scale_iterations is None:
-            return self.iterations
+            return self.iterations if scale == count - 1 else min(self.coarse_iterations, self.iterations)
         return self.scale_iterations[len(self.scale_iterations) - count + scale]
-
-    @property
-    def adam_learning_rate(self) -> float:
-        """The learning rate Adam uses (`ADAM_DEFAULTS` when unset)."""
-        return ADAM_DEFAULTS["learning_rate"] if self.learning_rate is None else float(self.learning_rate)
 
     @property
     def averaging(self) -> float:

@@ -29,7 +29,7 @@ def make_optimizer(config: StyleConfig, objective):
         return Adam(objective, ema_decay=config.averaging, patience=config.patience)
     if objective.statistic.stateful:
         raise TfnstError("the discriminator style loss needs optimizer='adam'")
-    return LBFGS(objective, report_every=config.lbfgs_report_every, patience=config.patience)
+    return LBFGS(objective, patience=config.patience)
 
 
 def scale_sizes(hw, scales: int, factor: float) -> list[tuple[int, int]]:
@@ -102,21 +102,14 @@ class Engine:
         return image
 
     def fit_style(self, style, hw):
-        """A style image resized for a result of size ``hw`` (`style_side`)."""
+        """A style image resized for a result of size ``hw`` (`style_side`), or larger
+        where its shortest side would be under `MIN_SIDE` (VGG19 pools 4 times): a
+        small result (a coarse scale, a thumbnail) still gets a style it can read."""
         longest = style_side(hw, self.config.style_scale)
         if isinstance(longest, tf.Tensor):
             style = tf.convert_to_tensor(style, tf.float32)
-            size = fit_size_tensor(tf.shape(style)[:2], longest)
-            check = tf.debugging.assert_greater_equal(
-                tf.reduce_min(size), MIN_SIDE,
-                message=f"the style image needs at least {MIN_SIDE} pixels a side at this size")
-            with tf.control_dependencies([check]):
-                return resize(style, size)
-        size = fit_size(np.shape(style)[:2], longest)
-        if min(size) < MIN_SIDE:
-            raise TfnstError(f"the style image is {size[1]}x{size[0]} at this size; it needs at least "
-                             f"{MIN_SIDE} pixels per side (raise style_scale)")
-        return resize(style, size)
+            return resize(style, fit_size_tensor(tf.shape(style)[:2], longest, MIN_SIDE))
+        return resize(style, fit_size(np.shape(style)[:2], longest, MIN_SIDE))
 
     def initial_image(self, init, content, style, hw, seed: int):
         """The starting image: the content, uniform noise (stateless, from ``seed``:
@@ -132,6 +125,22 @@ class Engine:
             return resize(style, hw)
         image = resize(init, hw)
         return color.luminance(image) if self.config.preserve_color == "luminance" else image
+
+    @staticmethod
+    def warm_start(result, content, size):
+        """Where the scale of ``size`` starts in coarse-to-fine: the coarser scale's
+        ``result`` upsampled, plus, with a content image (full size), the content's
+        detail that the coarser scale could not hold: the content at ``size`` less the
+        content at the coarser size brought back up, the band between two levels of a
+        Laplacian pyramid (Burt & Adelson 1983). So the finer scale begins with the
+        photo's edges instead of a blurred copy of them (docs/speed.md measures what
+        that gains); a texture (no content) starts from the upsampled result. Graph-safe.
+        """
+        image = resize(result, size, clip=False)
+        if content is not None:
+            coarse = resize(content, tf.shape(result)[:2])  # as the coarser scale's targets saw it
+            image += resize(content, size, clip=False) - resize(coarse, size, clip=False)
+        return tf.clip_by_value(image, 0.0, 1.0)
 
     def targets(self, content, styles, size, weights=None, masks=None, style_masks=None):
         """Content and style targets at ``size``: the content resized, each style fitted;
@@ -152,7 +161,7 @@ class Engine:
         """The optimizer's state at ``image``."""
         cfg = self.config
         return self.optimizer.init_state(image, targets,
-                                         cfg.adam_learning_rate if learning_rate is None else learning_rate,
+                                         cfg.learning_rate if learning_rate is None else learning_rate,
                                          cfg.tolerance if tolerance is None else tolerance)
 
     # -------------------------------------------------------------- in one graph
@@ -186,7 +195,10 @@ class Engine:
         sizes = scale_sizes_tensor(tf.shape(content)[:2], cfg.scales, cfg.scale_factor)
         for scale, size in enumerate(sizes):
             targets = self.targets(content, styles, size, weights)
-            count = iterations if cfg.scale_iterations is None else tf.minimum(iterations, cfg.scale_iterations[scale])
+            if cfg.scale_iterations is not None:
+                count = tf.minimum(iterations, cfg.scale_iterations[scale])
+            else:  # as `StyleConfig.iterations_at`: ``iterations`` (a request's) at full size
+                count = iterations if scale + 1 == len(sizes) else tf.minimum(iterations, cfg.coarse_iterations)
             if scale + 1 < len(sizes):
                 # A size the next scale repeats gets no iterations: as `scale_sizes` keeps
                 # one of the repeats and `StyleConfig.iterations_at` gives the sizes left
@@ -196,7 +208,7 @@ class Engine:
                 image = self.initial_image(cfg.init, resize(content, size), styles[0], size, seed)
                 state = self.start(image, targets)
             else:
-                image = resize(self.optimizer.result_image(state), size)
+                image = self.warm_start(self.optimizer.result_image(state), content, size)
                 state = self.optimizer.rescale_state(state, image, targets)
             state = self.iterate(state, targets, count)
         return self.finish(self.optimizer.result_image(state), original)

@@ -6,20 +6,20 @@ the estimate decides when a run goes in tiles (`tfnst.tiling`).
 The model is fitted to measured peaks (VmHWM of a fresh process per run) by
 ``python -m benchmarks.memory`` (AMD EPYC, 2 cores, TensorFlow 2.21, 2026-11-25; the
 table and its command are in docs/reliability.md): a fixed part (TensorFlow, the
-weights, traced graphs; more for tensorflow-probability's L-BFGS) plus a multiple of
+weights, traced graphs) plus a multiple of
 the bytes of VGG19's float32 activations up to the deepest layer used, linear within
 0.1 GB from 128 to 1024 px; then what the options add, and a margin.
 """
 
 from __future__ import annotations
 
-from tfnst.config import StyleConfig
+from tfnst.config import LBFGS_HISTORY, StyleConfig
 from tfnst.vgg_layers import CONV_LAYERS, LAYER_CHANNELS, layer_depth, layer_stride
 
 GB = 2**30
 # (optimizer, precision) -> (fixed bytes, bytes per byte of float32 activations).
 FIT = {("adam", "float32"): (0.807 * GB, 2.05), ("adam", "bfloat16"): (0.767 * GB, 1.56),
-       ("lbfgs", "float32"): (1.295 * GB, 2.94), ("lbfgs", "bfloat16"): (1.312 * GB, 2.17)}
+       ("lbfgs", "float32"): (0.754 * GB, 2.01), ("lbfgs", "bfloat16"): (0.711 * GB, 1.52)}
 # Computing a style's targets (a forward pass of the style image, at its own size).
 STYLE_FORWARD = 0.95
 # Per byte of float32 activations at 512 px: mean+covariance +0.27, the discriminator +2.1.
@@ -29,12 +29,14 @@ HISTOGRAM_EXTRA = 4.5
 # The estimate is the fit times this: the largest measured peak above its fit was 1.3%
 # (L-BFGS at 1024 px), and the fit should not fall short of a machine's scatter.
 MARGIN = 1.08
-# Whole-image buffers of a tiled run, in floats per pixel: the image, Adam's moments,
+# Whole-image buffers of a tiled run, in floats per pixel. Adam: the image, its moments,
 # the accepted state they roll back to, the average, the best image, the gradient and
-# its tiles' contributions, and the transients of the whole-image TV term. Fitted to
+# its tiles' contributions, and the transients of the whole-image TV term; fitted to
 # tiled runs: 40-48 floats a pixel at 0.8-12.6 Mpx in float32, 56 in the bfloat16
-# 4096x3072 run of the README.
-IMAGE_FLOATS_PER_PIXEL = 3 * 20
+# 4096x3072 run of docs/tiling.md. L-BFGS: Adam's less the five images it does not
+# keep (moments, their accepted copies, the average), plus its 2 x LBFGS_HISTORY
+# correction pairs: counted, not fitted (no tiled L-BFGS run was measured).
+IMAGE_FLOATS_PER_PIXEL = {"adam": 3 * 20, "lbfgs": 3 * (20 - 5 + 2 * LBFGS_HISTORY)}
 
 
 def activation_floats(size: tuple[int, int], depth: int) -> int:
@@ -72,9 +74,13 @@ def estimate_bytes(size: tuple[int, int], config: StyleConfig, has_content: bool
     style = tuple(round(d * style_side) for d in work)
     targets = STYLE_FORWARD * 4 * activation_floats(style, depth)
     buffers = 0
+    if config.optimizer == "lbfgs" and tile is None:
+        # Its correction pairs, counted rather than fitted: the fit's 2-iteration runs
+        # hold none yet (they fill over the first LBFGS_HISTORY iterations).
+        buffers = 4 * 2 * LBFGS_HISTORY * 3 * size[0] * size[1]
     if tile is not None:
         content = layer_floats(size, config.content_layers) if has_content and config.content_weight > 0 else 0
-        buffers = 4 * (IMAGE_FLOATS_PER_PIXEL * size[0] * size[1] + content)
+        buffers = 4 * (IMAGE_FLOATS_PER_PIXEL[config.optimizer] * size[0] * size[1] + content)
     return int(MARGIN * (fixed + max(optimizing, targets) + buffers))
 
 

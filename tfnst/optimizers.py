@@ -1,4 +1,4 @@
-"""Optimizers over the image: Adam and L-BFGS (tensorflow-probability), each a pure,
+"""Optimizers over the image: Adam and L-BFGS (a fixed step, as Gatys et al.'s code), each a pure,
 graph-safe ``step(state, targets) -> state``, and `minimize`, the library's loop.
 
 The state holds everything a run needs to go on: the iterate and the optimizer's
@@ -19,11 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
-from tensorflow_probability.python.optimizer.lbfgs import LBfgsOptimizerResults
 
 from tfnst.callbacks import Callback, IterationRecord
-from tfnst.config import ADAM_DEFAULTS
+from tfnst.config import ADAM_DEFAULTS, LBFGS_HISTORY
 from tfnst.objective import value_and_gradient_by_autodiff
 
 log = logging.getLogger(__name__)
@@ -143,8 +141,39 @@ def progress_update(progress: dict, best: tf.Tensor, accepted: tf.Tensor, tolera
     return {"window": window, "count": count + tf.cast(accepted, tf.int32)}, stalled
 
 
+# ------------------------------------------------------------------ the interface
+class ImageOptimizer:
+    """What `minimize`, `tfnst.Stylizer` and the served graph use of an optimizer.
+
+    A subclass sets ``name`` and ``averages`` and provides ``init_state(x, targets,
+    learning_rate, tolerance)``, the pure ``step(state, targets)`` (and
+    ``compiled_step``), ``image``, ``best_image`` and ``rescale_state``. Its state
+    holds at least ``loss``, ``finite``, ``terms``, ``rejected``, ``best_loss``,
+    ``tolerance``, ``done`` and ``stalled``.
+    """
+
+    name: str
+    averages: bool
+
+    def result_image(self, state: State) -> tf.Tensor:
+        """The run's result: `image`, or after a numerical failure `best_image`."""
+        return tf.where(failed(state), self.best_image(state), self.image(state))
+
+    def terms(self, state: State, targets, iteration: int, last: bool):
+        """The loss terms of the last accepted evaluation."""
+        return state["terms"]
+
+    def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
+        """The state as named arrays (a checkpoint)."""
+        return {path: np.asarray(value) for path, value in flatten_with_paths(state)}
+
+    def state_from_arrays(self, arrays: dict[str, np.ndarray], like: State) -> State:
+        """The state saved by `state_to_arrays`, with the structure of ``like``."""
+        return tf.nest.pack_sequence_as(like, [tf.constant(arrays[p]) for p, _ in flatten_with_paths(like)])
+
+
 # ------------------------------------------------------------------ Adam
-class Adam:
+class Adam(ImageOptimizer):
     """Adam on the pixels, clipped to [0, 1] after every step.
 
     Hand-written on plain tensors rather than `keras.optimizers.Adam`: the moments are
@@ -242,13 +271,6 @@ class Adam:
         not evaluated), else the lowest-loss iterate."""
         return self.image(state) if self.averages else state["best_x"]
 
-    def result_image(self, state: State) -> tf.Tensor:
-        """The run's result: `image`, or after a numerical failure `best_image`."""
-        return tf.where(failed(state), self.best_image(state), self.image(state))
-
-    def terms(self, state: State, targets, iteration: int, last: bool):
-        return state["terms"]
-
     def rescale_state(self, state: State, image, targets=None) -> State:
         """Warm start at a new size (coarse-to-fine): the moments resized with the image,
         so Adam keeps its per-pixel step sizes rather than starting its bias correction
@@ -273,132 +295,127 @@ class Adam:
         return {**fresh, "core": new_core, "prev": new_core, "lr": state["lr"],
                 "tolerance": state["tolerance"], "rejected": state["rejected"]}
 
-    def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
-        return {path: np.asarray(value) for path, value in flatten_with_paths(state)}
-
-    def state_from_arrays(self, arrays: dict[str, np.ndarray], like: State) -> State:
-        """The state saved by `state_to_arrays`, with the structure of ``like``."""
-        return tf.nest.pack_sequence_as(like, [tf.constant(arrays[p]) for p, _ in flatten_with_paths(like)])
 
 
 # ------------------------------------------------------------------ L-BFGS
-class LBFGS:
-    """L-BFGS from tensorflow-probability over the same objective.
+CURVATURE_EPS = 1e-10  # a pair with sᵀy at or below this is skipped (torch.optim.LBFGS's test)
 
-    L-BFGS has no projection step, so pixels are kept in range by a smooth penalty on
-    how far they stray outside [0, 1] (not part of the reported loss), and the result
-    is clipped. Each `step` runs one iteration, resuming from the previous one's
-    history, so callbacks see every iteration and the state can be checkpointed.
-    It stops when tfp reports convergence (no further progress) or a failed line
-    search, and when the best loss stalls as for Adam.
+
+def lbfgs_direction(g, s_pairs, y_pairs, rho):
+    """The L-BFGS search direction -H g by the two-loop recursion (Nocedal & Wright
+    2006, Algorithm 7.4). Pairs are oldest first; ``rho[i]`` = 1 / (s_iᵀ y_i), and a
+    slot with rho 0 is empty (its terms vanish). The initial matrix is γI with
+    γ = sᵀy / yᵀy of the newest pair (their eq. 7.20), or I when there is none.
+
+    Returns:
+        The direction, shaped as ``g``.
+    """
+    q, alphas = g, []
+    for i in reversed(range(len(s_pairs))):
+        alphas.append(rho[i] * tf.reduce_sum(s_pairs[i] * q))
+        q = q - alphas[-1] * y_pairs[i]
+    s, y = s_pairs[-1], y_pairs[-1]
+    gamma = tf.where(rho[-1] > 0, tf.reduce_sum(s * y) / tf.maximum(tf.reduce_sum(y * y), 1e-30), 1.0)
+    r = gamma * q
+    for i, alpha in zip(range(len(s_pairs)), reversed(alphas)):
+        beta = rho[i] * tf.reduce_sum(y_pairs[i] * r)
+        r = r + (alpha - beta) * s_pairs[i]
+    return -r
+
+
+def lbfgs_push(s_pairs: tuple, y_pairs: tuple, rho, s, y, accept):
+    """The pairs with (s, y) appended and the oldest dropped, when ``accept`` and the
+    curvature sᵀy is positive (else BFGS's update would not stay positive definite);
+    unchanged otherwise. The tuple is re-linked, not copied (`tf.cond`).
+
+    Returns:
+        (s_pairs, y_pairs, rho).
+    """
+    sy = tf.reduce_sum(s * y)
+    return tf.cond(accept & (sy > CURVATURE_EPS),
+                   lambda: (s_pairs[1:] + (s,), y_pairs[1:] + (y,), tf.concat([rho[1:], [1.0 / sy]], 0)),
+                   lambda: (s_pairs, y_pairs, rho))
+
+
+class LBFGS(ImageOptimizer):
+    """L-BFGS on the pixels with a fixed step: one loss evaluation per iteration.
+
+    Gatys et al.'s own code (leongatys/PytorchNeuralStyleTransfer, ``optim.LBFGS``) and
+    jcjohnson/neural-style (``optim.lbfgs``) run L-BFGS without a line search: the
+    quasi-Newton step is taken as it is (a step of 1; the first, with no curvature
+    yet, is a gradient step of length min(1, 1/‖g‖₁), as torch's). A line search
+    (tensorflow-probability's Hager–Zhang, which tfnst used before) costs about 3
+    evaluations an iteration and was slower per second than Adam (docs/speed.md).
+    Here the step is projected onto [0, 1] and the pair stores the step actually
+    taken, so the curvature pairs describe the points evaluated.
+
+    A non-finite loss or gradient at the new point is undone as for `Adam`: the run
+    stays at the last accepted iterate (its gradient and history kept) and the step
+    is halved, so the next try lies half as far along the same direction.
 
     Args:
-        objective: as for `Adam`; a stateful statistic is refused (the line search
-            evaluates the loss several times per step).
-        report_every: compute the loss terms (an extra forward pass) every N iterations.
+        objective: as for `Adam`.
+        history: correction pairs kept (`LBFGS_HISTORY`).
+        patience: the window of the stall test, as for `Adam`.
     """
 
     name = "lbfgs"
     averages = False
-    RANGE_PENALTY = 1e3
 
-    def __init__(self, objective, num_correction_pairs: int = 10, report_every: int = 10,
-                 patience: int = 20):
-        self.objective = objective
-        self.num_correction_pairs, self.report_every = num_correction_pairs, report_every
-        self.patience = int(patience)
-        # Each trace builds tfp's whole L-BFGS loop (about 15 s at 256 px on 2 cores);
-        # after a second image size, one trace with unknown sizes serves every later
-        # one (coarse-to-fine's third scale, a Stylizer's next image).
-        relaxed = dict(reduce_retracing=True)
-        compile_ = (lambda f: tf.function(f, **relaxed)) if objective.graph_safe else (lambda f: f)
-        self._start = compile_(self._start_results)
-        self.compiled_step = compile_(self.step)
-        self._terms = compile_(lambda x, targets: self.objective(x, targets)[1])
+    def __init__(self, objective, history: int = LBFGS_HISTORY, patience: int = 20):
+        self.objective, self.history, self.patience = objective, int(history), int(patience)
+        self.compiled_step = tf.function(self.step) if objective.graph_safe else self.step
 
-    @classmethod
-    def range_penalty(cls, x):
-        outside = x - tf.clip_by_value(x, 0.0, 1.0)
-        return cls.RANGE_PENALTY * tf.reduce_mean(tf.square(outside))
-
-    def _value_and_gradients(self, shape, targets):
-        def fn(flat):
-            x = tf.reshape(flat, shape)
-            total, _, _, gradient = self.objective.value_and_gradient(x, targets, self.objective.initial_state())
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                penalty = self.range_penalty(x)
-            return total + penalty, tf.reshape(gradient + tape.gradient(penalty, x), [-1])
-        return fn
-
-    def _minimize(self, shape, targets, max_iterations, start=None, previous=None):
-        return tfp.optimizer.lbfgs_minimize(
-            self._value_and_gradients(shape, targets), initial_position=start,
-            previous_optimizer_results=previous, num_correction_pairs=self.num_correction_pairs,
-            max_iterations=max_iterations, tolerance=0.0, x_tolerance=0.0, f_relative_tolerance=0.0)
-
-    def _start_results(self, x, targets):
-        return self._minimize(tf.shape(x), targets, 0, start=tf.reshape(x, [-1]))
-
-    def init_state(self, x, targets, learning_rate: float | None = None, tolerance: float = 0.0) -> State:
+    def init_state(self, x, targets=None, learning_rate: float | None = None,
+                   tolerance: float = 0.0) -> State:
+        """The state before the first evaluation, at image ``x`` [H, W, 3]; the first
+        `step` evaluates ``x`` itself. ``learning_rate`` scales the steps (1 unset)."""
         x = tf.convert_to_tensor(x, tf.float32)
-        results = self._start(x, targets)
-        loss = results.objective_value - self.range_penalty(x)
-        return {"results": results, "shape": tf.shape(x), "loss": loss,
-                "finite": tf.math.is_finite(loss), "rejected": tf.constant(0),
-                "best_x": x, "best_loss": loss, "progress": progress_start(self.patience),
-                "tolerance": tf.cast(tolerance, tf.float32), "done": tf.constant(False),
-                "stalled": tf.constant(False)}
+        zeros = tf.zeros_like(x)
+        core = {"x": x, "g": zeros, "evaluated": tf.constant(False), "aux": self.objective.initial_state(),
+                "s": (zeros,) * self.history, "y": (zeros,) * self.history, "rho": tf.zeros([self.history])}
+        return {"core": core, "candidate": x, "lr": tf.cast(1.0 if learning_rate is None else learning_rate, tf.float32),
+                "loss": tf.constant(np.float32(np.nan)), "finite": tf.constant(True),
+                "terms": {t: tf.constant(0.0) for t in self.objective.terms},
+                "rejected": tf.constant(0), "best_x": x, "best_loss": tf.constant(np.float32(np.inf)),
+                "progress": progress_start(self.patience), "tolerance": tf.cast(tolerance, tf.float32),
+                "done": tf.constant(False), "stalled": tf.constant(False)}
 
     def step(self, state: State, targets) -> State:
-        """One L-BFGS iteration (pure, graph-safe)."""
-        previous = state["results"]
-        results = self._minimize(state["shape"], targets, previous.num_iterations + 1, previous=previous)
-        x = tf.reshape(results.position, state["shape"])
-        loss = results.objective_value - self.range_penalty(x)
-        finite = tf.math.is_finite(loss) & ~results.failed
-        improved = finite & (loss < state["best_loss"])
-        best_loss = tf.where(improved, loss, state["best_loss"])
+        """Evaluate the candidate, accept it if finite, and propose the next (pure, graph-safe)."""
+        core, candidate = state["core"], state["candidate"]
+        total, terms, aux, g = self.objective.value_and_gradient(candidate, targets, core["aux"])
+        finite = tf.math.is_finite(total) & tf.reduce_all(tf.math.is_finite(g))
+        g = tf.where(finite, g, core["g"])
+        s_pairs, y_pairs, rho = lbfgs_push(core["s"], core["y"], core["rho"], candidate - core["x"],
+                                           g - core["g"], finite & core["evaluated"])
+        x = tf.where(finite, candidate, core["x"])
+        lr = tf.where(finite, state["lr"], 0.5 * state["lr"])
+        direction = lbfgs_direction(g, s_pairs, y_pairs, rho)
+        first = tf.minimum(1.0, 1.0 / tf.maximum(tf.reduce_sum(tf.abs(g)), 1e-30))
+        length = tf.where(rho[-1] > 0, 1.0, first) * lr
+        new_core = {"x": x, "g": g, "evaluated": core["evaluated"] | finite,
+                    "aux": select(finite, aux, core["aux"]), "s": s_pairs, "y": y_pairs, "rho": rho}
+        improved = finite & (total < state["best_loss"])
+        best_loss = tf.where(improved, total, state["best_loss"])
         progress, stalled = progress_update(state["progress"], best_loss, finite, state["tolerance"])
-        # tfp stops iterating once it has converged (with zero tolerances: no further
-        # progress possible) or failed; a further call would be a no-op.
-        stalled = stalled | results.converged
-        return {"results": results, "shape": state["shape"], "loss": loss, "finite": finite,
-                "rejected": tf.where(finite, 0, state["rejected"] + 1),
-                "best_x": tf.where(improved, tf.clip_by_value(x, 0.0, 1.0), state["best_x"]),
+        rejected = tf.where(finite, 0, state["rejected"] + 1)
+        return {"core": new_core, "candidate": tf.clip_by_value(x + length * direction, 0.0, 1.0), "lr": lr,
+                "loss": total, "finite": finite, "terms": select(finite, terms, state["terms"]),
+                "rejected": rejected, "best_x": tf.where(improved, candidate, state["best_x"]),
                 "best_loss": best_loss, "progress": progress, "tolerance": state["tolerance"],
-                "done": stalled | ~finite, "stalled": stalled}
+                "done": stalled | (rejected >= MAX_REJECTED), "stalled": stalled}
 
     def image(self, state: State) -> tf.Tensor:
-        return tf.clip_by_value(tf.reshape(state["results"].position, state["shape"]), 0.0, 1.0)
+        """The last accepted iterate (its loss is the one reported). Graph-safe."""
+        return state["core"]["x"]
 
     def best_image(self, state: State) -> tf.Tensor:
         return state["best_x"]
 
-    def result_image(self, state: State) -> tf.Tensor:
-        return tf.where(failed(state), self.best_image(state), self.image(state))
-
-    def rescale_state(self, state: State, image, targets) -> State:
-        """L-BFGS's history does not carry over to another size: it starts afresh."""
+    def rescale_state(self, state: State, image, targets=None) -> State:
+        """L-BFGS's pairs do not carry over to another size: it starts afresh at ``image``."""
         return self.init_state(image, targets, tolerance=state["tolerance"])
-
-    def terms(self, state: State, targets, iteration: int, last: bool):
-        """The loss terms every ``report_every`` iterations and at the last (an extra
-        forward pass each time); None otherwise."""
-        if last or iteration % self.report_every == 0:
-            return self._terms(self.image(state), targets)
-        return None
-
-    def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
-        return {path: np.asarray(v) for path, v in flatten_with_paths(state)}
-
-    def state_from_arrays(self, arrays: dict[str, np.ndarray], like: State | None = None) -> State:
-        results = LBfgsOptimizerResults(
-            **{k: tf.constant(arrays[f"results/{k}"]) for k in LBfgsOptimizerResults._fields})
-        rest = {k: tf.constant(arrays[k]) for k in ("shape", "loss", "finite", "rejected", "best_x",
-                                                     "best_loss", "tolerance", "done", "stalled")}
-        progress = {k: tf.constant(arrays[f"progress/{k}"]) for k in ("window", "count")}
-        return {"results": results, "progress": progress, **rest}
 
 
 def failed(state: State) -> tf.Tensor:
@@ -421,8 +438,8 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
     Calls the optimizer's compiled `step` once per iteration and reports each accepted
     one to the callbacks as an `IterationRecord` (a rejected, non-finite evaluation is
     undone by the step itself and not reported). Stops early when the state says done:
-    `MAX_REJECTED` non-finite evaluations in a row or a failed L-BFGS line search (a
-    failure: the best image so far is returned) or a stall (converged). Ctrl-C raises
+    `MAX_REJECTED` non-finite evaluations in a row (a failure: the best image so far
+    is returned) or a stall (converged). Ctrl-C raises
     `Interrupted` with the best image so far.
 
     Returns:
@@ -460,14 +477,11 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
                     checkpoint(iteration, state)
             else:
                 log.warning("tfnst: iteration %d: the loss or its gradient is not finite (%s); "
-                            "step undone%s", iteration, float(info["loss"]),
-                            ", learning rate halved" if optimizer.name == "adam" else "")
+                            "step undone, step size halved", iteration, float(info["loss"]))
             if info["done"]:
                 if info["stalled"]:
                     reason = (f"converged at iteration {iteration}: the loss improved by less than "
-                              f"{float(state['tolerance']):g} over {optimizer.patience} iterations"
-                              if not (optimizer.name == "lbfgs" and state["results"].converged)
-                              else f"converged at iteration {iteration}: L-BFGS made no further progress")
+                              f"{float(state['tolerance']):g} over {optimizer.patience} iterations")
                 else:
                     failure = True
                     reason = (f"numerical failure at iteration {iteration} "

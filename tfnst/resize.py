@@ -14,33 +14,37 @@ import tensorflow as tf
 METHOD = "lanczos3"
 
 
-def fit_size(shape: tuple[int, int], longest: int) -> tuple[int, int]:
-    """(H, W) scaled so that the longest side is ``longest``, keeping the aspect ratio.
+def fit_size(shape: tuple[int, int], longest: int, shortest: int = 0) -> tuple[int, int]:
+    """(H, W) scaled so that the longest side is ``longest``, keeping the aspect ratio,
+    or larger where that would leave the shortest side under ``shortest``.
 
     Args:
         shape: the (H, W) of the image.
         longest: the longest side wanted, in pixels.
+        shortest: the least the shortest side may have (0: no such bound).
 
     Returns:
         (H, W), each at least 1.
     """
     h, w = (int(d) for d in shape)
-    scale = longest / max(h, w)
+    scale = max(longest / max(h, w), shortest / min(h, w))
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def fit_size_tensor(shape: tf.Tensor, longest) -> tf.Tensor:
+def fit_size_tensor(shape: tf.Tensor, longest, shortest: int = 0) -> tf.Tensor:
     """`fit_size` in graph ops, with the same float64 arithmetic and rounding.
 
     Args:
         shape: int32 [2] (H, W).
         longest: the longest side wanted (int or scalar tensor).
+        shortest: the least the shortest side may have (0: no such bound).
 
     Returns:
         int32 [2].
     """
     hw = tf.cast(shape, tf.float64)
-    scale = tf.cast(longest, tf.float64) / tf.reduce_max(hw)
+    scale = tf.maximum(tf.cast(longest, tf.float64) / tf.reduce_max(hw),
+                       tf.cast(shortest, tf.float64) / tf.reduce_min(hw))
     return tf.maximum(tf.cast(tf.round(hw * scale), tf.int32), 1)
 
 
