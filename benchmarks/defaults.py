@@ -23,8 +23,11 @@ import sys
 import tempfile
 
 from benchmarks.run import RESULTS, measure, report_header, save_report
+from tfnst.config import StyleConfig  # no TensorFlow: each run imports it in its own process
 
-BEFORE = {"precision": "float32", "learning_rate": 0.02, "ema_decay": 0.0, "tolerance": 0.0}
+# The defaults until 2026-11-25 (float32 Adam at one size, the last iterate, 300 iterations).
+BEFORE = {"optimizer": "adam", "scales": 1, "iterations": 300, "precision": "float32",
+          "learning_rate": 0.02, "ema_decay": 0.0, "tolerance": 0.0}
 SETTINGS = {"before": BEFORE, "defaults": {}}
 
 
@@ -88,7 +91,7 @@ def main(argv=None) -> int:
                 continue
             image = os.path.join(images, f"{os.path.splitext(style)[0]}-{name}.png")
             options = dict(options)
-            iterations = options.pop("iterations", 300)
+            iterations = options.pop("iterations", StyleConfig().iterations)
             r = measure("stylize", args.size, iterations,
                         {**options, "style": style, "score": True, "save": image})
             pairs[style][name] = {**r, "image": image}

@@ -4,7 +4,7 @@
         [--images examples/tubingen.jpg data/holdout/rocket.jpg] [--size 256] [--picture docs/network.jpg]
 
 For each image, at ``--size`` (longest side): the network's result (one forward pass)
-and the optimization's (`StyleConfig()` defaults, 300 iterations), both scored by the
+and the optimization's (the defaults until 2026-11-25: Adam, 300 iterations), both scored by the
 float32 objective of the defaults (the Gatys layers: its style and content terms are
 tfnst's relative Gram and content distances), with their times. Then the network,
 exported for TF Serving, serves the first image at 512 px (encoded bytes in, PNG out):
@@ -42,7 +42,8 @@ def main(argv=None) -> int:
     from tfnst.resize import fit_size, resize
 
     network = load_network(args.network)
-    stylizer = tfnst.Stylizer()
+    # The optimization docs/network.jpg compares with: the defaults until 2026-11-25.
+    stylizer = tfnst.Stylizer(optimizer="adam", scales=1, iterations=300)
     style = read_image(args.style)
     rows, pictures = [], []
     for path in args.images:

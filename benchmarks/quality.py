@@ -31,11 +31,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks.run import RESULTS, has_bfloat16, report_header, save_report  # noqa: E402
 
-COARSE_TO_FINE = {"scales": 3}
+COARSE_TO_FINE = {"scales": 3, "scale_factor": 2 ** 0.5}  # 256, 362, 512 px
 # Options of each method (None: the reference); `one` sets iterations. The named methods
 # are float32 Adam without averaging or an early stop (`PLAIN`), but for what their name
 # adds; tfnst-defaults is `StyleConfig()` as it is (auto precision, averaging, early stop).
-PLAIN = dict(precision="float32", learning_rate=0.02, ema_decay=0.0, tolerance=0.0)
+from benchmarks.worker import PLAIN  # noqa: E402  (float32 Adam at one size, the last iterate)
 LBFGS = {**PLAIN, "optimizer": "lbfgs", "ema_decay": None, "learning_rate": None}
 METHODS = {
     "reference": None,
@@ -139,7 +139,7 @@ def one(method, size, iterations, stop_below, time_limit, c2f_iterations):
         # scored), so it cannot tell when to stop: run the reference's iteration count.
         options["iterations"], stop_below = iterations, 0.0
     elif "scales" in options:
-        options["iterations"] = c2f_iterations // (3 if lbfgs else 1)
+        options["iterations"] = options["coarse_iterations"] = c2f_iterations // (3 if lbfgs else 1)
     elif lbfgs:
         options["iterations"] = iterations // 2
     else:  # Adam: room to cross the target a little after the reference's last iteration

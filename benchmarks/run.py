@@ -152,14 +152,13 @@ def table(results: list[dict], peak: dict, baseline: str = "reference") -> str:
                 rows.append(f"| {size} | {impl} | n/a ({r['error']}) | | | | |")
                 continue
             s = r["seconds_per_iteration"]
-            # L-BFGS evaluates the loss ~3 times per iteration: its GFLOP/s per evaluation is not shown.
+            # One loss evaluation (forward and gradient) per iteration, L-BFGS's included.
             flops = iteration_flops(tuple(r["hw"]), DEEPEST.get(impl, "block5_conv1"))
-            gflops = flops / s / 1e9 if impl != "tfnst-lbfgs" else None
+            gflops = flops / s / 1e9
             peak_gflops = peak.get("tensorflow-bfloat16", fp32_peak) if impl.endswith("bf16") else fp32_peak
             rows.append(f"| {r['hw'][0]}×{r['hw'][1]} | {impl} | {s:.3f} | "
                         f"{ref / s:.2f}× | {r['peak_rss_bytes'] / 2**30:.2f} GB | "
-                        f"{'' if gflops is None else f'{gflops:.0f}'} | "
-                        f"{'' if gflops is None else f'{100 * gflops / peak_gflops:.0f}%'} |"
+                        f"{gflops:.0f} | {100 * gflops / peak_gflops:.0f}% |"
                         if ref else f"| {r['hw'][0]}×{r['hw'][1]} | {impl} | {s:.3f} | | "
                         f"{r['peak_rss_bytes'] / 2**30:.2f} GB | | |")
     return "\n".join(rows)

@@ -20,6 +20,9 @@ from tfnst.resize import fit_size, resize
 CONTENT, STYLE, STYLE2 = "examples/tubingen.jpg", "examples/starry_night.jpg", "examples/the_scream.jpg"
 MASKS = ["docs/masks/left.png", "docs/masks/right.png"]
 
+# What docs/variants.jpg was made with: Adam at one size (the defaults until 2026-11-25),
+# so that each variant's row differs from the first by its own option alone.
+BASE = {"optimizer": "adam", "scales": 1}
 # (label, network options, per-call options, styles)
 VARIANTS = [
     ("Gatys: Gram matrices (default)", {}, {}, [STYLE]),
@@ -31,7 +34,8 @@ VARIANTS = [
     ("two styles, --masks left right", {}, {"masks": MASKS}, [STYLE, STYLE2]),
     ("--preserve-color luminance", {}, {"preserve_color": "luminance"}, [STYLE]),
     ("--preserve-color histogram", {}, {"preserve_color": "histogram"}, [STYLE]),
-    ("--scales 3 (coarse to fine)", {}, {"scales": 3}, [STYLE]),
+    # coarse_iterations None: --iterations at every scale, as the picture was made.
+    ("--scales 3 (coarse to fine)", {}, {"scales": 3, "scale_factor": 2 ** 0.5, "coarse_iterations": None}, [STYLE]),
     ("--style-stat discriminator", {"style_statistic": "discriminator"}, {"learning_rate": 0.05}, [STYLE]),
     ("--normalize-vgg (bundled examples)", {"normalize_vgg": ()}, {}, [STYLE]),
 ]
@@ -61,8 +65,9 @@ def main(argv=None) -> int:
                             at_height(STYLE2)], axis=1)]
     for label, network, per_call, styles in VARIANTS:
         start = time.perf_counter()
-        out = tfnst.Stylizer(**network).stylize(CONTENT, styles, size=args.size, iterations=args.iterations,
-                                                seed=0, tolerance=0.0, **per_call)
+        per_call = {k: args.iterations if v is None else v for k, v in per_call.items()}
+        out = tfnst.Stylizer(**BASE, **network).stylize(CONTENT, styles, size=args.size, iterations=args.iterations,
+                                                        seed=0, tolerance=0.0, **per_call)
         print(f"{label}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
         rows.append(np.concatenate([label_strip(label, height), out], axis=1))
     width = max(r.shape[1] for r in rows)
