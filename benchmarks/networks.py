@@ -5,8 +5,9 @@
 Training: images per second of `tfnst.networks.train` (batch 4, on data/photos) for
 Johnson et al.'s network (width 32, depth 5) and the small one (16, 3), each size in a
 process of its own. Inference: seconds per image of one forward pass, against the
-optimization of the same image with the defaults (seconds per iteration measured over
-10 iterations, times 300 iterations; the run's start-up is not counted).
+optimization of the same image by Adam at one size, the defaults until 2026-11-25
+(seconds per iteration measured over 10 iterations, times 300 iterations; the run's
+start-up is not counted).
 """
 
 import argparse
@@ -32,7 +33,8 @@ def main(argv=None) -> int:
             rows.append({"network": name, **measure("train", size, args.steps, {**net, "batch_size": 4})})
             print(rows[-1], file=sys.stderr, flush=True)
     for size in map(int, args.apply_sizes.split(",")):
-        optimization = measure("stylize", size, 10, {})
+        # Adam at one size, the defaults when docs/networks.md's rows were measured.
+        optimization = measure("stylize", size, 10, {"optimizer": "adam", "scales": 1})
         for name, net in NETWORKS.items():
             rows.append({"network": name, "optimization": optimization, **measure("apply", size, 5, net)})
             print(rows[-1], file=sys.stderr, flush=True)
