@@ -147,21 +147,40 @@ class ImageOptimizer:
 
     A subclass sets ``name`` and ``averages`` and provides ``init_state(x, targets,
     learning_rate, tolerance)``, the pure ``step(state, targets)`` (and
-    ``compiled_step``), ``image``, ``best_image`` and ``rescale_state``. Its state
-    holds at least ``loss``, ``finite``, ``terms``, ``rejected``, ``best_loss``,
-    ``tolerance``, ``done`` and ``stalled``.
+    ``compiled_step``), ``image``, ``best_image`` and ``rescale_state``, and an
+    ``objective`` and ``patience``. Its state holds, besides its own, the part kept by
+    `_record_start` and `_record` (loss, terms, best image, stall test, done).
     """
 
     name: str
     averages: bool
+    objective: object
+    patience: int
 
     def result_image(self, state: State) -> tf.Tensor:
         """The run's result: `image`, or after a numerical failure `best_image`."""
         return tf.where(failed(state), self.best_image(state), self.image(state))
 
-    def terms(self, state: State, targets, iteration: int, last: bool):
-        """The loss terms of the last accepted evaluation."""
-        return state["terms"]
+    def _record_start(self, x, tolerance) -> State:
+        """The part of a state every optimizer keeps the same way, before any evaluation."""
+        return {"loss": tf.constant(np.float32(np.nan)), "finite": tf.constant(True),
+                "terms": {t: tf.constant(0.0) for t in self.objective.terms},
+                "rejected": tf.constant(0), "best_x": x, "best_loss": tf.constant(np.float32(np.inf)),
+                "progress": progress_start(self.patience), "tolerance": tf.cast(tolerance, tf.float32),
+                "done": tf.constant(False), "stalled": tf.constant(False)}
+
+    def _record(self, state: State, evaluated, total, terms, finite) -> State:
+        """That part after evaluating image ``evaluated``: its loss and terms, the best
+        image so far, the stall test, and done after `MAX_REJECTED` non-finite
+        evaluations in a row."""
+        improved = finite & (total < state["best_loss"])
+        best_loss = tf.where(improved, total, state["best_loss"])
+        progress, stalled = progress_update(state["progress"], best_loss, finite, state["tolerance"])
+        rejected = tf.where(finite, 0, state["rejected"] + 1)
+        return {"loss": total, "finite": finite, "terms": select(finite, terms, state["terms"]),
+                "rejected": rejected, "best_x": tf.where(improved, evaluated, state["best_x"]),
+                "best_loss": best_loss, "progress": progress, "tolerance": state["tolerance"],
+                "done": stalled | (rejected >= MAX_REJECTED), "stalled": stalled}
 
     def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
         """The state as named arrays (a checkpoint)."""
@@ -223,11 +242,7 @@ class Adam(ImageOptimizer):
         core = self._core(x, zeros, zeros, tf.constant(0.0), self.objective.initial_state())
         return {"core": core, "prev": core,
                 "lr": tf.constant(float(ADAM_DEFAULTS["learning_rate"] if learning_rate is None else learning_rate)),
-                "loss": tf.constant(np.float32(np.nan)), "finite": tf.constant(True),
-                "terms": {t: tf.constant(0.0) for t in self.objective.terms},
-                "rejected": tf.constant(0), "best_x": x, "best_loss": tf.constant(np.float32(np.inf)),
-                "progress": progress_start(self.patience), "tolerance": tf.constant(float(tolerance)),
-                "done": tf.constant(False), "stalled": tf.constant(False)}
+                **self._record_start(x, tolerance)}
 
     def step(self, state: State, targets) -> State:
         """Evaluate the loss at the current iterate and take one step (pure, graph-safe)."""
@@ -244,18 +259,10 @@ class Adam(ImageOptimizer):
             accepted["avg"] = ema_update(core["avg"], new_x, self.ema_decay)
             accepted["avg_t"] = core["avg_t"] + 1.0
         # Rejected: back to the state this iterate came from, at half the rate.
-        improved = finite & (total < state["best_loss"])
-        best_loss = tf.where(improved, total, state["best_loss"])
-        progress, stalled = progress_update(state["progress"], best_loss, finite, state["tolerance"])
-        rejected = tf.where(finite, 0, state["rejected"] + 1)
         return {"core": select(finite, accepted, state["prev"]),
                 "prev": select(finite, core, state["prev"]),
                 "lr": tf.where(finite, state["lr"], 0.5 * state["lr"]),
-                "loss": total, "finite": finite,
-                "terms": select(finite, terms, state["terms"]),
-                "rejected": rejected, "best_x": tf.where(improved, x, state["best_x"]),
-                "best_loss": best_loss, "progress": progress, "tolerance": state["tolerance"],
-                "done": stalled | (rejected >= MAX_REJECTED), "stalled": stalled}
+                **self._record(state, x, total, terms, finite)}
 
     def image(self, state: State) -> tf.Tensor:
         """The current result: the iterate, or with averaging the bias-corrected average
@@ -375,11 +382,7 @@ class LBFGS(ImageOptimizer):
         core = {"x": x, "g": zeros, "evaluated": tf.constant(False), "aux": self.objective.initial_state(),
                 "s": (zeros,) * self.history, "y": (zeros,) * self.history, "rho": tf.zeros([self.history])}
         return {"core": core, "candidate": x, "lr": tf.cast(1.0 if learning_rate is None else learning_rate, tf.float32),
-                "loss": tf.constant(np.float32(np.nan)), "finite": tf.constant(True),
-                "terms": {t: tf.constant(0.0) for t in self.objective.terms},
-                "rejected": tf.constant(0), "best_x": x, "best_loss": tf.constant(np.float32(np.inf)),
-                "progress": progress_start(self.patience), "tolerance": tf.cast(tolerance, tf.float32),
-                "done": tf.constant(False), "stalled": tf.constant(False)}
+                **self._record_start(x, tolerance)}
 
     def step(self, state: State, targets) -> State:
         """Evaluate the candidate, accept it if finite, and propose the next (pure, graph-safe)."""
@@ -396,15 +399,8 @@ class LBFGS(ImageOptimizer):
         length = tf.where(rho[-1] > 0, 1.0, first) * lr
         new_core = {"x": x, "g": g, "evaluated": core["evaluated"] | finite,
                     "aux": select(finite, aux, core["aux"]), "s": s_pairs, "y": y_pairs, "rho": rho}
-        improved = finite & (total < state["best_loss"])
-        best_loss = tf.where(improved, total, state["best_loss"])
-        progress, stalled = progress_update(state["progress"], best_loss, finite, state["tolerance"])
-        rejected = tf.where(finite, 0, state["rejected"] + 1)
         return {"core": new_core, "candidate": tf.clip_by_value(x + length * direction, 0.0, 1.0), "lr": lr,
-                "loss": total, "finite": finite, "terms": select(finite, terms, state["terms"]),
-                "rejected": rejected, "best_x": tf.where(improved, candidate, state["best_x"]),
-                "best_loss": best_loss, "progress": progress, "tolerance": state["tolerance"],
-                "done": stalled | (rejected >= MAX_REJECTED), "stalled": stalled}
+                **self._record(state, candidate, total, terms, finite)}
 
     def image(self, state: State) -> tf.Tensor:
         """The last accepted iterate (its loss is the one reported). Graph-safe."""
@@ -464,10 +460,8 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
             info = _fetch(state)
             best_loss = float(info["best_loss"])
             if info["finite"]:
-                terms = optimizer.terms(state, targets, iteration, iteration == iterations)
                 record = IterationRecord(
-                    iteration, iterations, float(info["loss"]),
-                    None if terms is None else {k: float(v) for k, v in terms.items()},
+                    iteration, iterations, float(info["loss"]), {k: float(v) for k, v in state["terms"].items()},
                     size, time.perf_counter() - start, optimizer.name, *scale)
                 if callbacks:
                     current = optimizer.image(state)
