@@ -1,12 +1,14 @@
 """Peak memory of whole runs against tfnst's estimate (`tfnst.memory.estimate_bytes`).
 
     python -m benchmarks.memory [--sizes 128,256,512,768,1024] [--iterations 2]
-        [--optimizers adam,lbfgs] [--parts sizes,extensions,tiled]
+        [--optimizers adam,lbfgs] [--parts sizes,extensions,tiled,scales]
 
 Each run is a fresh process (`benchmarks.worker stylize`), so its peak RSS (VmHWM) is
 its own: Adam and L-BFGS at one scale, float32 and (on CPUs that have it) bfloat16, at
 each size (what `tfnst.memory.FIT` is fitted to); then the extension options at 512 px
-and tiled runs, with Adam at one size (as docs/reliability.md's rows were measured). Prints measured peak, estimate,
+and tiled runs, with Adam at one size (as docs/reliability.md's rows were measured);
+with ``--parts scales``, each size with the defaults at one and at two scales (what a
+coarser scale adds, `tfnst.memory.SCALE_EXTRA`). Prints measured peak, estimate,
 and their ratio (the estimate must be at least the peak, and at most 1.3 times it).
 """
 
@@ -52,6 +54,11 @@ def runs(sizes, precisions, optimizers=("adam", "lbfgs"), parts=("sizes", "exten
     if "tiled" in parts:
         for name, size, options in TILED:
             yield name, size, {"precision": precisions[0], **ADAM, **options}
+    if "scales" in parts:
+        for size in sizes:
+            for scales in (1, 2):
+                yield f"defaults, {scales} scale(s) ({precisions[0]})", size, {"precision": precisions[0],
+                                                                             "scales": scales}
 
 
 def table(rows) -> str:

@@ -24,7 +24,9 @@ FIT = {("adam", "float32"): (0.807 * GB, 2.05), ("adam", "bfloat16"): (0.767 * G
 # (pytest-xdist, a fresh virtualenv; 2026-11-25) two-scale runs at 128-192 px peaked about
 # 0.1 GB above the same runs alone, for a reason not found; the estimate must cover both.
 # Each coarser coarse-to-fine scale: its traced step and targets, kept while the finer
-# scales run. Measured 0.03-0.05 GB (two scales against one at 128-512 px, 2026-11-25).
+# scales run. Two scales against one peaked 0.01, 0.03 and 0.07 GB higher at 128, 192 and
+# 512 px (python -m benchmarks.memory --parts scales --sizes 128,192,512 --precisions
+# float32, 2026-11-26); MARGIN covers the rest at the larger sizes.
 SCALE_EXTRA = 0.05 * GB
 # Computing a style's targets (a forward pass of the style image, at its own size).
 STYLE_FORWARD = 0.95
