@@ -79,29 +79,37 @@ def run_cli(capsys, *args):
     (["stylize", "{d}/truncated.jpg", STYLE], "truncated"),
     (["stylize", "{d}", STYLE], "directory"),
     (["stylize", CONTENT, "{d}/text.jpg"], "not a readable image"),
-    (["stylize", CONTENT, STYLE, "--size", "0"], "must be positive"),
-    (["stylize", CONTENT, STYLE, "--size", "8"], "at least 16"),
-    (["stylize", CONTENT, STYLE, "--iterations", "0"], "must be positive"),
+    (["stylize", CONTENT, STYLE, "--size", "0"], "size must be >= 16, received 0"),
+    (["stylize", CONTENT, STYLE, "--size", "8"], "size must be >= 16, received 8"),
+    # Options that would change nothing are refused with what they need:
+    (["stylize", CONTENT, STYLE, "--patience", "5"], "patience needs a tolerance above 0"),
+    (["stylize", CONTENT, STYLE, "--max-memory", "2GB", "--tile", "64"], "max_memory needs no --tile"),
+    (["stylize", CONTENT, STYLE, "--scales", "1", "--coarse-iterations", "3"], "coarse_iterations needs scales"),
+    (["stylize", CONTENT, STYLE, "--seed", "3"], "seed needs init noise"),
+    (["stylize", CONTENT, STYLE, "--hist-layers", "block1_conv1"], "hist_layers needs a histogram weight"),
+    (["stylize", CONTENT, STYLE, "--style-blend", "1"], "with one it changes nothing"),
+    (["stylize", CONTENT, STYLE, "--style-stat", "discriminator", "--optimizer", "lbfgs"], "runs with Adam"),
+    (["stylize", CONTENT, STYLE, "--iterations", "0"], "iterations must be > 0, received 0"),
     (["stylize", CONTENT, STYLE, "--iterations", "many"], "whole number"),
-    (["stylize", CONTENT, STYLE, "--style-weight", "-1"], "must be a number >= 0"),
+    (["stylize", CONTENT, STYLE, "--style-weight", "-1"], "style_weight must be >= 0, received -1.0"),
     (["stylize", CONTENT, STYLE, "--tv-weight", "inf"], "tv_weight must be a number"),
     (["stylize", CONTENT, STYLE, "--content-weight", "abc"], "expected a number"),
-    (["stylize", CONTENT, STYLE, "--learning-rate", "0"], "must be positive"),
-    (["stylize", CONTENT, STYLE, "--style-scale", "-2"], "must be positive"),
+    (["stylize", CONTENT, STYLE, "--learning-rate", "0"], "learning_rate must be > 0"),
+    (["stylize", CONTENT, STYLE, "--style-scale", "-2"], "style_scale must be > 0"),
     (["stylize", CONTENT, STYLE, "--optimizer", "sgd"], "invalid choice"),
     (["stylize", CONTENT, STYLE, "--precision", "float16"], "invalid choice"),
-    (["stylize", CONTENT, STYLE, "--ema-decay", "1"], "ema_decay must be below 1"),
-    (["stylize", CONTENT, STYLE, "--ema-decay", "0.9", "--optimizer", "lbfgs"], "needs optimizer='adam'"),
+    (["stylize", CONTENT, STYLE, "--ema-decay", "1"], "ema_decay must be < 1, received 1.0"),
+    (["stylize", CONTENT, STYLE, "--ema-decay", "0.9", "--optimizer", "lbfgs"], "ema_decay needs optimizer adam"),
     (["stylize", CONTENT, STYLE, "--style-layers", "block7_conv1"], "unknown VGG19 layer"),
     (["stylize", CONTENT, STYLE, "--style-layer-weights", "1,2"], "one per style layer"),
-    (["stylize", CONTENT, STYLE, "--init", "{d}/missing.png"], "is none of these"),
+    (["stylize", CONTENT, STYLE, "--init", "{d}/missing.png"], "or an image file, received"),
     (["stylize", CONTENT, STYLE, "--init", "contnet"], "init must be one of content, noise, style"),
     (["stylize", CONTENT, STYLE, "--init", "{d}/text.jpg"], "not a readable image"),
     (["texture", STYLE, "--init", "content"], "needs a content image"),
-    (["stylize", CONTENT, STYLE, "--learning-rate", "0.1", "--optimizer", "lbfgs"], "Adam setting"),
+    (["stylize", CONTENT, STYLE, "--learning-rate", "0.1", "--optimizer", "lbfgs"], "learning_rate needs optimizer adam"),
     (["stylize", CONTENT, STYLE, "--style-layers", "block1_conv1,", "--style-layer-weights", "1,2"],
-     "needs 1 values"),
-    (["stylize", CONTENT, STYLE, "--weights", "{d}/missing.h5"], "weights must be"),
+     "needs 1 values, one per style layer, received 2"),
+    (["stylize", CONTENT, STYLE, "--vgg-weights", "{d}/missing.h5"], "vgg_weights must be"),
     (["texture", STYLE, "--size", "0x10"], "positive sizes"),
     (["texture", STYLE, "--size", "axb"], "expected WxH"),
     (["stylize", CONTENT], "required"),
@@ -182,3 +190,26 @@ def test_readme_option_table_shows_the_real_defaults():
                 assert value == str(real), (name, value, real)
             checked += 1
     assert checked >= 10
+
+
+def test_the_discriminator_runs_from_the_command_line_without_naming_adam(capsys, tmp_path):
+    # optimizer="auto" follows what the discriminator needs (Adam) instead of refusing.
+    out = tmp_path / "d.png"
+    code, err = run_cli(capsys, "stylize", CONTENT, STYLE, "-o", str(out), "--size", "32", "--iterations", "2",
+                        "--scales", "1", "--style-loss", "discriminator", "-q")
+    assert code == 0, err
+    assert Image.open(out).size == (32, 24)
+
+
+def test_a_checkpoint_path_alone_writes_a_checkpoint_that_resumes(capsys, tmp_path):
+    out, ckpt = tmp_path / "c.png", tmp_path / "state.npz"
+    common = [CONTENT, STYLE, "-o", str(out), "--size", "32", "--scales", "1", "--checkpoint", str(ckpt), "-q"]
+    code, err = run_cli(capsys, "stylize", *common, "--iterations", "2")
+    assert code == 0, err
+    assert ckpt.is_file()
+    from tfnst.checkpoint import load_checkpoint
+
+    assert load_checkpoint(ckpt).iteration == 2
+    code, err = run_cli(capsys, "stylize", *common, "--iterations", "3", "--resume")
+    assert code == 0, err
+    assert load_checkpoint(ckpt).iteration == 3

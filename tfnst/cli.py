@@ -3,7 +3,8 @@
 Its options are generated from the fields of `tfnst.config.StyleConfig` and
 `tfnst.config.TrainConfig` (their help, default and parser live there); options the
 user leaves out are not passed on, so the config stays their one home. Options and
-input files are checked before TensorFlow loads, so a mistake is reported at once.
+input files are checked before any model is built, so a mistake is reported at once.
+TensorFlow's start-up lines are hidden by `tfnst._startup`, when the package loads.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import argparse
 import contextlib
 import dataclasses
 import logging
-import os
 import re
 import signal
 import sys
@@ -23,29 +23,6 @@ from tfnst.errors import TfnstError
 
 DEFAULTS = StyleConfig()
 EXIT_USAGE = 2
-
-
-def _import_tensorflow_quietly() -> None:
-    """Load TensorFlow with its C++ start-up lines (CUDA probing, CPU features) hidden.
-
-    TF 2.21 writes them through absl before it reads TF_CPP_MIN_LOG_LEVEL, so stderr
-    is closed at the file-descriptor level for the import and device set-up only.
-    TFNST_TF_LOGS=1 shows them.
-    """
-    if "tensorflow" in sys.modules or os.environ.get("TFNST_TF_LOGS"):
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()
-        tf.constant(0.0).numpy()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,7 +63,7 @@ def _numbers(text):
 
 
 def _ints(text):
-    return tuple(_positive_int(v) for v in text.split(","))
+    return tuple(_int(v) for v in text.split(","))
 
 
 def _texture_size(text):
@@ -109,8 +86,10 @@ def _memory(text):
     return int(float(match.group(1)) * 2 ** (10 * " KMG".index(match.group(2) or " ")))
 
 
-PARSERS = {"int": _int, "positive_int": _positive_int, "number": _number, "text": str,
-           "layers": _layers, "numbers": _numbers, "ints": _ints, "paths": str, "memory": _memory}
+# How the command line reads each kind of option (`tfnst.config.Rule.kind`); the range
+# and the rest of the rule are checked by the config itself, once.
+PARSERS = {"int": _int, "number": _number, "text": str, "layers": _layers, "numbers": _numbers,
+           "ints": _ints, "paths": str, "memory": _memory}
 
 
 def _shown(value) -> str:
@@ -120,21 +99,23 @@ def _shown(value) -> str:
 
 
 def add_config_options(p: argparse.ArgumentParser, command: str, config=StyleConfig) -> None:
-    """One option per field of ``config`` (a dataclass) that ``command`` takes, from its metadata."""
+    """One option per field of ``config`` (a dataclass) that ``command`` takes, generated
+    from its declaration (`tfnst.config.option`): flag, help, default, kind and choices."""
     for f in dataclasses.fields(config):
         meta = f.metadata
-        if "help" not in meta or command not in meta["commands"]:
+        if command not in meta["commands"]:
             continue
+        rule = meta["rule"]
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         default = f.default
         text = meta["help"] + ("" if default is None else f" (default: {_shown(default)})")
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=text)
-        if meta["parse"] == "paths":
+        if rule.kind == "paths":
             kwargs.update(nargs="*", metavar="IMAGE")
         else:
-            kwargs.update(type=PARSERS[meta["parse"]])
-        if meta["choices"]:
-            kwargs["choices"] = meta["choices"]
+            kwargs.update(type=PARSERS[rule.kind])
+        if rule.choices:
+            kwargs["choices"] = rule.choices
         p.add_argument(flag, *meta["aliases"], **kwargs)
 
 
@@ -146,7 +127,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    "(OUTPUT_STEM_s<scale>_<iteration>.ext with --scales)")
     p.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                    help="save the optimizer state every N iterations to the --checkpoint file")
-    p.add_argument("--checkpoint", metavar="PATH", help="checkpoint file; default OUTPUT.ckpt.npz")
+    p.add_argument("--checkpoint", metavar="PATH", help="checkpoint file, written at the end of each scale "
+                   "(and every --checkpoint-every iterations); default OUTPUT.ckpt.npz when either of "
+                   "--checkpoint-every or --resume is given")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint (same inputs and options; more iterations allowed)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -175,14 +158,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
 
     p = sub.add_parser("export", help="export a stylization graph, or a trained network, for TF Serving")
-    p.add_argument("--out", required=True,
-                   help="model folder; the SavedModel goes to OUT/<version>/ (TF Serving's layout)")
+    p.add_argument("--out", "-o", required=True,
+                   help="model folder; the SavedModel goes to OUT/<version>/ (TF Serving's layout); "
+                   "with --format tflite, the model file MODEL.tflite")
     p.add_argument("--max-size", type=_positive_int,
                    help="larger images are resized to this longest side inside the graph (needed "
                    "without --network)")
     p.add_argument("--version", type=int, help="version folder (default: one more than the highest)")
     p.add_argument("--network", metavar="MODEL.keras",
                    help="export this trained network (tfnst train) instead of an optimization graph")
+    p.add_argument("--format", choices=("savedmodel", "tflite"), default="savedmodel",
+                   help="savedmodel (TF Serving) or tflite (LiteRT, phones; needs --network) "
+                   "(default: savedmodel)")
+    p.add_argument("--quantize", choices=("none", "float16", "dynamic", "int8"),
+                   help="with --format tflite: float16 weights, dynamic-range (int8 weights) or full "
+                   "int8 (calibrated on --images; float32 input and output) (default: none)")
+    p.add_argument("--images", metavar="DIR", help="with --quantize int8: photos to calibrate on "
+                   "(the training folder)")
     add_config_options(p, "export")
     p.add_argument("-v", "--verbose", action="store_true", help="log details")
 
@@ -207,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output image, or a folder (needed for several images); written atomically")
     p.add_argument("--size", type=_positive_int, help="resize each image to this longest side first")
     p.add_argument("-v", "--verbose", action="store_true", help="log details")
+
+    from tfnst.batch import add_arguments as add_batch_arguments  # no Beam import until it runs
+
+    add_batch_arguments(sub.add_parser(
+        "batch", allow_abbrev=False, help="stylize a folder or bucket of images with a SavedModel on "
+        "Apache Beam (tfnst[beam]); options it does not know are Beam pipeline options"))
     return parser
 
 
@@ -215,24 +213,21 @@ def _config_options(args: argparse.Namespace, config=StyleConfig) -> dict:
     return {k: v for k, v in vars(args).items() if k in names}
 
 
-def _check_inputs(args, options) -> None:
-    """Read every input image once, so a bad file is reported before TensorFlow loads."""
+def _check_inputs(args, config: StyleConfig) -> None:
+    """The request's rules (`tfnst.config.check_request`), then every input image read
+    once, so a bad file is reported before any model is built."""
+    from tfnst.config import check_request
     from tfnst.image_io import to_array
 
-    limit = options.get("max_pixels", DEFAULTS.max_pixels)
-    masks = (args.masks or []) + (args.style_masks or []) if args.command == "stylize" else []
-    for path in ([args.content] if args.command == "stylize" else []) + list(args.style) + masks:
-        to_array(path, max_pixels=limit)
-    if args.command == "stylize":
-        for name in ("masks", "style_masks"):
-            given = getattr(args, name)
-            if given is not None and len(given) != len(args.style):
-                raise TfnstError(f"{len(given)} {name.replace('_', ' ')} for {len(args.style)} style images: "
-                                 "one each")
-        if args.style_masks and not args.masks:
-            raise TfnstError("--style-masks needs --masks (where each style applies)")
-    if options.get("init") not in (None, "content", "noise", "style"):
-        to_array(options["init"], max_pixels=limit)
+    stylize = args.command == "stylize"
+    masks, style_masks = (getattr(args, "masks", None), getattr(args, "style_masks", None)) if stylize else (None, None)
+    check_request(config, has_content=stylize, styles=len(args.style),
+                  masks=None if masks is None else len(masks),
+                  style_masks=None if style_masks is None else len(style_masks))
+    for path in ([args.content] if stylize else []) + list(args.style) + (masks or []) + (style_masks or []):
+        to_array(path, max_pixels=config.max_pixels)
+    if config.init not in ("content", "noise", "style"):
+        to_array(config.init, max_pixels=config.max_pixels)
 
 
 def _export(args, options) -> int:
@@ -276,7 +271,6 @@ def _apply(args) -> int:
     if several and not out.is_dir():
         raise TfnstError(f"{out} is not a folder; several images need an output folder")
     targets = [out / f"{Path(p).stem}.png" for p in args.images] if several else [check_output_path(out)]
-    _import_tensorflow_quietly()
     model = load_network(args.network)
     for image, target in zip(args.images, targets):
         save_image(stylize_with(model, image, args.size), target)
@@ -320,28 +314,33 @@ def _signals_as_interrupt():
             signal.signal(s, h)
 
 
-def _stylize_or_texture(args, options, output: Path) -> int:
+def _run_options(args, output: Path) -> dict:
+    """--checkpoint, --checkpoint-every and --resume as `tfnst.Stylizer.run` takes them."""
+    if args.checkpoint_every or args.resume or args.checkpoint:
+        return dict(checkpoint=args.checkpoint or f"{output}.ckpt.npz", checkpoint_every=args.checkpoint_every,
+                    resume=args.resume)
+    return {}
+
+
+def _stylize_or_texture(args, config: StyleConfig, output: Path) -> int:
     from tfnst.api import Stylizer
     from tfnst.callbacks import ProgressBar, SaveEvery, snapshot_pattern
     from tfnst.image_io import save_image
     from tfnst.optimizers import Interrupted
 
-    stylizer = Stylizer(**{k: v for k, v in options.items() if k in Stylizer.NETWORK_OPTIONS})
-    per_call = {k: v for k, v in options.items() if k not in Stylizer.NETWORK_OPTIONS}
-    checkpoint = args.checkpoint or (f"{output}.ckpt.npz" if args.checkpoint_every or args.resume else None)
+    stylizer = Stylizer(config)
     callbacks = [] if args.quiet else [ProgressBar(args.command)]
     if args.save_every:
-        scales = stylizer.config.replace(**per_call).scales  # the option, or its default
-        callbacks.append(SaveEvery(snapshot_pattern(output, scales), args.save_every))
-    run_options = dict(checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
+        callbacks.append(SaveEvery(snapshot_pattern(output, config.scales), args.save_every))
     try:
         with _signals_as_interrupt() as reraise_signal:
-            run_options["callbacks"] = [*callbacks, reraise_signal]
+            callbacks.append(reraise_signal)
             if args.command == "stylize":
-                result = stylizer.stylize(args.content, args.style, masks=args.masks, style_masks=args.style_masks,
-                                          **run_options, **per_call)
+                result = stylizer.run(args.content, args.style, masks=args.masks, style_masks=args.style_masks,
+                                      callbacks=callbacks, **_run_options(args, output))
             else:
-                result = stylizer.synthesize_texture(args.style, args.size, **run_options, **per_call)
+                result = stylizer.run(None, args.style, texture_size=args.size, callbacks=callbacks,
+                                      **_run_options(args, output))
     except Interrupted as e:
         save_image(e.image, output)
         terminated = isinstance(e.cause, _Terminated)
@@ -350,24 +349,31 @@ def _stylize_or_texture(args, options, output: Path) -> int:
         print(f"\ntfnst: {'terminated' if terminated else 'interrupted'} at iteration {e.iteration}; "
               f"wrote {what} {e.loss:.4g}) to {output}", file=sys.stderr)
         return 143 if terminated else 130
-    save_image(result, output)
-    last = stylizer.last_result
-    if last.failed:
-        print(f"tfnst: error: stopped early ({last.stop_reason}); wrote the best image so far to {output}",
+    save_image(result.image, output)
+    if result.failed:
+        print(f"tfnst: error: stopped early ({result.stop_reason}); wrote the best image so far to {output}",
               file=sys.stderr)
         return 1
-    note = f"; {last.stop_reason}" if last.stop_reason else ""
-    print(f"tfnst: wrote {output} ({result.shape[1]}x{result.shape[0]}{note})", file=sys.stderr)
+    note = f"; {result.stop_reason}" if result.stop_reason else ""
+    height, width = result.image.shape[:2]
+    print(f"tfnst: wrote {output} ({width}x{height}{note})", file=sys.stderr)
     return 0
 
 
 def run(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "batch":  # only batch passes options on (to Beam)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.command == "batch":
+        from tfnst.batch import run_batch
+
+        return run_batch(args, extra)
     if args.command == "apply":
         from tfnst.image_io import to_array
 
-        for path in args.images:  # a bad image is reported before TensorFlow loads
+        for path in args.images:  # a bad image is reported before the network loads
             to_array(path)
         return _apply(args)
     if args.command == "train":
@@ -384,11 +390,16 @@ def run(argv=None) -> int:
         image_files(args.images)
         if args.preview:
             to_array(args.preview)
-        _import_tensorflow_quietly()
         return _train(args, options, output)
+    if args.command == "export" and (args.format == "tflite" or args.quantize or args.images):
+        from tfnst.litert import export_command
+
+        return export_command(args, _config_options(args))
     options = _config_options(args)
     if args.command == "export":
-        StyleConfig().replace(**options)  # reject bad options before loading TensorFlow
+        from tfnst.export import exportable
+
+        exportable(StyleConfig().replace(**options))  # reject what cannot be served before building anything
         if args.network:
             if options:
                 raise TfnstError(f"--{next(iter(options)).replace('_', '-')} is an option of the "
@@ -397,7 +408,6 @@ def run(argv=None) -> int:
                 raise TfnstError(f"{args.network}: no such network file")
         elif args.max_size is None:
             raise TfnstError("export needs --max-size (the largest image side the graph takes)")
-        _import_tensorflow_quietly()
         return _export(args, options)
     from tfnst.image_io import check_output_path
 
@@ -405,10 +415,9 @@ def run(argv=None) -> int:
     if args.command == "texture":
         options.pop("size")  # the texture's WxH, not StyleConfig.size (a longest side)
         options.setdefault("init", "noise")
-    StyleConfig().replace(**options)  # reject bad options before loading TensorFlow
-    _check_inputs(args, options)
-    _import_tensorflow_quietly()
-    return _stylize_or_texture(args, options, output)
+    config = StyleConfig().replace(**options)  # validated once; the layers below trust it
+    _check_inputs(args, config)
+    return _stylize_or_texture(args, config, output)
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,12 @@
-"""Every option of a stylization, with its default and its help, in one place.
+"""Every option of a stylization, with its default, its help and its constraint, in one place.
 
-The Python API reads its defaults from `StyleConfig`, and the ``tfnst`` command line
-is generated from its fields (`tfnst.cli`): a new option is written here once.
+Each field of `StyleConfig` (and `TrainConfig`) is declared with `option`: its default,
+its help and a `Rule` (its kind, range, choices, and which other option it needs to
+mean anything). The checks (`validated`) and the ``tfnst`` command line (`tfnst.cli`)
+are generated from these declarations, so a new option is written here once. The
+rules that involve the inputs of a call (how many styles and masks, whether there is
+a content image) live in one request-level check, `check_request`.
+
 Importing this module does not load TensorFlow, so bad options are refused at once.
 """
 
@@ -9,14 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfnst.errors import TfnstError
 from tfnst.vgg_layers import MIN_SIDE, POOLING, PRECISIONS, layer_depth
 
-OPTIMIZERS = ("adam", "lbfgs")
+OPTIMIZERS = ("auto", "lbfgs", "adam", "tfp-lbfgs")
 INITS = ("content", "noise", "style")
 PRESERVE_COLOR = ("luminance", "histogram")
 STYLE_STATISTICS = ("gram", "mean", "meancov", "discriminator")
@@ -25,120 +30,112 @@ STYLE_STATISTICS = ("gram", "mean", "meancov", "discriminator")
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 
-# Adam's settings when left unset (None): L-BFGS has neither.
+# Adam's settings when left unset (None): the L-BFGS variants have neither.
 ADAM_DEFAULTS = {"learning_rate": 0.02, "ema_decay": 0.9}
 # L-BFGS's correction pairs: 2 x 20 image-sized tensors. torch's and jcjohnson's 100 cost
-# 0.07 s more per 512 px iteration here and gained 0.2% of the loss after 150 (docs/speed.md).
+# 0.07 s more per 512 px iteration and gained 0.2% of the loss after 150 (docs/speed.md).
 LBFGS_HISTORY = 20
 
 # Which commands take an option (tfnst.cli): CONTENT options need a content image.
 ALL, CONTENT, RUN = ("stylize", "texture", "export"), ("stylize", "export"), ("stylize", "texture")
 
 
-def option(default, help: str, *, parse: str, commands=ALL, flag: str | None = None,
-           choices=None, aliases=(), default_factory=None):
-    """A `StyleConfig` field with what the CLI needs to offer it.
-
-    ``parse`` names how the CLI reads it (`tfnst.cli.PARSERS`); ``commands`` which
-    subcommands take it; ``flag`` overrides ``--field-name``.
-    """
-    metadata = dict(help=help, parse=parse, commands=commands, flag=flag, choices=choices, aliases=aliases)
-    return field(default=default, metadata=metadata)
-
-
 @dataclass(frozen=True)
-class StyleConfig:
-    """Options of a stylization or texture synthesis.
+class Rule:
+    """What values an option takes, declared next to its default (`option`).
 
-    Loss weights are for tfnst's normalised losses (see `tfnst.losses`): each term
-    is about 1 for a random image, so the weights are the terms' shares and hold at
-    any image size. Sequence options accept lists and are stored as tuples.
+    Attributes:
+        kind: how the value is read and checked: ``int``, ``number``, ``text``,
+            ``layers`` (VGG19 layer names), ``numbers``, ``ints``, ``paths``, ``memory``
+            (bytes; the CLI reads ``2GB``).
+        minimum, above, below: the range (``>= minimum``, ``> above``, ``< below``).
+        choices: the allowed values of a ``text`` option.
+        optional: None is allowed (unset).
+        nonempty: a sequence needs at least one item.
+        multiple_of: an ``int`` must be a multiple of this.
+        needs: ``(description, test)``: the option changes nothing unless
+            ``test(config)`` holds, so a value other than the default is refused
+            without it, with the description as the reason.
     """
 
-    size: int = option(512, "longest side of the result in pixels", parse="positive_int",
-                       commands=("stylize",))
-    iterations: int = option(140, "iterations at full size (coarser scales: --coarse-iterations); "
-                             "the run may stop sooner, see --tolerance", parse="positive_int")
-    optimizer: str = option("lbfgs", "L-BFGS with a fixed step, one loss evaluation an iteration (as "
-                            "Gatys et al.'s code), or Adam (about twice the iterations for the same "
-                            "loss)", parse="text", choices=OPTIMIZERS)
-    learning_rate: float | None = option(
-        None, f"Adam's step size in [0, 1] pixel units; unset: {ADAM_DEFAULTS['learning_rate']}",
-        parse="number")
-    ema_decay: float | None = option(
-        None, "Adam: return an exponential moving average of the iterates with this decay (smoother, "
-        f"lower loss late in a run); 0 = the last iterate; unset: {ADAM_DEFAULTS['ema_decay']}",
-        parse="number")
-    tolerance: float = option(0.0, "stop when the best loss improved by less than this fraction "
-                              "over --patience iterations; 0 = never. With averaging (the default) "
-                              "the loss seen is the iterate's, which levels off before the average "
-                              "does: a stop can come early", parse="number")
-    patience: int = option(25, "the window of --tolerance, in iterations", parse="positive_int")
-    content_weight: float = option(1.0, "α of Gatys eq. 7; 0 = texture synthesis from the init",
-                                   parse="number", commands=CONTENT)
-    style_weight: float = option(10.0, "β of Gatys eq. 7", parse="number")
-    tv_weight: float = option(20.0, "γ, the total variation weight (smoothness)", parse="number")
-    content_layers: tuple[str, ...] = option(DEFAULT_CONTENT_LAYERS, "content layers (Keras names)",
-                                             parse="layers", commands=CONTENT)
-    style_layers: tuple[str, ...] = option(DEFAULT_STYLE_LAYERS, "style layers (Keras names)",
-                                           parse="layers")
-    style_layer_weights: tuple[float, ...] | None = option(
-        None, "w_l of Gatys eq. 5, one per style layer, normalised; equal when unset", parse="numbers")
-    style_statistic: str = option("gram", "statistic matched per style layer: Gram (Gatys), mean, "
-                                  "mean+covariance, or a discriminator (a GAN loss; Adam only)",
-                                  parse="text", choices=STYLE_STATISTICS, flag="--style-stat",
-                                  aliases=("--style-loss",))
-    hist_weight: float = option(0.0, "histogram loss weight (Risser et al. 2017); 0 = off", parse="number")
-    hist_layers: tuple[str, ...] = option(("block1_conv1", "block4_conv1"),
-                                          "layers of the histogram loss (Risser's relu1_1, relu4_1)",
-                                          parse="layers")
-    lap_weight: float = option(0.0, "Laplacian loss weight (Li et al. 2017, keeps the content's edges); "
-                               "0 = off", parse="number", commands=CONTENT)
-    lap_pool: tuple[int, ...] = option((4, 16), "average-pooling sizes of the Laplacian loss",
-                                       parse="ints", commands=CONTENT)
-    style_blend: tuple[float, ...] | None = option(None, "weights of several style images, "
-                                                   "normalised; equal when unset", parse="numbers")
-    preserve_color: str | None = option(None, "keep the content's colours (Gatys et al. 2016b); off "
-                                        "when unset", parse="text", choices=PRESERVE_COLOR,
-                                        commands=CONTENT)
-    normalize_vgg: tuple[str, ...] | None = option(
-        None, "rescale VGG19 so each filter's mean activation over these images (none given: "
-        "the bundled examples) is 1, as Gatys et al. did", parse="paths")
-    scales: int = option(2, "coarse-to-fine: optimize at this many sizes, each --scale-factor larger; "
-                         "1 = at full size only", parse="positive_int")
-    scale_factor: float = option(2.0, "size ratio between scales", parse="number")
-    coarse_iterations: int = option(40, "coarse-to-fine: iterations at each coarser scale (at most "
-                                    "--iterations)", parse="positive_int")
-    scale_iterations: tuple[int, ...] | None = option(
-        None, "coarse-to-fine: iterations at each scale, coarsest first (e.g. 200,40,6: a few at full "
-        "size); unset: --coarse-iterations, then --iterations at full size", parse="ints")
-    pooling: str = option("max", "max (the network as trained) or avg (Gatys' choice, smoother)",
-                          parse="text", choices=POOLING)
-    precision: str = option("auto", "VGG19's convolutions in bfloat16 (losses stay float32): "
-                            "auto = bfloat16 where the hardware has it natively (CPUs with "
-                            "AVX512_BF16 or AMX, NVIDIA GPUs from Ampere on, TPUs)", parse="text",
-                            choices=PRECISIONS)
-    weights: str = option("imagenet", "'imagenet' (offline ImageNet weights) or a Keras VGG19 notop "
-                          "weights file", parse="text")
-    init: str = option("content", "the starting image: content, noise, style or an image file",
-                       parse="text", commands=RUN)
-    seed: int | None = option(None, "makes noise initialisation reproducible", parse="int")
-    style_scale: float = option(1.0, "style image size relative to the result (smaller: finer strokes)",
-                                parse="number")
-    max_pixels: int = option(89_478_485, "refuse input images with more pixels than this "
-                             "(decompression bombs)", parse="positive_int", commands=RUN)
-    max_memory: int | None = option(None, "the memory a run may use, e.g. 2GB; a larger run is "
-                                    "evaluated in tiles that fit (the same result); unset: what is "
-                                    "available", parse="memory", commands=RUN)
-    tile: int | None = option(None, "evaluate the loss in tiles of N pixels a side (a multiple of 16), "
-                              "whatever the memory; unset: tiles only when needed", parse="positive_int",
-                              commands=RUN)
+    kind: str
+    minimum: float | None = None
+    above: float | None = None
+    below: float | None = None
+    choices: tuple | None = None
+    optional: bool = False
+    nonempty: bool = False
+    multiple_of: int | None = None
+    needs: tuple[str, Callable] | None = None
 
-    def replace(self, **changes) -> "StyleConfig":
+
+def option(default, help: str, rule: Rule, *, commands=ALL, flag: str | None = None, aliases=()):
+    """A config field: its default, its help, its `Rule`, and for the command line which
+    subcommands take it (``commands``) and its flag (``--field-name`` unless ``flag``)."""
+    return field(default=default, metadata=dict(help=help, rule=rule, commands=commands, flag=flag,
+                                                aliases=aliases))
+
+
+SEQUENCE_KINDS = ("layers", "numbers", "ints", "paths")
+
+
+def _check_value(name: str, value, rule: Rule) -> None:
+    """A `TfnstError` naming ``name``, what was expected and what was received, unless
+    ``value`` follows ``rule``."""
+    if value is None:
+        if rule.optional:
+            return
+        raise TfnstError(f"{name} needs a value, received None")
+    kind = rule.kind
+
+    def number(v, integer: bool) -> None:
+        expected = "a whole number" if integer else "a number"
+        if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)) or not math.isfinite(v):
+            raise TfnstError(f"{name} must be {expected}, received {v!r}")
+        if rule.minimum is not None and not v >= rule.minimum:
+            raise TfnstError(f"{name} must be >= {rule.minimum:g}, received {v!r}")
+        if rule.above is not None and not v > rule.above:
+            raise TfnstError(f"{name} must be > {rule.above:g}, received {v!r}")
+        if rule.below is not None and not v < rule.below:
+            raise TfnstError(f"{name} must be < {rule.below:g}, received {v!r}")
+        if rule.multiple_of and v % rule.multiple_of:
+            raise TfnstError(f"{name} must be a multiple of {rule.multiple_of}, received {v!r}")
+
+    if kind in ("int", "memory"):
+        number(value, True)
+    elif kind == "number":
+        number(value, False)
+    elif kind == "text":
+        if not isinstance(value, str):
+            raise TfnstError(f"{name} must be text, received {value!r}")
+        if rule.choices and value not in rule.choices:
+            raise TfnstError(f"{name} must be one of {', '.join(rule.choices)}, received {value!r}")
+    elif kind in SEQUENCE_KINDS:
+        if not isinstance(value, tuple) or (rule.nonempty and not value):
+            expected = {"layers": "VGG19 layer names", "numbers": "numbers", "ints": "whole numbers",
+                        "paths": "file paths"}[kind]
+            raise TfnstError(f"{name} must be a {'non-empty ' if rule.nonempty else ''}list of {expected}, "
+                             f"received {value!r}")
+        for item in value:
+            if kind == "layers":
+                layer_depth(item)  # raises for unknown names
+            elif kind == "paths":
+                if not Path(item).is_file():
+                    raise TfnstError(f"{name}: {item}: no such file")
+            else:
+                number(item, kind == "ints")
+    else:  # a declaration error, not a user's
+        raise AssertionError(f"unknown kind {kind!r} of option {name}")
+
+
+class _Options:
+    """What `StyleConfig` and `TrainConfig` share: checks generated from the rules."""
+
+    def replace(self, **changes):
         """A copy with ``changes``, validated.
 
         Raises:
-            TfnstError: for unknown options or values that make no sense.
+            TfnstError: for unknown options or values that break an option's rule.
         """
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -149,132 +146,226 @@ class StyleConfig:
         # Sequences as tuples (hashable, and `+` works): lists are what users write.
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.metadata.get("parse") in ("layers", "numbers", "ints", "paths") \
-                    and isinstance(value, Sequence) and not isinstance(value, str):
+            kind = f.metadata["rule"].kind
+            if kind in SEQUENCE_KINDS and isinstance(value, Sequence) and not isinstance(value, str):
                 object.__setattr__(self, f.name, tuple(value))
+            elif kind == "ints" and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, (value,))  # one count for every item
 
-    def validated(self) -> "StyleConfig":
-        """Self, or a `TfnstError` naming the first option that makes no sense."""
-        def number(name, integer=False, minimum=None, above=None):
-            v = getattr(self, name)
-            kind = "a whole number" if integer else "a number"
-            if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)) \
-                    or not math.isfinite(v):
-                raise TfnstError(f"{name} must be {kind}, not {v!r}")
-            if above is not None and not v > above:
-                raise TfnstError(f"{name} must be {'positive' if above == 0 else f'> {above}'}, not {v}")
-            if minimum is not None and not v >= minimum:
-                raise TfnstError(f"{name} must be a number >= {minimum}, not {v}")
-
-        def choice(name, allowed, optional=False):
-            v = getattr(self, name)
-            if not (optional and v is None) and v not in allowed:
-                raise TfnstError(f"{name} must be one of {', '.join(allowed)}, not {v!r}")
-
-        def names(name, required=True):
-            v = getattr(self, name)
-            if not isinstance(v, tuple) or (required and not v):
-                raise TfnstError(f"{name} must be a list of VGG19 layer names, not {v!r}")
-            for n in v:
-                layer_depth(n)  # raises for unknown names
-
-        def weights(name, count=None, what=""):
-            v = getattr(self, name)
-            if v is None:
-                return
-            if not isinstance(v, tuple) or any(isinstance(w, bool) or not isinstance(w, (int, float))
-                                               or not (math.isfinite(w) and w >= 0) for w in v) \
-                    or sum(v) <= 0:
-                raise TfnstError(f"{name} must be numbers >= 0, not all 0, not {v!r}")
-            if count is not None and len(v) != count:
-                raise TfnstError(f"{name} needs {count} values, {what}, not {len(v)}")
-
-        for name in ("size", "iterations", "coarse_iterations", "max_pixels", "patience", "scales"):
-            number(name, integer=True, above=0)
-        for name in ("max_memory", "tile"):
-            if getattr(self, name) is not None:
-                number(name, integer=True, above=0)
-        if self.tile is not None and self.tile % 16:
-            raise TfnstError(f"tile must be a multiple of 16 (VGG19's pooling stride), not {self.tile}")
-        for name in ("style_scale",):
-            number(name, above=0)
-        if self.learning_rate is not None:
-            number("learning_rate", above=0)
-        if self.ema_decay is not None:
-            number("ema_decay", minimum=0)
-        for name in ("content_weight", "style_weight", "tv_weight", "hist_weight", "lap_weight",
-                     "tolerance"):
-            number(name, minimum=0)
-        number("scale_factor", above=1)
-        if self.ema_decay is not None and self.ema_decay >= 1:
-            raise TfnstError(f"ema_decay must be below 1, not {self.ema_decay}")
-        choice("optimizer", OPTIMIZERS)
-        choice("pooling", POOLING)
-        choice("precision", PRECISIONS)
-        choice("style_statistic", STYLE_STATISTICS)
-        choice("preserve_color", PRESERVE_COLOR, optional=True)
-        for name in ("content_layers", "hist_layers"):
-            names(name, required=False)
-        names("style_layers")
-        if self.scale_iterations is not None:
-            if len(self.scale_iterations) != self.scales or any(
-                    isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.scale_iterations):
-                raise TfnstError(f"scale_iterations needs {self.scales} whole numbers >= 1, one per scale "
-                                 f"(scales={self.scales}), not {self.scale_iterations!r}")
-        if self.content_weight > 0 and not self.content_layers:
-            raise TfnstError("content_weight needs at least one content layer")
-        weights("style_layer_weights", len(self.style_layers), "one per style layer")
-        weights("style_blend")
-        if not isinstance(self.lap_pool, tuple) or not self.lap_pool or any(
-                not isinstance(p, int) or isinstance(p, bool) or p < 1 for p in self.lap_pool):
-            raise TfnstError(f"lap_pool must be whole numbers >= 1, not {self.lap_pool!r}")
-        if self.size < MIN_SIDE:
-            raise TfnstError(f"size must be at least {MIN_SIDE} pixels (VGG19 pools 4 times), "
-                             f"not {self.size}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
-                                      or not 0 <= self.seed < 2**63):
-            raise TfnstError(f"seed must be a whole number >= 0, not {self.seed!r}")
-        if not isinstance(self.init, str) or (self.init not in INITS and not Path(self.init).is_file()):
-            raise TfnstError(f"init must be one of {', '.join(INITS)} or an image file; "
-                             f"{self.init!r} is none of these")
-        if self.weights != "imagenet" and not (isinstance(self.weights, str) and Path(self.weights).is_file()):
-            raise TfnstError(f"weights must be 'imagenet' or a path to a Keras weights file: {self.weights}")
-        if self.normalize_vgg is not None:
-            for p in self.normalize_vgg:
-                if not Path(p).is_file():
-                    raise TfnstError(f"normalize_vgg: {p}: no such file")
-        # Options that would be silently ignored are refused, with the reason.
-        if self.optimizer != "adam":
-            for name, unused in (("learning_rate", self.learning_rate is not None),
-                                 ("ema_decay", self.ema_decay is not None)):
-                if unused:
-                    raise TfnstError(f"{name} is an Adam setting; L-BFGS has none (it needs "
-                                     "optimizer='adam', --optimizer adam, or leave it out)")
-            if self.style_statistic == "discriminator":
-                raise TfnstError("the discriminator style loss trains alongside the image, one step "
-                                 "per image step, and needs optimizer='adam' (--optimizer adam)")
+    def validated(self):
+        """Self, or a `TfnstError` naming the first option that breaks its rule, or that is
+        set (away from its default) without what it needs to mean anything."""
+        for f in dataclasses.fields(self):
+            _check_value(f.name, getattr(self, f.name), f.metadata["rule"])
+        for f in dataclasses.fields(self):
+            needs = f.metadata["rule"].needs
+            if needs and getattr(self, f.name) != f.default and not needs[1](self):
+                raise TfnstError(f"{f.name} needs {needs[0]}; without it, it changes nothing")
+        self._check_together()
         return self
 
-    def iterations_at(self, scale: int, count: int) -> int:
-        """Iterations at coarse-to-fine scale ``scale`` of ``count`` (0-based; fewer sizes
-        than scales when small images repeat a size: the last ones count)."""
-        if self.scale_iterations is None:
-            return self.iterations if scale == count - 1 else min(self.coarse_iterations, self.iterations)
-        return self.scale_iterations[len(self.scale_iterations) - count + scale]
+    def _check_together(self) -> None:
+        """Rules between options that a single option's `Rule` cannot say."""
+
+    @classmethod
+    def rules(cls) -> dict[str, Rule]:
+        return {f.name: f.metadata["rule"] for f in dataclasses.fields(cls)}
+
+
+def _adam(config) -> bool:
+    return config.optimizer_name == "adam"
+
+
+@dataclass(frozen=True)
+class StyleConfig(_Options):
+    """Options of a stylization or texture synthesis.
+
+    Loss weights are for tfnst's normalised losses (see `tfnst.losses`): each term
+    is about 1 for a random image, so the weights are the terms' shares and hold at
+    any image size. Sequence options accept lists and are stored as tuples.
+    """
+
+    size: int = option(512, "longest side of the result in pixels", Rule("int", minimum=MIN_SIDE),
+                       commands=("stylize",))
+    iterations: int = option(140, "iterations at full size (each coarser scale runs --coarse-iterations, "
+                             "at most this many); the run may stop sooner, see --tolerance",
+                             Rule("int", above=0))
+    optimizer: str = option("auto", "auto: L-BFGS with a fixed step (one loss evaluation an iteration, "
+                            "as Gatys et al.'s code), or Adam where an option needs it (the "
+                            "discriminator, --learning-rate, --ema-decay); adam (about twice the "
+                            "iterations for the same loss); tfp-lbfgs (tensorflow-probability's "
+                            "L-BFGS with a line search; pip install 'tfnst[tfp]')",
+                            Rule("text", choices=OPTIMIZERS))
+    learning_rate: float | None = option(
+        None, f"Adam's step size in [0, 1] pixel units; unset: {ADAM_DEFAULTS['learning_rate']}",
+        Rule("number", above=0, optional=True, needs=("optimizer adam", _adam)))
+    ema_decay: float | None = option(
+        None, "Adam: return an exponential moving average of the iterates with this decay (smoother, "
+        f"lower loss late in a run); 0 = the last iterate; unset: {ADAM_DEFAULTS['ema_decay']}",
+        Rule("number", minimum=0, below=1, optional=True, needs=("optimizer adam", _adam)))
+    tolerance: float = option(0.0, "stop when the best loss improved by less than this fraction "
+                              "over --patience iterations; 0 = never. With Adam's averaging the loss "
+                              "seen is the iterate's, which levels off before the average does",
+                              Rule("number", minimum=0))
+    patience: int = option(25, "the window of --tolerance, in iterations",
+                           Rule("int", above=0, needs=("a tolerance above 0", lambda c: c.tolerance > 0)))
+    content_weight: float = option(1.0, "α of Gatys eq. 7; 0 = texture synthesis from the init",
+                                   Rule("number", minimum=0), commands=CONTENT)
+    style_weight: float = option(10.0, "β of Gatys eq. 7", Rule("number", minimum=0))
+    tv_weight: float = option(20.0, "γ, the total variation weight (smoothness)", Rule("number", minimum=0))
+    content_layers: tuple[str, ...] = option(
+        DEFAULT_CONTENT_LAYERS, "content layers (Keras names)",
+        Rule("layers", needs=("a content weight above 0", lambda c: c.content_weight > 0)), commands=CONTENT)
+    style_layers: tuple[str, ...] = option(DEFAULT_STYLE_LAYERS, "style layers (Keras names)",
+                                           Rule("layers", nonempty=True))
+    style_layer_weights: tuple[float, ...] | None = option(
+        None, "w_l of Gatys eq. 5, one per style layer, normalised; equal when unset",
+        Rule("numbers", minimum=0, optional=True))
+    style_statistic: str = option("gram", "statistic matched per style layer: Gram (Gatys), mean, "
+                                  "mean+covariance, or a discriminator (a GAN loss; runs with Adam)",
+                                  Rule("text", choices=STYLE_STATISTICS), flag="--style-stat",
+                                  aliases=("--style-loss",))
+    hist_weight: float = option(0.0, "histogram loss weight (Risser et al. 2017); 0 = off",
+                                Rule("number", minimum=0))
+    hist_layers: tuple[str, ...] = option(
+        ("block1_conv1", "block4_conv1"), "layers of the histogram loss (Risser's relu1_1, relu4_1)",
+        Rule("layers", nonempty=True, needs=("a histogram weight above 0", lambda c: c.hist_weight > 0)))
+    lap_weight: float = option(0.0, "Laplacian loss weight (Li et al. 2017, keeps the content's edges); "
+                               "0 = off", Rule("number", minimum=0), commands=CONTENT)
+    lap_pool: tuple[int, ...] = option(
+        (4, 16), "average-pooling sizes of the Laplacian loss",
+        Rule("ints", minimum=1, nonempty=True, needs=("a Laplacian weight above 0", lambda c: c.lap_weight > 0)),
+        commands=CONTENT)
+    style_blend: tuple[float, ...] | None = option(
+        None, "weights of several style images, normalised; equal when unset",
+        Rule("numbers", minimum=0, optional=True))
+    preserve_color: str | None = option(None, "keep the content's colours (Gatys et al. 2016b); off "
+                                        "when unset", Rule("text", choices=PRESERVE_COLOR, optional=True),
+                                        commands=CONTENT)
+    normalize_vgg: tuple[str, ...] | None = option(
+        None, "rescale VGG19 so each filter's mean activation over these images (none given: "
+        "the bundled examples) is 1, as Gatys et al. did", Rule("paths", optional=True))
+    scales: int = option(2, "coarse-to-fine: optimize at this many sizes, each --scale-factor larger; "
+                         "1 = at full size only", Rule("int", above=0))
+    scale_factor: float = option(2.0, "size ratio between scales",
+                                 Rule("number", above=1, needs=("scales above 1", lambda c: c.scales > 1)))
+    coarse_iterations: tuple[int, ...] = option(
+        (40,), "coarse-to-fine: iterations at each coarser scale, one value for all or one per coarser "
+        "scale (coarsest first, e.g. 200,40); each capped at --iterations",
+        Rule("ints", minimum=1, nonempty=True, needs=("scales above 1", lambda c: c.scales > 1)))
+    pooling: str = option("max", "max (the network as trained) or avg (Gatys' choice, smoother)",
+                          Rule("text", choices=POOLING))
+    precision: str = option("auto", "VGG19's convolutions in bfloat16 (losses stay float32): "
+                            "auto = bfloat16 where the hardware has it natively (CPUs with "
+                            "AVX512_BF16 or AMX, NVIDIA GPUs from Ampere on, TPUs)",
+                            Rule("text", choices=PRECISIONS))
+    vgg_weights: str = option("imagenet", "'imagenet' (offline ImageNet weights) or a Keras VGG19 notop "
+                              "weights file", Rule("text"))
+    init: str = option("content", "the starting image: content, noise, style or an image file "
+                       "(textures: noise unless given)", Rule("text"), commands=ALL)
+    seed: int | None = option(None, "makes noise initialisation reproducible",
+                              Rule("int", minimum=0, below=2**63, optional=True,
+                                   needs=("init noise", lambda c: c.init == "noise")))
+    style_scale: float = option(1.0, "style image size relative to the result (smaller: finer strokes)",
+                                Rule("number", above=0))
+    max_pixels: int = option(89_478_485, "refuse input images with more pixels than this "
+                             "(decompression bombs)", Rule("int", above=0), commands=RUN)
+    max_memory: int | None = option(
+        None, "the memory a run may use, e.g. 2GB; a larger run is evaluated in tiles that fit (the "
+        "same result); unset: what is available",
+        Rule("memory", above=0, optional=True, needs=("no --tile (a tile size is a choice of its own)",
+                                                      lambda c: c.tile is None)), commands=RUN)
+    tile: int | None = option(None, "evaluate the loss in tiles of N pixels a side (a multiple of 16), "
+                              "whatever the memory; unset: tiles only when needed",
+                              Rule("int", above=0, multiple_of=16, optional=True), commands=RUN)
+
+    @property
+    def optimizer_name(self) -> str:
+        """The optimizer that runs: ``optimizer``, or for ``auto`` Adam where an option needs
+        it (the discriminator trains alongside the image, one step per image step; the
+        learning rate and averaging are Adam's) and L-BFGS otherwise."""
+        if self.optimizer != "auto":
+            return self.optimizer
+        adam = self.style_statistic == "discriminator" or self.learning_rate is not None \
+            or self.ema_decay is not None
+        return "adam" if adam else "lbfgs"
 
     @property
     def averaging(self) -> float:
-        """The decay of the iterates' average: Adam's (`ADAM_DEFAULTS` when unset); 0 for L-BFGS."""
-        if self.optimizer != "adam":
+        """The decay of the iterates' average: Adam's (`ADAM_DEFAULTS` when unset); 0 otherwise."""
+        if self.optimizer_name != "adam":
             return 0.0
         return ADAM_DEFAULTS["ema_decay"] if self.ema_decay is None else float(self.ema_decay)
+
+    def coarse_iterations_at(self, scale: int) -> int:
+        """The iterations of coarser scale ``scale`` (0 = the coarsest), before the cap
+        of `iterations` (`tfnst.plan`)."""
+        counts = self.coarse_iterations
+        return counts[0] if len(counts) == 1 else counts[scale]
+
+    def _check_together(self) -> None:
+        if self.optimizer_name != "adam" and self.style_statistic == "discriminator":
+            raise TfnstError("the discriminator style loss trains alongside the image, one step per "
+                             f"image step, so it runs with Adam, not {self.optimizer} (leave --optimizer "
+                             "out, or choose adam)")
+        if self.content_weight > 0 and not self.content_layers:
+            raise TfnstError("content_weight needs at least one content layer")
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise TfnstError(f"style_layer_weights needs {len(self.style_layers)} values, one per style "
+                                 f"layer, received {len(self.style_layer_weights)}")
+            if sum(self.style_layer_weights) <= 0:
+                raise TfnstError("style_layer_weights must not all be 0")
+        if self.style_blend is not None and sum(self.style_blend) <= 0:
+            raise TfnstError("style_blend must not all be 0")
+        if self.scales > 1 and len(self.coarse_iterations) not in (1, self.scales - 1):
+            raise TfnstError(f"coarse_iterations needs 1 value or {self.scales - 1} (one per coarser scale), "
+                             f"received {len(self.coarse_iterations)}")
+        if self.init not in INITS and not Path(self.init).is_file():
+            raise TfnstError(f"init must be one of {', '.join(INITS)} or an image file, received {self.init!r}")
+        if self.vgg_weights != "imagenet" and not Path(self.vgg_weights).is_file():
+            raise TfnstError(f"vgg_weights must be 'imagenet' or a Keras weights file, received "
+                             f"{self.vgg_weights!r}")
+
+
+def check_request(config: StyleConfig, *, has_content: bool, styles: int, masks: int | None = None,
+                  style_masks: int | None = None) -> None:
+    """The rules between the options and the inputs of one call, in one place.
+
+    Args:
+        config: the call's options (already validated).
+        has_content: False for a texture.
+        styles: the number of style images.
+        masks, style_masks: how many of each were given (None: none).
+
+    Raises:
+        TfnstError: naming what does not fit.
+    """
+    if styles < 1:
+        raise TfnstError("at least one style image is needed")
+    if config.style_blend is not None and len(config.style_blend) != styles:
+        raise TfnstError(f"style_blend has {len(config.style_blend)} weights for {styles} style images")
+    if config.style_blend is not None and styles == 1:
+        raise TfnstError("style_blend weighs several style images; with one it changes nothing")
+    if not has_content:
+        for name, on in (("preserve_color", config.preserve_color is not None),
+                         ("lap_weight", config.lap_weight > 0), ("init='content'", config.init == "content")):
+            if on:
+                raise TfnstError(f"{name} needs a content image; a texture has none")
+    if style_masks is not None and masks is None:
+        raise TfnstError("style masks need masks (where each style applies)")
+    for name, count in (("masks", masks), ("style masks", style_masks)):
+        if count is not None and count != styles:
+            raise TfnstError(f"{count} {name} for {styles} style images: one each")
+    if masks is not None and config.style_blend is not None:
+        raise TfnstError("masks say where each style applies; they do not blend (leave style_blend out)")
 
 
 TRAIN = ("train",)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Options):
     """Options of training a feed-forward stylization network (`tfnst.networks.train`).
 
     The loss is Johnson, Alahi & Fei-Fei's (2016): content at relu3_3 (``block3_conv3``),
@@ -282,66 +373,26 @@ class TrainConfig:
     tfnst's normalised terms (each about 1 for a random image).
     """
 
-    size: int = option(256, "training crops are SIZExSIZE (Johnson et al.: 256)", parse="positive_int",
+    size: int = option(256, "training crops are SIZExSIZE (Johnson et al.: 256)", Rule("int", minimum=MIN_SIDE),
                        commands=TRAIN)
-    steps: int = option(2000, "training steps (batches)", parse="positive_int", commands=TRAIN)
-    batch_size: int = option(4, "images per step (Johnson et al.: 4)", parse="positive_int", commands=TRAIN)
-    learning_rate: float = option(1e-3, "Adam's learning rate (Johnson et al.: 1e-3)", parse="number",
+    steps: int = option(2000, "training steps (batches)", Rule("int", above=0), commands=TRAIN)
+    batch_size: int = option(4, "images per step (Johnson et al.: 4)", Rule("int", above=0), commands=TRAIN)
+    learning_rate: float = option(1e-3, "Adam's learning rate (Johnson et al.: 1e-3)", Rule("number", above=0),
                                   commands=TRAIN)
-    content_weight: float = option(1.0, "α, the content term's weight", parse="number", commands=TRAIN)
-    style_weight: float = option(10.0, "β, the style term's weight", parse="number", commands=TRAIN)
-    tv_weight: float = option(20.0, "γ, the total variation weight", parse="number", commands=TRAIN)
+    content_weight: float = option(1.0, "α, the content term's weight", Rule("number", minimum=0), commands=TRAIN)
+    style_weight: float = option(10.0, "β, the style term's weight", Rule("number", minimum=0), commands=TRAIN)
+    tv_weight: float = option(20.0, "γ, the total variation weight", Rule("number", minimum=0), commands=TRAIN)
     width: int = option(32, "filters of the first layer; the network has 2x and 4x that deeper "
-                        "(Johnson et al.: 32; 16 is a small network for CPUs)", parse="positive_int",
+                        "(Johnson et al.: 32; 16 is a small network for CPUs)", Rule("int", above=0),
                         commands=TRAIN)
-    depth: int = option(5, "residual blocks (Johnson et al.: 5)", parse="positive_int", commands=TRAIN)
-    content_layers: tuple[str, ...] = option(("block3_conv3",), "content layers", parse="layers",
+    depth: int = option(5, "residual blocks (Johnson et al.: 5)", Rule("int", above=0), commands=TRAIN)
+    content_layers: tuple[str, ...] = option(("block3_conv3",), "content layers", Rule("layers", nonempty=True),
                                              commands=TRAIN)
     style_layers: tuple[str, ...] = option(("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3"),
-                                           "style layers", parse="layers", commands=TRAIN)
+                                           "style layers", Rule("layers", nonempty=True), commands=TRAIN)
     crops: int = option(4, "fixed crops taken from each training image (the same every epoch, so a "
-                        "resumed training sees the data an uninterrupted one would)", parse="positive_int",
+                        "resumed training sees the data an uninterrupted one would)", Rule("int", above=0),
                         commands=TRAIN)
     precision: str = option("auto", "the loss network's (VGG19's) precision; the trained network is "
-                            "float32", parse="text", choices=PRECISIONS, commands=TRAIN)
-    seed: int = option(0, "order of the images and of the crops", parse="int", commands=TRAIN)
-
-    def replace(self, **changes) -> "TrainConfig":
-        """A copy with ``changes``, validated (`TfnstError` for unknown or bad ones)."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise TfnstError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes).validated()
-
-    def __post_init__(self):
-        for name in ("content_layers", "style_layers"):
-            value = getattr(self, name)
-            if isinstance(value, Sequence) and not isinstance(value, str):
-                object.__setattr__(self, name, tuple(value))
-
-    def validated(self) -> "TrainConfig":
-        for name in ("size", "steps", "batch_size", "width", "depth", "crops"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise TfnstError(f"{name} must be a positive whole number, not {v!r}")
-        for name in ("learning_rate",):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
-                raise TfnstError(f"{name} must be a positive number, not {v!r}")
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
-                raise TfnstError(f"{name} must be a number >= 0, not {v!r}")
-        if self.size < MIN_SIDE:
-            raise TfnstError(f"size must be at least {MIN_SIDE} pixels, not {self.size}")
-        for name in ("content_layers", "style_layers"):
-            v = getattr(self, name)
-            if not isinstance(v, tuple) or not v:
-                raise TfnstError(f"{name} must be a list of VGG19 layer names, not {v!r}")
-            for n in v:
-                layer_depth(n)
-        if self.precision not in PRECISIONS:
-            raise TfnstError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise TfnstError(f"seed must be a whole number >= 0, not {self.seed!r}")
-        return self
+                            "float32", Rule("text", choices=PRECISIONS), commands=TRAIN)
+    seed: int = option(0, "order of the images and of the crops", Rule("int", minimum=0), commands=TRAIN)

@@ -1,55 +1,34 @@
 """The stylization engine: images → features → objective → optimizer → image.
 
 `Engine` holds the graph-safe pieces of a stylization: colour preservation, fitting
-the styles, the initial image, the coarse-to-fine sizes, the targets, the optimizer's
-state and `step`. `tfnst.Stylizer` runs them from Python, one iteration at a time,
-for its callbacks and checkpoints; `Engine.run` composes the very same pieces in one
-graph (a `tf.while_loop` per scale), which is what `tfnst.export` saves for TF Serving.
+the styles, the initial image, the targets, the optimizer's state and `step`.
+`run_plan` is the one coarse-to-fine loop: it walks the scales of `tfnst.plan.plan`,
+starting each from the one before, and hands each scale to an ``iterate`` function.
+`tfnst.Stylizer` gives it one that steps from Python, one iteration at a time, for its
+callbacks and checkpoints; `Engine.run` one that is a `tf.while_loop`, which is what
+`tfnst.export` saves for TF Serving. Same plan, same starts, same steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from tfnst import color
 from tfnst.config import StyleConfig
-from tfnst.errors import TfnstError
 from tfnst.objective import Objective, loss_weights
-from tfnst.optimizers import LBFGS, Adam
+from tfnst.optimizers import build_optimizer, done, failed
+from tfnst.plan import plan
 from tfnst.resize import fit_size, fit_size_tensor, resize
 from tfnst.vgg_layers import MIN_SIDE
 
 
 def make_optimizer(config: StyleConfig, objective):
-    """The optimizer ``config`` asks for, over ``objective``."""
-    if config.optimizer == "adam":
-        return Adam(objective, ema_decay=config.averaging, patience=config.patience)
-    if objective.statistic.stateful:
-        raise TfnstError("the discriminator style loss needs optimizer='adam'")
-    return LBFGS(objective, patience=config.patience)
-
-
-def scale_sizes(hw, scales: int, factor: float) -> list[tuple[int, int]]:
-    """(H, W) of each coarse-to-fine scale, smallest first, the last being ``hw``;
-    each ``factor`` times the one before (never under `MIN_SIDE` pixels a side);
-    a size equal to the one before is left out."""
-    sizes = []
-    for k in range(scales - 1, -1, -1):
-        h, w = (max(MIN_SIDE, round(int(d) / factor**k)) for d in hw)
-        if not sizes or (h, w) != sizes[-1]:
-            sizes.append((h, w))
-    return sizes
-
-
-def scale_sizes_tensor(hw: tf.Tensor, scales: int, factor: float) -> list[tf.Tensor]:
-    """`scale_sizes` in graph ops (same float64 arithmetic); repeats are kept, and
-    `Engine.run` gives all but the last of them no iterations."""
-    hw = tf.cast(hw, tf.float64)
-    return [tf.maximum(tf.cast(tf.round(hw / factor**k), tf.int32), MIN_SIDE)
-            for k in range(scales - 1, -1, -1)]
+    """The optimizer ``config`` asks for, over ``objective`` (`tfnst.optimizers.build_optimizer`)."""
+    return build_optimizer(config, objective)
 
 
 def style_side(hw, style_scale: float):
@@ -83,16 +62,23 @@ class Engine:
         self.optimizer = make_optimizer(config, self.objective)
 
     # -------------------------------------------------------------- inputs
-    def prepare(self, content, styles: Sequence):
-        """Colour preservation before the optimization (Gatys et al. 2016b): the
-        styles recoloured to the content's palette, or, for luminance-only transfer,
-        the content's and the styles' luminance. Returns (content, styles)."""
+    def inputs(self, content, styles: Sequence, *, masks=None, style_masks=None, init=None,
+               seed: int = 0) -> "Inputs":
+        """A run's `Inputs`, with colour preservation applied before the optimization
+        (Gatys et al. 2016b): the styles recoloured to the content's palette, or, for
+        luminance-only transfer, the content's and the styles' luminance (and an init
+        image's). Graph-safe."""
         mode = self.config.preserve_color
+        init = self.config.init if init is None else init
+        original = content
+        styles = list(styles)
         if mode == "histogram":
-            return content, [color.match_colors(s, content) for s in styles]
-        if mode == "luminance":
-            return color.luminance(content), [color.match_luminance(s, content) for s in styles]
-        return content, list(styles)
+            styles = [color.match_colors(s, content) for s in styles]
+        elif mode == "luminance":
+            content, styles = color.luminance(content), [color.match_luminance(s, original) for s in styles]
+            if not isinstance(init, str):
+                init = color.luminance(init)
+        return Inputs(content, original, styles, masks, style_masks, init, seed)
 
     def finish(self, image, content):
         """The result after the optimization: with luminance-only transfer, the
@@ -111,20 +97,18 @@ class Engine:
             return resize(style, fit_size_tensor(tf.shape(style)[:2], longest, MIN_SIDE))
         return resize(style, fit_size(np.shape(style)[:2], longest, MIN_SIDE))
 
-    def initial_image(self, init, content, style, hw, seed: int):
-        """The starting image: the content, uniform noise (stateless, from ``seed``:
-        the same in the library and a served graph), the style, or a given image."""
+    def initial_image(self, inputs: "Inputs", hw):
+        """The starting image at ``hw``: the content, uniform noise (stateless, from the
+        seed: the same in the library and a served graph), the style, or a given image."""
+        init = inputs.init
         if isinstance(init, str) and init == "content":
-            if content is None:
-                raise TfnstError("init='content' needs a content image")
-            return resize(content, hw)
+            return resize(inputs.content, hw)
         if isinstance(init, str) and init == "noise":
             shape = tf.concat([tf.cast(hw, tf.int32), [3]], 0)
-            return tf.random.stateless_uniform(shape, seed=[seed, 0])
+            return tf.random.stateless_uniform(shape, seed=[inputs.seed, 0])
         if isinstance(init, str) and init == "style":
-            return resize(style, hw)
-        image = resize(init, hw)
-        return color.luminance(image) if self.config.preserve_color == "luminance" else image
+            return resize(inputs.styles[0], hw)
+        return resize(init, hw)
 
     @staticmethod
     def warm_start(result, content, size):
@@ -142,18 +126,17 @@ class Engine:
             image += resize(content, size, clip=False) - resize(coarse, size, clip=False)
         return tf.clip_by_value(image, 0.0, 1.0)
 
-    def targets(self, content, styles, size, weights=None, masks=None, style_masks=None):
-        """Content and style targets at ``size``: the content resized, each style fitted;
-        with spatial control the masks resized to ``size`` and each style mask fitted
+    def targets(self, inputs: "Inputs", hw, weights=None):
+        """Content and style targets at ``hw``: the content resized, each style fitted;
+        with spatial control the masks resized to ``hw`` and each style mask fitted
         with its style."""
-        content_k = None if content is None else resize(content, size)
-        fitted = [self.fit_style(s, size) for s in styles]
+        content = None if inputs.content is None else resize(inputs.content, hw)
+        fitted = [self.fit_style(s, hw) for s in inputs.styles]
+        style_masks = inputs.style_masks
         if style_masks is not None:
-            style_masks = [resize(m[..., None], tf.shape(f)[:2])[..., 0]
-                           for m, f in zip(style_masks, fitted)]
-        if masks is not None:
-            masks = [resize(m[..., None], size)[..., 0] for m in masks]
-        return self.objective.targets(content_k, fitted, self.config.style_blend,
+            style_masks = [resize(m[..., None], tf.shape(f)[:2])[..., 0] for m, f in zip(style_masks, fitted)]
+        masks = None if inputs.masks is None else [resize(m[..., None], hw)[..., 0] for m in inputs.masks]
+        return self.objective.targets(content, fitted, self.config.style_blend,
                                       loss_weights(self.config) if weights is None else weights,
                                       masks=masks, style_masks=style_masks)
 
@@ -168,47 +151,89 @@ class Engine:
     def iterate(self, state, targets, iterations):
         """Up to ``iterations`` steps in a `tf.while_loop`, ending early when done."""
         def cond(i, s):
-            return (i < iterations) & ~s["done"]
+            return (i < iterations) & ~done(s)
 
         def body(i, s):
             return i + 1, self.optimizer.step(s, targets)
 
         return tf.while_loop(cond, body, (tf.constant(0), state))[1]
 
-    def run(self, content, styles: Sequence, iterations, weights=None, seed: int = 0):
-        """The whole stylization of one [H, W, 3] content image, in graph ops.
+    def run(self, content, styles: Sequence, iterations=None, weights=None, seed: int = 0):
+        """The whole stylization of one [H, W, 3] content image, in graph ops: `run_plan`
+        with a `tf.while_loop` per scale.
 
         Args:
             content: [H, W, 3] in [0, 1] (already at the size to produce).
             styles: style images [H_i, W_i, 3] in [0, 1].
-            iterations: per scale (a scalar tensor).
+            iterations: the full-size count (a scalar tensor; coarser scales are capped
+                by it, `tfnst.plan`), or None for the config's.
             weights: the loss terms' weights (`tfnst.objective.TERMS` order), or None.
             seed: of the noise initialisation.
 
         Returns:
             The stylized [H, W, 3] image.
         """
-        cfg = self.config
-        original = content
-        content, styles = self.prepare(content, styles)
-        state = None
-        sizes = scale_sizes_tensor(tf.shape(content)[:2], cfg.scales, cfg.scale_factor)
-        for scale, size in enumerate(sizes):
-            targets = self.targets(content, styles, size, weights)
-            if cfg.scale_iterations is not None:
-                count = tf.minimum(iterations, cfg.scale_iterations[scale])
-            else:  # as `StyleConfig.iterations_at`: ``iterations`` (a request's) at full size
-                count = iterations if scale + 1 == len(sizes) else tf.minimum(iterations, cfg.coarse_iterations)
-            if scale + 1 < len(sizes):
-                # A size the next scale repeats gets no iterations: as `scale_sizes` keeps
-                # one of the repeats and `StyleConfig.iterations_at` gives the sizes left
-                # the last scales' counts, the later of the repeats is the one that runs.
-                count = tf.where(tf.reduce_all(tf.equal(size, sizes[scale + 1])), 0, count)
-            if state is None:
-                image = self.initial_image(cfg.init, resize(content, size), styles[0], size, seed)
-                state = self.start(image, targets)
-            else:
-                image = self.warm_start(self.optimizer.result_image(state), content, size)
-                state = self.optimizer.rescale_state(state, image, targets)
-            state = self.iterate(state, targets, count)
-        return self.finish(self.optimizer.result_image(state), original)
+        inputs = self.inputs(content, styles, seed=seed)
+        scales = plan(self.config, tf.shape(inputs.content)[:2], iterations)
+        _, state = run_plan(scales, lambda scale: self, inputs,
+                            lambda engine, scale, state, targets, count: engine.iterate(state, targets, count),
+                            weights=weights)
+        return self.finish(self.optimizer.result_image(state), inputs.original)
+
+
+class Inputs(NamedTuple):
+    """One run's images at full size, after colour preservation (`Engine.inputs`)."""
+
+    content: object  # [H, W, 3], or None for a texture
+    original: object  # the content before colour preservation (for `Engine.finish`)
+    styles: list
+    masks: list | None = None  # [H, W] per style: where it applies
+    style_masks: list | None = None  # [H_i, W_i] per style: which part of it to take
+    init: object = "content"  # "content", "noise", "style", or an image
+    seed: int = 0
+
+
+class Resume(NamedTuple):
+    """Where a resumed run picks up: a scale, and a function of that scale's engine and
+    targets giving the saved state."""
+
+    index: int
+    state: Callable
+
+
+def run_plan(scales, engine_at: Callable, inputs: Inputs, iterate: Callable, *, weights=None,
+             resume: Resume | None = None):
+    """The coarse-to-fine loop, the one both the library and the served graph run.
+
+    Args:
+        scales: `tfnst.plan.plan`'s scales.
+        engine_at: ``engine_at(scale) -> Engine`` (the library picks a tiled one where
+            memory asks for it; the graph always the same).
+        inputs: the run's `Inputs`.
+        iterate: ``iterate(engine, scale, state, targets, count) -> state``: run
+            ``count`` iterations of the scale.
+        weights: the loss terms' weights, or None for the config's.
+        resume: skip to a saved scale and state.
+
+    After a numerical failure at one scale the later ones run no iterations: the best
+    image so far is carried to full size as a later scale would start from it.
+
+    Returns:
+        (the last scale's engine, its final state).
+    """
+    engine, state, halted = None, None, tf.constant(False)
+    for scale in scales:
+        if resume is not None and scale.index < resume.index:
+            continue  # finished before the checkpoint was written
+        previous, engine = engine, engine_at(scale)
+        targets = engine.targets(inputs, scale.hw, weights)
+        if resume is not None and scale.index == resume.index:
+            state = resume.state(engine, targets)
+        elif state is None:
+            state = engine.start(engine.initial_image(inputs, scale.hw), targets)
+        else:
+            halted = halted | failed(state)
+            image = engine.warm_start(previous.optimizer.result_image(state), inputs.content, scale.hw)
+            state = engine.optimizer.rescale_state(state, image, targets)
+        state = iterate(engine, scale, state, targets, tf.where(halted, 0, scale.iterations))
+    return engine, state

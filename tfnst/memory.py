@@ -62,18 +62,27 @@ def layer_floats(size: tuple[int, int], layers) -> int:
     return sum((size[0] // layer_stride(n)) * (size[1] // layer_stride(n)) * LAYER_CHANNELS[n] for n in layers)
 
 
+def _fitted_optimizer(config: StyleConfig) -> str:
+    """Which fitted optimizer's figures apply: tensorflow-probability's L-BFGS keeps
+    fewer correction pairs (10) than tfnst's, so tfnst's L-BFGS figures bound it (its
+    line search's buffers are not measured separately)."""
+    name = config.optimizer_name
+    return "lbfgs" if name == "tfp-lbfgs" else name
+
+
 def estimate_bytes(size: tuple[int, int], config: StyleConfig, has_content: bool = True,
                    tile: int | None = None) -> int:
     """Peak memory of optimizing an image of ``size`` (H, W) with ``config``; with
     ``tile``, of doing it in tiles of that size (`tfnst.tiling`)."""
     from tfnst import tiling
-    from tfnst.engine import scale_sizes
     from tfnst.features import resolve_precision
     from tfnst.objective import feature_layers
+    from tfnst.plan import plan
 
     layers = feature_layers(config, has_content)
     depth = max(layer_depth(n) for n in layers)
-    fixed, slope = FIT[(config.optimizer, resolve_precision(config.precision))]
+    optimizer = _fitted_optimizer(config)
+    fixed, slope = FIT[(optimizer, resolve_precision(config.precision))]
     slope += STATISTIC_EXTRA.get(config.style_statistic, 0.0)
     work = size if tile is None else tuple(min(d, tile + 2 * tiling.margin(layers)) for d in size)
     optimizing = slope * 4 * activation_floats(work, depth)
@@ -83,14 +92,14 @@ def estimate_bytes(size: tuple[int, int], config: StyleConfig, has_content: bool
     style = tuple(round(d * style_side) for d in work)
     targets = STYLE_FORWARD * 4 * activation_floats(style, depth)
     buffers = 0
-    if config.optimizer == "lbfgs" and tile is None:
+    if optimizer == "lbfgs" and tile is None:
         # Its correction pairs, counted rather than fitted: the fit's 2-iteration runs
         # hold none yet (they fill over the first LBFGS_HISTORY iterations).
         buffers = 4 * 2 * LBFGS_HISTORY * 3 * size[0] * size[1]
     if tile is not None:
         content = layer_floats(size, config.content_layers) if has_content and config.content_weight > 0 else 0
-        buffers = 4 * (IMAGE_FLOATS_PER_PIXEL[config.optimizer] * size[0] * size[1] + content)
-    coarser = len(scale_sizes(size, config.scales, config.scale_factor)) - 1
+        buffers = 4 * (IMAGE_FLOATS_PER_PIXEL[optimizer] * size[0] * size[1] + content)
+    coarser = len({scale.hw for scale in plan(config, size)}) - 1
     return int(MARGIN * (fixed + max(optimizing, targets) + buffers + coarser * SCALE_EXTRA))
 
 
