@@ -8,7 +8,8 @@ renamed to it only when the writer closes without an error.
 
 Containers written:
 
-* ``.mp4``: H.264 (libx264, CRF 18, ``yuv420p`` so that every player shows it).
+* ``.mp4``: H.264 (libx264, CRF 18, ``yuv420p`` so that every player shows it; the
+  index at the front, "faststart", for playing while downloading).
   ``yuv420p`` needs even dimensions: a frame with an odd width or height is padded by
   repeating its last column or row (nothing of the picture is lost; the video is one
   pixel wider or taller than the frames, and reads back that way).
@@ -402,7 +403,10 @@ class VideoWriter:
     def _open(self, height: int, width: int) -> None:
         av = require_av()
         codec = _encoder(self.kind)
-        self._container = av.open(str(self._tmp), "w", format=CONTAINER_FORMATS[self.kind])
+        # mp4: the index (moov) at the front, so that players can start before the end.
+        options = {"movflags": "+faststart"} if self.kind == ".mp4" else {}
+        self._container = av.open(str(self._tmp), "w", format=CONTAINER_FORMATS[self.kind],
+                                  options=options)
         stream = self._container.add_stream(codec, rate=self.fps, options=CODEC_OPTIONS.get(codec, {}))
         pad_h, pad_w = (height % 2, width % 2) if self.kind == ".mp4" else (0, 0)
         if pad_h or pad_w:
