@@ -47,12 +47,12 @@ def main(argv=None):
             n = args.frames - 1
             for t in range(n):
                 a, b = clip.frames[t], clip.frames[t + 1]
-                s, back = timed(lambda: optical_flow(b, a), 1)
+                s, back = timed(lambda a=a, b=b: optical_flow(b, a), 1)
                 t_dis += s
-                t_fb += timed(lambda: optical_flow(b, a, "farneback"), 1)[0]
+                t_fb += timed(lambda a=a, b=b: optical_flow(b, a, "farneback"), 1)[0]
                 fwd = optical_flow(a, b)
-                t_w += timed(lambda: consistency_weights(fwd, back), 1)[0]
-                t_warp += timed(lambda: warp(a, back).numpy(), 1)[0]
+                t_w += timed(lambda f=fwd, w=back: consistency_weights(f, w), 1)[0]
+                t_warp += timed(lambda a=a, w=back: warp(a, w).numpy(), 1)[0]
                 epe.append(np.linalg.norm(back - clip.backward[t], axis=-1)[8:-8, 8:-8].mean())
             print(f"| {width} | {name} | {t_dis / n:.4f} | {t_fb / n:.4f} | {t_w / n:.4f} | "
                   f"{t_warp / n:.4f} | {np.mean(epe):.3f} |")

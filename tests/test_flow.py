@@ -1,6 +1,8 @@
 """Optical flow, warping and Ruder et al.'s reliability weights, against exact answers:
 hand-written numpy, and synthetic clips whose motion is known (tfnst.video_clips)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,8 +11,15 @@ pytest.importorskip("cv2")
 
 from tfnst import video_clips
 from tfnst.errors import TfnstError
-from tfnst.flow import (consistency_weights, disocclusions, flow_pair, long_term_weights,
-                        motion_boundaries, optical_flow, warp)
+from tfnst.flow import (
+    consistency_weights,
+    disocclusions,
+    flow_pair,
+    long_term_weights,
+    motion_boundaries,
+    optical_flow,
+    warp,
+)
 from tfnst.video_metrics import pair_warping_error, warping_error
 
 M = 8  # the interior: frames without an 8-pixel border
@@ -85,6 +94,8 @@ def test_warp_in_a_graph_batched_with_gradients():
         return warp(image, flow), tape.gradient(total, [image, flow])
 
     out, (g_image, g_flow) = f(images, flows)
+    # XLA compiles it too (static shapes).
+    np.testing.assert_allclose(tf.function(warp, jit_compile=True)(images, flows).numpy(), out.numpy(), atol=1e-5)
     for b in range(2):
         np.testing.assert_allclose(out[b].numpy(), warp(images[b], flows[b]).numpy(), atol=1e-6)
     # Each output pixel's four weights sum to 1: the image gradient of the sum is the
@@ -297,10 +308,10 @@ def test_warping_error_is_low_for_a_consistent_clip(source):
 
 
 def test_real_clip_flow_is_mostly_reliable():
-    from tfnst.video_io import VideoReader
-    from pathlib import Path
-    clip = Path(__file__).resolve().parent.parent / "data" / "video" / "bigbuckbunny_2s_128.mp4"
     pytest.importorskip("av")
+    from tfnst.video_io import VideoReader
+
+    clip = Path(__file__).resolve().parent.parent / "data" / "video" / "bigbuckbunny_2s_128.mp4"
     frames = list(VideoReader(clip).frames(max_frames=3))
     forward, backward = flow_pair(frames[1], frames[2])
     assert forward.shape == (72, 128, 2) and np.all(np.isfinite(forward))

@@ -15,7 +15,13 @@ av = pytest.importorskip("av")
 
 from tfnst import video_clips
 from tfnst.errors import TfnstError
-from tfnst.video_io import VideoReader, VideoWriter, check_video_output, read_video, write_video
+from tfnst.video_io import (
+    VideoReader,
+    VideoWriter,
+    check_video_output,
+    read_video,
+    write_video,
+)
 
 BUNNY = Path(__file__).resolve().parent.parent / "data" / "video" / "bigbuckbunny_2s_128.mp4"
 NTSC = Fraction(30000, 1001)
@@ -153,18 +159,16 @@ def test_output_appears_only_when_complete(tmp_path, clip):
     assert out.stat().st_size > 100 and sorted(os.listdir(tmp_path)) == ["a.mp4"]
     # An error inside: the old output stays, no temporary file is left.
     out.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with VideoWriter(out, 24) as w:
-            w.write(clip.frames[0])
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), VideoWriter(out, 24) as w:
+        w.write(clip.frames[0])
+        raise RuntimeError("interrupted")
     assert out.read_bytes() == b"old" and sorted(os.listdir(tmp_path)) == ["a.mp4"]
     # The same for folders: an existing folder is replaced as a whole.
     folder = tmp_path / "frames"
     write_video(folder, clip.frames[:3], 24)
-    with pytest.raises(RuntimeError):
-        with VideoWriter(folder, 24) as w:
-            w.write(clip.frames[0])
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), VideoWriter(folder, 24) as w:
+        w.write(clip.frames[0])
+        raise RuntimeError("interrupted")
     assert len(os.listdir(folder)) == 4
     write_video(folder, clip.frames[:2], 12)
     assert sorted(os.listdir(folder)) == ["000001.png", "000002.png", "framerate.txt"]

@@ -377,7 +377,7 @@ class VideoWriter:
     audio goes into the output (see the module notes); None for none.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: Fraction | float | int | None = None, *,
+    def __init__(self, path: str | os.PathLike, fps: Fraction | float | None = None, *,
                  audio_from: str | os.PathLike | None = None):
         self.path = check_video_output(path)
         self.kind = _output_kind(self.path)
@@ -483,11 +483,11 @@ class VideoWriter:
                 self._audio._source.close()
             if self._container is not None:
                 self._container.close()
-        except Exception:  # noqa: BLE001 - the output is being thrown away
-            pass
+        except Exception as e:  # noqa: BLE001 - the output is being thrown away
+            log.debug("tfnst: closing the abandoned %s: %s", self._tmp, e)
         self._atomic.__exit__(_Abort, _Abort(), None)  # removes the temporary file
 
-    def __enter__(self) -> VideoWriter:
+    def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
