@@ -2,13 +2,17 @@
 steps, averaging, stopping on a stall; L-BFGS's two-loop recursion against the BFGS
 matrix, its steps against numpy, and the same recovery."""
 
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfnst import optimizers
 from tfnst.callbacks import Callback, History
-from tfnst.optimizers import (LBFGS, LBFGS_HISTORY, MAX_REJECTED, Adam, Interrupted, ObjectiveFunction,
-                              lbfgs_direction, lbfgs_push, minimize)
+from tfnst.errors import TfnstError
+from tfnst.optimizers import (LBFGS_HISTORY, MAX_REJECTED, Interrupted, ObjectiveFunction, lbfgs_direction,
+                              lbfgs_push, minimize)
 
 TARGET = np.linspace(0.1, 0.9, 2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
 TARGETS = {"target": tf.constant(TARGET)}
@@ -21,6 +25,14 @@ def toy(x, targets):
 
 
 TOY = ObjectiveFunction(toy, ["toy"])
+
+
+def Adam(objective, ema_decay=0.0, patience=20):  # noqa: N802 (the settings the tests use)
+    return optimizers.Adam(objective, patience=patience, ema_decay=ema_decay)
+
+
+def LBFGS(objective, patience=20, ema_decay=0.0):  # noqa: N802
+    return optimizers.LBFGS(objective, history=LBFGS_HISTORY, patience=patience, ema_decay=ema_decay)
 
 
 def numpy_adam(x, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
@@ -49,7 +61,7 @@ def test_adam_steps_match_numpy():
         grads.append(2 * (x - TARGET) * np.array([1.0, 10.0, 100.0], np.float32))
         x = numpy_adam(START, grads, 0.1)
         state = adam.step(state, TARGETS)
-        np.testing.assert_allclose(state["core"]["x"], x, atol=1e-5)  # float32 vs float64: 2e-6
+        np.testing.assert_allclose(state.core.x, x, atol=1e-5)  # float32 vs float64: 2e-6
 
 
 def test_adam_returns_the_bias_corrected_average_of_its_iterates():
@@ -59,7 +71,7 @@ def test_adam_returns_the_bias_corrected_average_of_its_iterates():
     iterates = []
     for _ in range(6):
         state = adam.step(state, TARGETS)
-        iterates.append(state["core"]["x"].numpy())
+        iterates.append(state.core.x.numpy())
         np.testing.assert_allclose(adam.image(state), numpy_average(iterates, 0.8), atol=1e-6)
     np.testing.assert_allclose(numpy_average(iterates[:1], 0.8), iterates[0])  # no pull to 0
     assert not np.allclose(adam.image(state), iterates[-1], atol=1e-3)
@@ -70,7 +82,7 @@ def test_adam_returns_the_bias_corrected_average_of_its_iterates():
 def test_without_averaging_adam_returns_its_last_iterate():
     adam = Adam(TOY)
     state = adam.step(adam.init_state(START, TARGETS), TARGETS)
-    np.testing.assert_array_equal(adam.image(state), state["core"]["x"])
+    np.testing.assert_array_equal(adam.image(state), state.core.x)
 
 
 def test_a_non_finite_step_goes_back_to_the_last_accepted_iterate_at_half_the_rate():
@@ -86,18 +98,20 @@ def test_a_non_finite_step_goes_back_to_the_last_accepted_iterate_at_half_the_ra
     s1 = adam.step(s0, TARGETS)
     s2 = adam.step(s1, TARGETS)
     s3 = adam.step(s2, TARGETS)  # evaluates s2's iterate: NaN
-    assert not bool(s3["finite"]) and int(s3["rejected"]) == 1
+    assert not bool(s3.progress.finite) and int(s3.progress.rejected) == 1
     # Back to s1, the state s2's iterate came from: iterate, moments, count, average.
-    for key in s1["core"]:
-        np.testing.assert_array_equal(s3["core"][key], s1["core"][key], err_msg=key)
-    assert float(s3["lr"]) == pytest.approx(0.05)
+    for key in ("x", "m", "v", "t"):
+        np.testing.assert_array_equal(getattr(s3.core, key), getattr(s1.core, key), err_msg=key)
+    for key in ("value", "count"):
+        np.testing.assert_array_equal(getattr(s3.average, key), getattr(s1.average, key), err_msg=key)
+    assert float(s3.rate) == pytest.approx(0.05)
     s4 = adam.step(s3, TARGETS)  # from s1's iterate again, with half the step
-    assert bool(s4["finite"]) and int(s4["rejected"]) == 0
-    g1 = 2 * (s1["core"]["x"].numpy() - TARGET) * np.array([1.0, 10.0, 100.0], np.float32)
-    m = 0.9 * s1["core"]["m"].numpy() + 0.1 * g1
-    v = 0.999 * s1["core"]["v"].numpy() + 0.001 * g1 * g1
-    want = np.clip(s1["core"]["x"].numpy() - 0.05 * (m / (1 - 0.9**2)) / (np.sqrt(v / (1 - 0.999**2)) + 1e-8), 0, 1)
-    np.testing.assert_allclose(s4["core"]["x"], want, atol=1e-6)
+    assert bool(s4.progress.finite) and int(s4.progress.rejected) == 0
+    g1 = 2 * (s1.core.x.numpy() - TARGET) * np.array([1.0, 10.0, 100.0], np.float32)
+    m = 0.9 * s1.core.m.numpy() + 0.1 * g1
+    v = 0.999 * s1.core.v.numpy() + 0.001 * g1 * g1
+    want = np.clip(s1.core.x.numpy() - 0.05 * (m / (1 - 0.9**2)) / (np.sqrt(v / (1 - 0.999**2)) + 1e-8), 0, 1)
+    np.testing.assert_allclose(s4.core.x, want, atol=1e-6)
 
 
 def overshoot(x, targets):
@@ -186,8 +200,8 @@ def test_a_new_scale_starts_a_new_average():
     finer = np.full((4, 6, 3), 0.25, np.float32)
     state = adam.rescale_state(state, finer)
     np.testing.assert_array_equal(adam.image(state), finer)
-    assert float(state["core"]["avg_t"]) == 0 and float(state["core"]["t"]) == 3  # Adam's count goes on
-    assert float(state["lr"]) == pytest.approx(0.1)
+    assert float(state.average.count) == 0 and float(state.core.t) == 3  # Adam's count goes on
+    assert float(state.rate) == pytest.approx(0.1)
 
 
 def test_a_run_stopped_by_non_finite_losses_returns_the_average():
@@ -298,7 +312,7 @@ def test_lbfgs_steps_match_numpy():
         state = lbfgs.step(state, TARGETS)
         # float32 against float64: 1e-5 apart by step 9 (superlinear steps amplify it)
         np.testing.assert_allclose(lbfgs.image(state), xs[k - 1], atol=5e-5, err_msg=f"step {k}")
-        assert float(state["loss"]) == pytest.approx(float(np.sum((xs[k - 1] - TARGET) ** 2 * WEIGHTS)),
+        assert float(state.progress.loss) == pytest.approx(float(np.sum((xs[k - 1] - TARGET) ** 2 * WEIGHTS)),
                                                      rel=1e-4, abs=1e-9)
 
 
@@ -346,7 +360,7 @@ def test_both_optimizers_recover_in_the_graph_as_in_the_library(name):
 
     state = run(optimizer.init_state(start, HALF, learning_rate=rate))
     library = minimize(make(ObjectiveFunction(region, ["toy"])), start, HALF, 60, learning_rate=rate)
-    assert float(state["lr"]) < (rate or 1.0)  # a step was undone in the graph
+    assert float(state.rate) < (rate or 1.0)  # a step was undone in the graph
     np.testing.assert_allclose(optimizer.image(state), library.image, atol=1e-6)
     assert not library.failed and library.image.max() <= edge
 
@@ -363,3 +377,145 @@ def test_lbfgs_recovers_from_a_nan_region_its_steps_enter():
     # At the region's edge (every pixel 0.3) the loss is 0.16 of the start's.
     assert np.isfinite(losses[-1]) and losses[-1] < 0.25 * losses[0], (losses[0], losses[-1])
     assert result.image.max() <= 0.3
+
+
+# ------------------------------------------------------------------ the shared pieces, by hand
+def test_keep_if_finite_takes_the_proposal_or_goes_back_at_half_the_rate():
+    proposed = (tf.constant([1.0, 2.0]), {"m": tf.constant(3.0)})
+    accepted = (tf.constant([5.0, 6.0]), {"m": tf.constant(7.0)})
+    (x, aux), rate = optimizers.keep_if_finite(tf.constant(True), proposed, accepted, tf.constant(0.4))
+    assert list(x.numpy()) == [1, 2] and float(aux["m"]) == 3 and float(rate) == pytest.approx(0.4)
+    (x, aux), rate = optimizers.keep_if_finite(tf.constant(False), proposed, accepted, tf.constant(0.4))
+    assert list(x.numpy()) == [5, 6] and float(aux["m"]) == 7 and float(rate) == pytest.approx(0.2)
+
+
+def test_track_best_keeps_the_lowest_finite_loss():
+    best = (tf.constant([0.0]), tf.constant(5.0))
+    for x, loss, finite, want in ((1.0, 4.0, True, (1.0, 4.0)), (2.0, 3.0, False, (0.0, 5.0)),
+                                  (3.0, 6.0, True, (0.0, 5.0))):
+        got = optimizers.track_best(*best, tf.constant([x]), tf.constant(loss), tf.constant(finite))
+        assert (float(got[0][0]), float(got[1])) == want
+
+
+def test_track_stall_after_patience_accepted_iterations_of_too_little_progress():
+    # patience 3, tolerance 0.1: stalled once the best loss is within 10% of its value 3
+    # accepted iterations before; a rejected iteration neither enters the window nor counts.
+    window, count = tf.fill([3], np.float32(np.inf)), tf.constant(0)
+    bests = [100.0, 50.0, 40.0, 39.0, 38.0, 37.0, 36.5]
+    accepted = [True, True, True, True, False, True, True]
+    stalls = []
+    for best, ok in zip(bests, accepted):
+        window, count, stalled = optimizers.track_stall(window, count, tf.constant(best), tf.constant(ok),
+                                                        tf.constant(0.1))
+        stalls.append(bool(stalled))
+    # By hand: at the 4th (39) the window holds 100, 50, 40: 100 - 39 > 3.9. The 5th is
+    # rejected. At the 6th (37) it holds 50, 40, 39: 13 > 3.7. At the 7th (36.5): 40, 39, 37:
+    # 40 - 36.5 = 3.5 <= 3.65, stalled.
+    assert stalls == [False] * 6 + [True]
+    assert int(count) == 6 and list(window.numpy()) == [39.0, 37.0, 36.5]
+
+
+def test_the_average_is_the_debiased_ema_of_the_iterates():
+    xs, decay = [4.0, 2.0, 8.0], 0.5
+    average = optimizers.average_start(tf.constant(0.0))
+    assert float(optimizers.average_value(average, tf.constant(9.0), decay)) == 9.0  # nothing yet: the iterate
+    for x in xs:
+        average = optimizers.average_update(average, tf.constant(x), decay)
+    # By hand: biased 0.5*(0.5*(0.5*4) + 0.5*2) + 0.5*8 = 5.0; divided by 1 - 0.5^3 = 0.875.
+    assert float(optimizers.average_value(average, tf.constant(9.0), decay)) == pytest.approx(5.0 / 0.875)
+
+
+def test_lbfgs_can_average_its_iterates_too():
+    # Averaging is the shared wrapper's, not Adam's: L-BFGS's iterates average the same way.
+    lbfgs = LBFGS(TOY, ema_decay=0.5)
+    state, iterates = lbfgs.init_state(START, TARGETS), []
+    for _ in range(4):
+        state = lbfgs.step(state, TARGETS)
+        iterates.append(state.core.x.numpy())
+    np.testing.assert_allclose(lbfgs.image(state), numpy_average(iterates, 0.5), atol=1e-6)
+
+
+# ------------------------------------------------------------------ the typed state
+@pytest.mark.parametrize("make", [lambda: Adam(TOY, ema_decay=0.8), lambda: LBFGS(TOY)], ids=["adam", "lbfgs"])
+def test_the_state_round_trips_through_named_arrays(make):
+    optimizer = make()
+    state = optimizer.init_state(START, TARGETS, tolerance=1e-3)
+    for _ in range(3):
+        state = optimizer.step(state, TARGETS)
+    arrays = optimizer.state_to_arrays(state)
+    assert {"core/x", "rate", "progress/best_loss", "progress/terms/toy", "progress/done"} <= set(arrays)
+    like = optimizer.init_state(np.zeros_like(START), TARGETS)
+    restored = optimizer.state_from_arrays(arrays, like)
+    assert type(restored) is optimizers.State and type(restored.progress) is optimizers.Progress
+    for a, b in zip(tf.nest.flatten(state), tf.nest.flatten(restored)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(optimizer.step(restored, TARGETS).core.x, optimizer.step(state, TARGETS).core.x)
+    with pytest.raises(TfnstError, match="start the run afresh"):
+        optimizer.state_from_arrays({k: v for k, v in arrays.items() if k != "rate"}, like)
+
+
+def test_done_and_failed_read_the_state():
+    result = minimize(Adam(nan_after(2)), START, TARGETS, 50, learning_rate=0.05)
+    assert bool(optimizers.done(result.state)) and bool(optimizers.failed(result.state))
+    assert result.evaluations == 2 + MAX_REJECTED == int(optimizers.evaluations(result.state))
+    stalled = minimize(LBFGS(TOY, patience=5), START, TARGETS, 500, tolerance=1e-3)
+    assert bool(optimizers.done(stalled.state)) and not bool(optimizers.failed(stalled.state))
+
+
+# ------------------------------------------------------------------ choosing one
+class Config:
+    """What `build_optimizer` reads of a `StyleConfig`."""
+
+    def __init__(self, optimizer, averaging=0.0, patience=7):
+        self.optimizer, self.averaging, self.patience = optimizer, averaging, patience
+
+
+def test_build_optimizer_takes_the_settings_from_the_config():
+    adam = optimizers.build_optimizer(Config("adam", averaging=0.9, patience=11), TOY)
+    assert isinstance(adam, optimizers.Adam) and adam.ema_decay == 0.9 and adam.patience == 11
+    lbfgs = optimizers.build_optimizer(Config("lbfgs"), TOY)
+    assert isinstance(lbfgs, optimizers.LBFGS) and lbfgs.history == LBFGS_HISTORY and lbfgs.patience == 7
+    resolved = Config("auto")
+    resolved.optimizer_name = "adam"  # StyleConfig resolves "auto"
+    assert isinstance(optimizers.build_optimizer(resolved, TOY), optimizers.Adam)
+
+
+def test_tfp_lbfgs_without_the_extra_names_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_probability", None)  # import fails
+    with pytest.raises(TfnstError) as e:
+        optimizers.build_optimizer(Config("tfp-lbfgs"), TOY)
+    assert "pip install 'tfnst[tfp]'" in str(e.value) and "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------ tensorflow-probability's L-BFGS
+def tfp_lbfgs(objective, patience=20):
+    pytest.importorskip("tensorflow_probability")
+    return optimizers.TfpLBFGS(objective, history=LBFGS_HISTORY, patience=patience, ema_decay=0.0)
+
+
+@pytest.mark.slow  # tracing tfp's L-BFGS loop (its Hager-Zhang line search) takes 20-30 s on 2 busy cores
+def test_tfp_lbfgs_minimizes_a_quadratic_to_the_numpy_answer_in_a_while_loop_and_in_the_library():
+    # Part of the target lies outside [0, 1]: the answer is the target clipped to the box
+    # (the quadratic is separable), which the projection and range penalty reach.
+    target = (TARGET * 1.5 - 0.25).astype(np.float32)  # -0.1 … 1.1
+    targets = {"target": tf.constant(target)}
+    want = np.clip(target, 0.0, 1.0)
+    optimizer = tfp_lbfgs(TOY)
+
+    @tf.function
+    def run(state):  # as the served graph runs it; the step's one trace serves the library too
+        return tf.while_loop(lambda i, s: (i < 60) & ~optimizers.done(s),
+                             lambda i, s: (i + 1, optimizer.compiled_step(s, targets)), (0, state))[1]
+
+    state = run(optimizer.init_state(START, targets))
+    np.testing.assert_allclose(optimizer.image(state), want, atol=1e-3)
+    history = History()
+    result = minimize(optimizer, START, targets, 60, [history])
+    assert optimizer.compiled_step.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(result.image, optimizer.image(state), atol=1e-6)
+    assert result.best_loss == pytest.approx(float(np.sum((want - target) ** 2 * WEIGHTS)), rel=1e-3)
+    # It stopped on tfp's own test, before 60: converged, not failed.
+    assert result.stop_reason.startswith("converged") and not result.failed and result.iterations < 60
+    # One evaluation for the start, then tfp's own count (at least one an iteration).
+    assert result.evaluations == int(optimizers.evaluations(state)) > len(history.records)
+    assert all(r.terms["toy"] == pytest.approx(r.loss, rel=1e-5) for r in history.records)

@@ -1,12 +1,30 @@
-"""Optimizers over the image: Adam and L-BFGS (a fixed step, as Gatys et al.'s code), each a pure,
+"""Optimizers over the image: Adam, L-BFGS with a fixed step (as Gatys et al.'s code) and,
+with the ``tfp`` extra, tensorflow-probability's L-BFGS with a line search; each a pure,
 graph-safe ``step(state, targets) -> state``, and `minimize`, the library's loop.
 
-The state holds everything a run needs to go on: the iterate and the optimizer's
-memory, the last accepted iterate (so a non-finite step is undone inside the graph),
-the best iterate so far, the loss and terms of the last evaluation, and whether the
-run is done (stalled or failed). `tfnst.Stylizer` runs `step` from Python, one
-iteration at a time, for its callbacks and checkpoints; the exported SavedModel runs
-the very same `step` in a `tf.while_loop`.
+Each optimizer provides only its pure update, ``update(core, rate, targets) -> (core,
+Evaluation)``: from its own state (``core``, a NamedTuple), evaluate the loss once
+(or, with a line search, a few times) and move. What every optimizer does the same way
+is written once, as small pure functions that `ImageOptimizer.step` wraps around that
+update (as optax's ``apply_if_finite`` and ``ema`` wrap a gradient transformation):
+
+- `keep_if_finite`: a step whose evaluation is not finite is undone (back to the last
+  accepted state) and the step scale halved, so the next try is a shorter one;
+- `average_update` / `average_value`: the iterates' exponential moving average,
+  bias-corrected (Polyak & Juditsky 1992 for averaging, Kingma & Ba 2015 for the
+  correction), for any optimizer whose ``ema_decay`` is above 0;
+- `track_best`, `track_stall` and `record`: the best image so far, the stall test, the
+  count of non-finite evaluations in a row, and whether the run is done.
+
+The state (`State`) holds everything a run needs to go on, as NamedTuples of tensors
+(`tf.nest` and `tf.function` take them as they are; `ImageOptimizer.state_to_arrays`
+names each array by its path for a checkpoint). `tfnst.Stylizer` runs `step` from
+Python, one iteration at a time, for its callbacks and checkpoints; the exported
+SavedModel runs the very same `step` in a `tf.while_loop`. Read a state with `done`,
+`failed`, `loss`, `terms` and `evaluations` rather than by its layout.
+
+The optimizers' settings (patience, history, averaging) have no defaults here: they
+live in `tfnst.config` and reach the optimizers through `build_optimizer`.
 """
 
 from __future__ import annotations
@@ -16,19 +34,174 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from tfnst.callbacks import Callback, IterationRecord
 from tfnst.config import ADAM_DEFAULTS, LBFGS_HISTORY
+from tfnst.errors import TfnstError
 from tfnst.objective import value_and_gradient_by_autodiff
 
 log = logging.getLogger(__name__)
 
-State = dict  # an optimizer's state: a nest of tensors
+MAX_REJECTED = 8  # consecutive non-finite evaluations (each halving the step) before giving up
+TFP_MISSING = ("optimizer 'tfp-lbfgs' needs tensorflow-probability: pip install 'tfnst[tfp]' "
+               "(or choose optimizer 'lbfgs' or 'adam')")
 
-MAX_REJECTED = 8  # consecutive non-finite evaluations (each halving Adam's rate) before giving up
+
+# ------------------------------------------------------------------ the state
+class Evaluation(NamedTuple):
+    """What one update evaluated: the image, its loss and terms, whether both the loss and
+    its gradient were finite, how many loss-and-gradient evaluations the update made, and
+    the optimizer's own convergence test (tensorflow-probability's; False for the others)."""
+
+    point: tf.Tensor
+    loss: tf.Tensor
+    terms: dict
+    finite: tf.Tensor
+    evaluations: tf.Tensor
+    converged: tf.Tensor
+
+
+class Progress(NamedTuple):
+    """The part of a state every optimizer keeps the same way (`record`)."""
+
+    loss: tf.Tensor  # of the last evaluation (NaN before any)
+    finite: tf.Tensor  # whether it was finite (loss and gradient)
+    terms: dict  # {term: value} of the last finite evaluation; terms are named by the objective
+    rejected: tf.Tensor  # non-finite evaluations in a row
+    best_x: tf.Tensor  # the lowest-loss image evaluated
+    best_loss: tf.Tensor
+    window: tf.Tensor  # the best loss after each of the last ``patience`` accepted iterations
+    count: tf.Tensor  # accepted iterations (how much of the window is filled)
+    tolerance: tf.Tensor  # of the stall test; 0 = never
+    evaluations: tf.Tensor  # loss-and-gradient evaluations so far (int32), every scale
+    converged: tf.Tensor  # the optimizer's own convergence test said so
+    stalled: tf.Tensor  # the stall test said so
+    done: tf.Tensor  # stalled, converged, or `MAX_REJECTED` non-finite evaluations in a row
+
+
+class Average(NamedTuple):
+    """An exponential moving average of the iterates: the biased sum (as Adam's m) and how
+    many iterates it holds (float32)."""
+
+    value: tf.Tensor
+    count: tf.Tensor
+
+
+class State(NamedTuple):
+    """An optimizer's state.
+
+    ``core`` is the optimizer's own (`AdamCore`, `LBFGSCore`, `TfpCore`); ``average``
+    the iterates' `Average` (``()`` without averaging); ``last`` the (core, average)
+    a non-finite evaluation goes back to, for an optimizer whose update evaluates the
+    iterate it was given (Adam; ``()`` for the others, whose update evaluates the point
+    it moves to, so the state it was given is that one); ``rate`` scales the steps and
+    is halved on each undone one."""
+
+    core: Any
+    average: Any
+    last: Any
+    rate: tf.Tensor
+    progress: Progress
+
+
+def done(state: State) -> tf.Tensor:
+    """Whether the run is over: stalled, converged, or failed."""
+    return state.progress.done
+
+
+def failed(state: State) -> tf.Tensor:
+    """Whether the run stopped on a numerical failure (done, but neither stalled nor converged)."""
+    p = state.progress
+    return p.done & ~p.stalled & ~p.converged
+
+
+def loss(state: State) -> tf.Tensor:
+    """The loss of the last evaluation."""
+    return state.progress.loss
+
+
+def terms(state: State) -> dict:
+    """{term: value} of the last finite evaluation."""
+    return state.progress.terms
+
+
+def evaluations(state: State) -> tf.Tensor:
+    """The loss-and-gradient evaluations so far (every scale)."""
+    return state.progress.evaluations
+
+
+# ------------------------------------------------------------------ shared wrappers (pure)
+def keep_if_finite(finite, proposed, accepted, rate):
+    """(state, rate): ``proposed`` when the evaluation behind it was finite; else
+    ``accepted`` (the last state whose evaluation was) with ``rate`` halved, so the next
+    step from there is a shorter one. Any structure; a `tf.cond`, so nothing is copied
+    (graph-safe; no host decision)."""
+    finite = tf.convert_to_tensor(finite)
+    state = tf.cond(finite, lambda: proposed, lambda: accepted)
+    return state, tf.where(finite, rate, 0.5 * rate)
+
+
+def average_start(x) -> Average:
+    """An empty average of iterates shaped as ``x``."""
+    return Average(tf.zeros_like(x), tf.constant(0.0))
+
+
+def average_update(average: Average, x, decay) -> Average:
+    """The average after one more iterate ``x`` (`ema_update`)."""
+    return Average(ema_update(average.value, x, decay), average.count + 1.0)
+
+
+def average_value(average: Average, x, decay):
+    """The bias-corrected average (`ema_debiased`), or ``x`` while it holds nothing."""
+    return tf.where(average.count > 0, ema_debiased(average.value, tf.maximum(average.count, 1.0), decay), x)
+
+
+def track_best(best_x, best_loss, x, total, finite):
+    """(best_x, best_loss): ``x`` and its loss when finite and lower, else unchanged."""
+    improved = finite & (total < best_loss)
+    return tf.where(improved, x, best_x), tf.where(improved, total, best_loss)
+
+
+def track_stall(window, count, best_loss, accepted, tolerance):
+    """(window, count, stalled): stalled when the best loss improved by less than
+    ``tolerance`` (relative) over the last ``len(window)`` (patience) accepted iterations;
+    only accepted iterations enter the window."""
+    patience = tf.shape(window)[0]
+    oldest = window[0]  # the best loss ``patience`` accepted iterations ago
+    stalled = accepted & (tolerance > 0) & (count >= patience) & (oldest - best_loss <= tolerance * tf.abs(best_loss))
+    window = tf.where(accepted, tf.concat([window[1:], [best_loss]], 0), window)
+    return window, count + tf.cast(accepted, tf.int32), stalled
+
+
+def progress_start(x, term_names, tolerance, patience: int, evaluations=0) -> Progress:
+    """`Progress` before any evaluation, at image ``x``."""
+    return Progress(
+        loss=tf.constant(np.float32(np.nan)), finite=tf.constant(True),
+        terms={t: tf.constant(0.0) for t in term_names}, rejected=tf.constant(0), best_x=x,
+        best_loss=tf.constant(np.float32(np.inf)), window=tf.fill([max(1, int(patience))], np.float32(np.inf)),
+        count=tf.constant(0), tolerance=tf.cast(tolerance, tf.float32),
+        evaluations=tf.cast(evaluations, tf.int32), converged=tf.constant(False),
+        stalled=tf.constant(False), done=tf.constant(False))
+
+
+def record(progress: Progress, ev: Evaluation) -> Progress:
+    """`Progress` after an `Evaluation`: its loss and (if finite) terms, the best image so
+    far, the stall test, the non-finite count, and done after a stall, the optimizer's
+    convergence (on a finite evaluation) or `MAX_REJECTED` non-finite evaluations in a row."""
+    finite = ev.finite
+    best_x, best_loss = track_best(progress.best_x, progress.best_loss, ev.point, ev.loss, finite)
+    window, count, stalled = track_stall(progress.window, progress.count, best_loss, finite, progress.tolerance)
+    rejected = tf.where(finite, 0, progress.rejected + 1)
+    converged = finite & ev.converged
+    return Progress(
+        loss=ev.loss, finite=finite, terms=select(finite, ev.terms, progress.terms), rejected=rejected,
+        best_x=best_x, best_loss=best_loss, window=window, count=count, tolerance=progress.tolerance,
+        evaluations=progress.evaluations + tf.cast(ev.evaluations, tf.int32), converged=converged,
+        stalled=stalled, done=stalled | converged | (rejected >= MAX_REJECTED))
 
 
 class Interrupted(KeyboardInterrupt):
@@ -53,6 +226,7 @@ class Result:
     stop_reason: str | None = None  # why it ended before ``iterations``
     failed: bool = False  # True when it stopped on a numerical failure
     state: State | None = None  # the optimizer's final state (coarse-to-fine warm starts)
+    evaluations: int = 0  # loss-and-gradient evaluations, over the run (every scale)
 
 
 class ObjectiveFunction:
@@ -78,6 +252,10 @@ class ObjectiveFunction:
 
     def value_and_gradient(self, image, targets, state):
         return value_and_gradient_by_autodiff(self, image, targets, state)
+
+
+def _finite(total, gradient):
+    return tf.math.is_finite(total) & tf.reduce_all(tf.math.is_finite(gradient))
 
 
 # ------------------------------------------------------------------ pure maths
@@ -124,74 +302,137 @@ def select(condition, if_true, if_false):
     return tf.nest.map_structure(lambda a, b: tf.where(condition, a, b), if_true, if_false)
 
 
-def progress_start(patience: int) -> dict:
-    """The convergence tracker's start: the best loss after each of the last
-    ``patience`` accepted iterations."""
-    return {"window": tf.fill([max(1, patience)], np.float32(np.inf)), "count": tf.constant(0)}
-
-
-def progress_update(progress: dict, best: tf.Tensor, accepted: tf.Tensor, tolerance: tf.Tensor):
-    """(progress, stalled): stalled when the best loss improved by less than
-    ``tolerance`` (relative) over the last ``patience`` accepted iterations."""
-    window, count = progress["window"], progress["count"]
-    patience = tf.shape(window)[0]
-    oldest = window[0]  # the best loss ``patience`` accepted iterations ago
-    stalled = accepted & (tolerance > 0) & (count >= patience) & (oldest - best <= tolerance * tf.abs(best))
-    window = tf.where(accepted, tf.concat([window[1:], [best]], 0), window)
-    return {"window": window, "count": count + tf.cast(accepted, tf.int32)}, stalled
-
-
 # ------------------------------------------------------------------ the interface
 class ImageOptimizer:
     """What `minimize`, `tfnst.Stylizer` and the served graph use of an optimizer.
 
-    A subclass sets ``name`` and ``averages`` and provides ``init_state(x, targets,
-    learning_rate, tolerance)``, the pure ``step(state, targets)`` (and
-    ``compiled_step``), ``image``, ``best_image`` and ``rescale_state``, and an
-    ``objective`` and ``patience``. Its state holds, besides its own, the part kept by
-    `_record_start` and `_record` (loss, terms, best image, stall test, done).
+    A subclass sets ``name``, ``judges_input`` (whether its update evaluates the iterate
+    it is given, as Adam's, rather than the point it moves to) and ``default_rate``, and
+    provides ``init_core(x)``, the pure ``update(core, rate, targets) -> (core,
+    Evaluation)``, ``iterate(core)`` (the image a core holds) and, to warm-start at
+    another size otherwise than afresh, ``rescale_state``. `step` wraps the update in
+    the shared pieces (`keep_if_finite`, the average, `record`), the same for all.
+
+    Args (of every subclass):
+        objective: ``objective(x, targets, state) -> (total, terms, state)`` with
+            ``initial_state()``, ``terms`` and ``value_and_gradient`` (an `Objective`
+            or `ObjectiveFunction`).
+        patience: the window of the stall test (``tolerance``, given to `init_state`:
+            stop when the best loss improved by less than that fraction over
+            ``patience`` iterations; 0 = never).
+        ema_decay: return the iterates' bias-corrected exponential moving average with
+            this decay (0 = the iterate itself).
     """
 
     name: str
-    averages: bool
-    objective: object
-    patience: int
+    judges_input = False
+    default_rate = 1.0
+
+    def __init__(self, objective, *, patience: int, ema_decay: float):
+        self.objective = objective
+        self.patience = int(patience)
+        self.ema_decay = float(ema_decay)
+        self.averages = self.ema_decay > 0
+        # One graph per step, unless the objective runs its own compiled pieces (tiles).
+        self.compiled_step = tf.function(self.step) if objective.graph_safe else self.step
+
+    # the optimizer's own part
+    def init_core(self, x):
+        raise NotImplementedError
+
+    def update(self, core, rate, targets):
+        raise NotImplementedError
+
+    def iterate(self, core) -> tf.Tensor:
+        return core.x
+
+    # written once
+    def init_state(self, x, targets=None, learning_rate: float | None = None, tolerance: float = 0.0,
+                   evaluations=0) -> State:
+        """The state before the first step, at image ``x`` [H, W, 3]. ``learning_rate``
+        scales the steps (``default_rate`` when None)."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        core = self.init_core(x)
+        average = average_start(x) if self.averages else ()
+        rate = tf.cast(self.default_rate if learning_rate is None else learning_rate, tf.float32)
+        return State(core, average, (core, average) if self.judges_input else (), rate,
+                     progress_start(x, self.objective.terms, tolerance, self.patience, evaluations))
+
+    def step(self, state: State, targets) -> State:
+        """One iteration: the optimizer's update, then the shared pieces (pure, graph-safe)."""
+        core, ev = self.update(state.core, state.rate, targets)
+        average = average_update(state.average, self.iterate(core), self.ema_decay) if self.averages else ()
+        if self.judges_input:  # it evaluated state.core's iterate: a failure undoes that one too
+            (core, average), rate = keep_if_finite(ev.finite, (core, average), state.last, state.rate)
+            last = tf.cond(ev.finite, lambda: (state.core, state.average), lambda: state.last)
+        else:  # it evaluated where it moved: a failure goes back to where it came from
+            (core, average), rate = keep_if_finite(ev.finite, (core, average), (state.core, state.average),
+                                                   state.rate)
+            last = ()
+        return State(core, average, last, rate, record(state.progress, ev))
+
+    def image(self, state: State) -> tf.Tensor:
+        """The current result: the iterate, or with averaging the bias-corrected average
+        (the iterate until something has been averaged). Graph-safe."""
+        x = self.iterate(state.core)
+        return average_value(state.average, x, self.ema_decay) if self.averages else x
+
+    def best_image(self, state: State) -> tf.Tensor:
+        """What to keep when a run stops early: the average when averaging (its loss is
+        not evaluated), else the lowest-loss image evaluated."""
+        return self.image(state) if self.averages else state.progress.best_x
 
     def result_image(self, state: State) -> tf.Tensor:
         """The run's result: `image`, or after a numerical failure `best_image`."""
         return tf.where(failed(state), self.best_image(state), self.image(state))
 
-    def _record_start(self, x, tolerance) -> State:
-        """The part of a state every optimizer keeps the same way, before any evaluation."""
-        return {"loss": tf.constant(np.float32(np.nan)), "finite": tf.constant(True),
-                "terms": {t: tf.constant(0.0) for t in self.objective.terms},
-                "rejected": tf.constant(0), "best_x": x, "best_loss": tf.constant(np.float32(np.inf)),
-                "progress": progress_start(self.patience), "tolerance": tf.cast(tolerance, tf.float32),
-                "done": tf.constant(False), "stalled": tf.constant(False)}
+    def rescale_state(self, state: State, image, targets=None) -> State:
+        """Warm start at ``image`` of another size (coarse-to-fine): afresh, keeping the
+        tolerance and the count of evaluations."""
+        p = state.progress
+        return self.init_state(image, targets, tolerance=p.tolerance, evaluations=p.evaluations)
 
-    def _record(self, state: State, evaluated, total, terms, finite) -> State:
-        """That part after evaluating image ``evaluated``: its loss and terms, the best
-        image so far, the stall test, and done after `MAX_REJECTED` non-finite
-        evaluations in a row."""
-        improved = finite & (total < state["best_loss"])
-        best_loss = tf.where(improved, total, state["best_loss"])
-        progress, stalled = progress_update(state["progress"], best_loss, finite, state["tolerance"])
-        rejected = tf.where(finite, 0, state["rejected"] + 1)
-        return {"loss": total, "finite": finite, "terms": select(finite, terms, state["terms"]),
-                "rejected": rejected, "best_x": tf.where(improved, evaluated, state["best_x"]),
-                "best_loss": best_loss, "progress": progress, "tolerance": state["tolerance"],
-                "done": stalled | (rejected >= MAX_REJECTED), "stalled": stalled}
+    def stop_reason(self, state: State, iteration: int) -> str | None:
+        """Why a done state stopped, in words."""
+        p = state.progress
+        if p.stalled:
+            return (f"converged at iteration {iteration}: the loss improved by less than "
+                    f"{float(p.tolerance):g} over {self.patience} iterations")
+        if p.converged:
+            return f"converged at iteration {iteration}: {self.convergence}"
+        return (f"numerical failure at iteration {iteration} "
+                f"(loss {float(p.loss)}, {int(p.rejected)} non-finite in a row)")
+
+    convergence = "the optimizer's own test"
 
     def state_to_arrays(self, state: State) -> dict[str, np.ndarray]:
         """The state as named arrays (a checkpoint)."""
         return {path: np.asarray(value) for path, value in flatten_with_paths(state)}
 
     def state_from_arrays(self, arrays: dict[str, np.ndarray], like: State) -> State:
-        """The state saved by `state_to_arrays`, with the structure of ``like``."""
-        return tf.nest.pack_sequence_as(like, [tf.constant(arrays[p]) for p, _ in flatten_with_paths(like)])
+        """The state saved by `state_to_arrays`, with the structure of ``like``.
+
+        Raises:
+            TfnstError: when the arrays are not such a state (another optimizer's, or an
+                older tfnst's layout).
+        """
+        paths = [p for p, _ in flatten_with_paths(like)]
+        missing = [p for p in paths if p not in arrays]
+        if missing:
+            raise TfnstError(f"the checkpoint does not hold a {self.name} state of this tfnst "
+                             f"(no {missing[0]}); start the run afresh")
+        return tf.nest.pack_sequence_as(like, [tf.constant(arrays[p]) for p in paths])
 
 
 # ------------------------------------------------------------------ Adam
+class AdamCore(NamedTuple):
+    x: tf.Tensor  # the iterate (evaluated by the next update)
+    m: tf.Tensor
+    v: tf.Tensor
+    t: tf.Tensor  # steps taken (float32)
+    aux: Any  # the objective's state (a discriminator's weights), or {}
+
+
 class Adam(ImageOptimizer):
     """Adam on the pixels, clipped to [0, 1] after every step.
 
@@ -199,84 +440,36 @@ class Adam(ImageOptimizer):
     state values, not variables, so the same step serves every size and every
     concurrent request of a served graph, and the state is trivially checkpointed.
 
-    A step whose loss or gradient is not finite is undone inside the graph: the state
-    goes back to the last accepted iterate with its moments, and the rate is halved,
-    so the next step from there is a shorter one (`tf.where`, no host decision).
-
-    With ``ema_decay`` > 0 the image it returns is an exponential moving average of
-    the iterates, bias-corrected as Adam's moments are (Polyak & Juditsky 1992 for
-    averaging; crowsonkb/style-transfer-pytorch averages the same way).
+    Its update evaluates the iterate it is given, then steps: a non-finite evaluation
+    sends the state back to the one this iterate came from, with its moments (and
+    average), at half the rate (`keep_if_finite`). With ``ema_decay`` > 0 the image it
+    returns is the iterates' bias-corrected average (crowsonkb/style-transfer-pytorch
+    averages the same way).
 
     Args:
-        objective: ``objective(x, targets, state) -> (total, terms, state)`` with
-            ``initial_state()`` and ``terms`` (an `Objective` or `ObjectiveFunction`).
-        ema_decay: averaging (0 = off).
-        patience: the window of the stall test (``tolerance``, given to `init_state`:
-            stop when the best loss improved by less than that fraction over
-            ``patience`` iterations; 0 = never).
+        objective, patience, ema_decay: as for `ImageOptimizer`.
+        beta_1, beta_2, epsilon: Kingma & Ba's constants (their values; no option sets them).
     """
 
     name = "adam"
+    judges_input = True
+    default_rate = ADAM_DEFAULTS["learning_rate"]
 
-    def __init__(self, objective, beta_1=0.9, beta_2=0.999, epsilon=1e-8, ema_decay=0.0,
-                 patience: int = 20):
-        self.objective = objective
+    def __init__(self, objective, *, patience: int, ema_decay: float, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        self.ema_decay = float(ema_decay)
-        self.averages = self.ema_decay > 0
-        self.patience = int(patience)
-        # One graph per step, unless the objective runs its own compiled pieces (tiles).
-        self.compiled_step = tf.function(self.step) if objective.graph_safe else self.step
+        super().__init__(objective, patience=patience, ema_decay=ema_decay)
 
-    def _core(self, x, m, v, t, aux) -> State:
-        core = {"x": x, "m": m, "v": v, "t": t, "aux": aux}
-        if self.averages:
-            core["avg"], core["avg_t"] = tf.zeros_like(x), tf.constant(0.0)
-        return core
-
-    def init_state(self, x, targets=None, learning_rate: float | None = None,
-                   tolerance: float = 0.0) -> State:
-        """The state before the first step from image ``x`` [H, W, 3]."""
-        x = tf.convert_to_tensor(x, tf.float32)
+    def init_core(self, x) -> AdamCore:
         zeros = tf.zeros_like(x)
-        core = self._core(x, zeros, zeros, tf.constant(0.0), self.objective.initial_state())
-        return {"core": core, "prev": core,
-                "lr": tf.constant(float(ADAM_DEFAULTS["learning_rate"] if learning_rate is None else learning_rate)),
-                **self._record_start(x, tolerance)}
+        return AdamCore(x, zeros, zeros, tf.constant(0.0), self.objective.initial_state())
 
-    def step(self, state: State, targets) -> State:
-        """Evaluate the loss at the current iterate and take one step (pure, graph-safe)."""
-        core = state["core"]
-        x = core["x"]
-        total, terms, aux, g = self.objective.value_and_gradient(x, targets, core["aux"])
-        finite = tf.math.is_finite(total) & tf.reduce_all(tf.math.is_finite(g))
-        g = tf.where(finite, g, tf.zeros_like(g))  # keep NaNs out of the moments
-        t = core["t"] + 1.0
-        new_x, m, v = adam_update(x, g, core["m"], core["v"], t, state["lr"], self.beta_1,
-                                  self.beta_2, self.epsilon)
-        accepted = {"x": new_x, "m": m, "v": v, "t": t, "aux": aux}
-        if self.averages:
-            accepted["avg"] = ema_update(core["avg"], new_x, self.ema_decay)
-            accepted["avg_t"] = core["avg_t"] + 1.0
-        # Rejected: back to the state this iterate came from, at half the rate.
-        return {"core": select(finite, accepted, state["prev"]),
-                "prev": select(finite, core, state["prev"]),
-                "lr": tf.where(finite, state["lr"], 0.5 * state["lr"]),
-                **self._record(state, x, total, terms, finite)}
-
-    def image(self, state: State) -> tf.Tensor:
-        """The current result: the iterate, or with averaging the bias-corrected average
-        (the iterate until something has been averaged). Graph-safe."""
-        core = state["core"]
-        if not self.averages:
-            return core["x"]
-        return tf.where(core["avg_t"] > 0, ema_debiased(core["avg"], tf.maximum(core["avg_t"], 1.0),
-                                                        self.ema_decay), core["x"])
-
-    def best_image(self, state: State) -> tf.Tensor:
-        """What to keep when a run stops early: the average when averaging (its loss is
-        not evaluated), else the lowest-loss iterate."""
-        return self.image(state) if self.averages else state["best_x"]
+    def update(self, core: AdamCore, rate, targets):
+        """Evaluate the loss at the iterate and take one Adam step (pure)."""
+        total, terms, aux, g = self.objective.value_and_gradient(core.x, targets, core.aux)
+        finite = _finite(total, g)
+        t = core.t + 1.0
+        x, m, v = adam_update(core.x, g, core.m, core.v, t, rate, self.beta_1, self.beta_2, self.epsilon)
+        return AdamCore(x, m, v, t, aux), Evaluation(core.x, total, terms, finite, 1, tf.constant(False))
 
     def rescale_state(self, state: State, image, targets=None) -> State:
         """Warm start at a new size (coarse-to-fine): the moments resized with the image,
@@ -290,18 +483,17 @@ class Adam(ImageOptimizer):
         """
         from tfnst.resize import resize
 
-        core = state["core"]
+        core = state.core
         image = tf.convert_to_tensor(image, tf.float32)
         size = tf.shape(image)[:2]
-        old = tf.cast(tf.reduce_prod(tf.shape(core["x"])[:2]), tf.float32)
+        old = tf.cast(tf.reduce_prod(tf.shape(core.x)[:2]), tf.float32)
         ratio = old / tf.cast(tf.reduce_prod(size), tf.float32)
-        m = resize(core["m"], size, clip=False) * ratio
-        v = tf.maximum(resize(core["v"], size, clip=False), 0.0) * ratio**2
-        fresh = self.init_state(image, learning_rate=1.0)
-        new_core = self._core(image, m, v, core["t"], core["aux"])
-        return {**fresh, "core": new_core, "prev": new_core, "lr": state["lr"],
-                "tolerance": state["tolerance"], "rejected": state["rejected"]}
-
+        m = resize(core.m, size, clip=False) * ratio
+        v = tf.maximum(resize(core.v, size, clip=False), 0.0) * ratio**2
+        fresh = super().rescale_state(state, image, targets)
+        new_core = AdamCore(image, m, v, core.t, core.aux)
+        return fresh._replace(core=new_core, last=(new_core, fresh.average), rate=state.rate,
+                              progress=fresh.progress._replace(rejected=state.progress.rejected))
 
 
 # ------------------------------------------------------------------ L-BFGS
@@ -344,6 +536,16 @@ def lbfgs_push(s_pairs: tuple, y_pairs: tuple, rho, s, y, accept):
                    lambda: (s_pairs, y_pairs, rho))
 
 
+class LBFGSCore(NamedTuple):
+    x: tf.Tensor  # the last accepted iterate
+    g: tf.Tensor  # its gradient
+    evaluated: tf.Tensor  # whether x has been (its gradient is known)
+    aux: Any
+    s: tuple  # correction pairs, oldest first
+    y: tuple
+    rho: tf.Tensor
+
+
 class LBFGS(ImageOptimizer):
     """L-BFGS on the pixels with a fixed step: one loss evaluation per iteration.
 
@@ -351,78 +553,204 @@ class LBFGS(ImageOptimizer):
     jcjohnson/neural-style (``optim.lbfgs``) run L-BFGS without a line search: the
     quasi-Newton step is taken as it is (a step of 1; the first, with no curvature
     yet, is a gradient step of length min(1, 1/‖g‖₁), as torch's). A line search
-    (tensorflow-probability's Hager–Zhang, which tfnst used before) costs about 3
-    evaluations an iteration and was slower per second than Adam (docs/speed.md).
-    Here the step is projected onto [0, 1] and the pair stores the step actually
-    taken, so the curvature pairs describe the points evaluated.
+    (`TfpLBFGS`, tensorflow-probability's Hager–Zhang) costs more evaluations an
+    iteration (docs/speed.md). Here the step is projected onto [0, 1] and the pair
+    stores the step actually taken, so the curvature pairs describe the points evaluated.
 
-    A non-finite loss or gradient at the new point is undone as for `Adam`: the run
-    stays at the last accepted iterate (its gradient and history kept) and the step
-    is halved, so the next try lies half as far along the same direction.
+    Its update proposes the next point from the last accepted iterate and evaluates it
+    (the first evaluates the start itself): a non-finite evaluation keeps the last
+    accepted iterate, its gradient and history, and halves the step
+    (`keep_if_finite`), so the next try lies half as far along the same direction.
 
     Args:
-        objective: as for `Adam`.
-        history: correction pairs kept (`LBFGS_HISTORY`).
-        patience: the window of the stall test, as for `Adam`.
+        objective, patience, ema_decay: as for `ImageOptimizer`.
+        history: correction pairs kept (`tfnst.config.LBFGS_HISTORY`).
     """
 
     name = "lbfgs"
-    averages = False
 
-    def __init__(self, objective, history: int = LBFGS_HISTORY, patience: int = 20):
-        self.objective, self.history, self.patience = objective, int(history), int(patience)
-        self.compiled_step = tf.function(self.step) if objective.graph_safe else self.step
+    def __init__(self, objective, *, history: int, patience: int, ema_decay: float):
+        self.history = int(history)
+        super().__init__(objective, patience=patience, ema_decay=ema_decay)
 
-    def init_state(self, x, targets=None, learning_rate: float | None = None,
-                   tolerance: float = 0.0) -> State:
-        """The state before the first evaluation, at image ``x`` [H, W, 3]; the first
-        `step` evaluates ``x`` itself. ``learning_rate`` scales the steps (1 unset)."""
-        x = tf.convert_to_tensor(x, tf.float32)
+    def init_core(self, x) -> LBFGSCore:
         zeros = tf.zeros_like(x)
-        core = {"x": x, "g": zeros, "evaluated": tf.constant(False), "aux": self.objective.initial_state(),
-                "s": (zeros,) * self.history, "y": (zeros,) * self.history, "rho": tf.zeros([self.history])}
-        return {"core": core, "candidate": x, "lr": tf.cast(1.0 if learning_rate is None else learning_rate, tf.float32),
-                **self._record_start(x, tolerance)}
+        return LBFGSCore(x, zeros, tf.constant(False), self.objective.initial_state(),
+                         (zeros,) * self.history, (zeros,) * self.history, tf.zeros([self.history]))
 
-    def step(self, state: State, targets) -> State:
-        """Evaluate the candidate, accept it if finite, and propose the next (pure, graph-safe)."""
-        core, candidate = state["core"], state["candidate"]
-        total, terms, aux, g = self.objective.value_and_gradient(candidate, targets, core["aux"])
-        finite = tf.math.is_finite(total) & tf.reduce_all(tf.math.is_finite(g))
-        g = tf.where(finite, g, core["g"])
-        s_pairs, y_pairs, rho = lbfgs_push(core["s"], core["y"], core["rho"], candidate - core["x"],
-                                           g - core["g"], finite & core["evaluated"])
-        x = tf.where(finite, candidate, core["x"])
-        lr = tf.where(finite, state["lr"], 0.5 * state["lr"])
-        direction = lbfgs_direction(g, s_pairs, y_pairs, rho)
-        first = tf.minimum(1.0, 1.0 / tf.maximum(tf.reduce_sum(tf.abs(g)), 1e-30))
-        length = tf.where(rho[-1] > 0, 1.0, first) * lr
-        new_core = {"x": x, "g": g, "evaluated": core["evaluated"] | finite,
-                    "aux": select(finite, aux, core["aux"]), "s": s_pairs, "y": y_pairs, "rho": rho}
-        return {"core": new_core, "candidate": tf.clip_by_value(x + length * direction, 0.0, 1.0), "lr": lr,
-                **self._record(state, candidate, total, terms, finite)}
-
-    def image(self, state: State) -> tf.Tensor:
-        """The last accepted iterate (its loss is the one reported). Graph-safe."""
-        return state["core"]["x"]
-
-    def best_image(self, state: State) -> tf.Tensor:
-        return state["best_x"]
-
-    def rescale_state(self, state: State, image, targets=None) -> State:
-        """L-BFGS's pairs do not carry over to another size: it starts afresh at ``image``."""
-        return self.init_state(image, targets, tolerance=state["tolerance"])
+    def update(self, core: LBFGSCore, rate, targets):
+        """Propose a step from the last accepted iterate and evaluate it (pure)."""
+        direction = lbfgs_direction(core.g, core.s, core.y, core.rho)
+        first = tf.minimum(1.0, 1.0 / tf.maximum(tf.reduce_sum(tf.abs(core.g)), 1e-30))
+        length = tf.where(core.rho[-1] > 0, 1.0, first) * rate
+        candidate = tf.where(core.evaluated, tf.clip_by_value(core.x + length * direction, 0.0, 1.0), core.x)
+        total, terms, aux, g = self.objective.value_and_gradient(candidate, targets, core.aux)
+        finite = _finite(total, g)
+        s, y, rho = lbfgs_push(core.s, core.y, core.rho, candidate - core.x, g - core.g, finite & core.evaluated)
+        return (LBFGSCore(candidate, g, tf.constant(True), aux, s, y, rho),
+                Evaluation(candidate, total, terms, finite, 1, tf.constant(False)))
 
 
-def failed(state: State) -> tf.Tensor:
-    """Whether the run stopped on a numerical failure (done, but not stalled)."""
-    return state["done"] & ~state["stalled"]
+# ------------------------------------------------------------------ tensorflow-probability's L-BFGS
+def _tfp():
+    """tensorflow_probability, or a `TfnstError` naming the extra that installs it."""
+    try:
+        import tensorflow_probability as tfp
+    except ImportError:
+        raise TfnstError(TFP_MISSING) from None
+    return tfp
+
+
+RANGE_PENALTY = 1e3  # TfpLBFGS: weight of the squared distance outside [0, 1] (a mean over pixels)
+
+
+def range_penalty(x):
+    """`RANGE_PENALTY` times the mean squared distance of ``x`` from [0, 1]; 0 inside."""
+    outside = x - tf.clip_by_value(x, 0.0, 1.0)
+    return RANGE_PENALTY * tf.reduce_mean(tf.square(outside))
+
+
+class TfpCore(NamedTuple):
+    results: Any  # tfp's LBfgsOptimizerResults; its position is the image flattened
+    x: tf.Tensor  # the image: the position as [H, W, 3], clipped to [0, 1]
+    aux: Any  # the objective's state, constant (a stateful objective is refused)
+
+
+class TfpLBFGS(ImageOptimizer):
+    """tensorflow-probability's L-BFGS (``tfp.optimizer.lbfgs_minimize``) with its
+    Hager–Zhang line search: several loss evaluations an iteration, each step satisfying
+    the Wolfe conditions. Needs the ``tfp`` extra (``pip install 'tfnst[tfp]'``).
+
+    One `step` is one L-BFGS iteration: ``lbfgs_minimize`` resumed from the previous
+    results (``previous_optimizer_results``) with ``max_iterations`` one more than it has
+    done, so callbacks see each iteration and the state (tfp's results) is checkpointed
+    as any other; the first step only evaluates the start (tfp's initial state).
+
+    The position is the image flattened: tfp treats a position's leading dimensions as
+    a batch of independent problems (its norms and dot products are over the last axis),
+    so an [H, W, 3] position would be H·W problems of 3 unknowns.
+
+    Values outside [0, 1]: Adam and `LBFGS` clip each step, but clipping tfp's iterate
+    between iterations would leave its stored value, gradient and curvature pairs
+    describing another point. So tfp minimizes, instead of f(x), f(clip(x)) +
+    `range_penalty`(x): the loss is that of the projected image (what the image is, and
+    what is reported: the penalty is taken off), inside [0, 1] nothing changes, and
+    outside, where f(clip(x)) is flat, the penalty's gradient pulls a pixel back to the
+    box instead of leaving it where it strayed. The image is clip(x), as for the others.
+
+    Stops on tfp's own convergence (tolerances 0: only when an iteration changed
+    nothing) or when its line search found no step satisfying the Wolfe conditions
+    (in float32, where the loss stops decreasing), both reported as converged; and on
+    the shared stall test. A non-finite result is undone by `keep_if_finite` (rare:
+    the line search itself shrinks a step whose loss is not finite); ``rate`` has no
+    effect here, the line search chooses the step. The terms are reported by one more
+    forward pass an iteration, at the image (not counted in ``evaluations``).
+
+    Args:
+        objective, patience, ema_decay: as for `ImageOptimizer`; a stateful objective
+            (the discriminator) is refused: the line search evaluates it several times.
+        history: correction pairs kept (`tfnst.config.LBFGS_HISTORY`).
+    """
+
+    name = "tfp-lbfgs"
+    convergence = ("tensorflow-probability's L-BFGS made no progress (its line search found no "
+                   "lower loss)")
+
+    def __init__(self, objective, *, history: int, patience: int, ema_decay: float):
+        self.tfp = _tfp()
+        if getattr(getattr(objective, "statistic", None), "stateful", False):
+            raise TfnstError("the discriminator style loss trains alongside the image, one step per "
+                             "image step; tfp-lbfgs's line search evaluates several: choose adam")
+        self.history = int(history)
+        super().__init__(objective, patience=patience, ema_decay=ema_decay)
+        if objective.graph_safe:  # one trace for every size (each builds tfp's whole loop)
+            self.compiled_step = tf.function(self.step, reduce_retracing=True, autograph=False)
+
+    def init_core(self, x) -> TfpCore:
+        from tensorflow_probability.python.optimizer.lbfgs import LBfgsOptimizerResults
+
+        flat = tf.reshape(x, [-1])
+        pairs = tf.zeros(tf.concat([[self.history], tf.shape(flat)], 0))
+        no = tf.constant(False)
+        results = LBfgsOptimizerResults(
+            converged=no, failed=no, num_iterations=tf.constant(0), num_objective_evaluations=tf.constant(0),
+            position=flat, objective_value=tf.constant(np.float32(np.nan)), objective_gradient=tf.zeros_like(flat),
+            position_deltas=pairs, gradient_deltas=pairs)
+        return TfpCore(results, tf.clip_by_value(x, 0.0, 1.0), self.objective.initial_state())
+
+    @staticmethod
+    def _unflatten(flat, like):
+        x = tf.reshape(flat, tf.shape(like))
+        x.set_shape(like.shape)  # what is known of the size (a static one in a while_loop)
+        return x
+
+    def _value_and_gradients(self, core: TfpCore, targets):
+        def fn(flat):
+            x = self._unflatten(flat, core.x)
+            inside = tf.clip_by_value(x, 0.0, 1.0)
+            total, _, _, g = self.objective.value_and_gradient(inside, targets, core.aux)
+            in_box = tf.cast((x >= 0.0) & (x <= 1.0), g.dtype)  # d clip(x) / dx
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                penalty = range_penalty(x)
+            return total + penalty, tf.reshape(g * in_box + tape.gradient(penalty, x), [-1])
+        return fn
+
+    def update(self, core: TfpCore, rate, targets):
+        """One L-BFGS iteration of tfp, or on the first call tfp's evaluation of the start (pure)."""
+        fn = self._value_and_gradients(core, targets)
+        lbfgs = self.tfp.optimizer.lbfgs_minimize
+        zero = dict(tolerance=0.0, x_tolerance=0.0, f_relative_tolerance=0.0)
+        previous = core.results
+
+        def start():  # what tfp's own initial state holds (lbfgs._get_initial_state), with tolerance 0
+            value, gradient = fn(previous.position)
+            return previous._replace(num_objective_evaluations=tf.constant(1), objective_value=value,
+                                     objective_gradient=gradient)
+
+        results = tf.cond(previous.num_objective_evaluations > 0,
+                          lambda: lbfgs(fn, None, previous_optimizer_results=previous,
+                                        max_iterations=previous.num_iterations + 1, **zero),
+                          start)
+        # tfp's loop forgets what is known of the shapes; a tf.while_loop needs them kept
+        results = tf.nest.map_structure(lambda new, old: tf.ensure_shape(new, old.shape), results, previous)
+        x = self._unflatten(results.position, core.x)
+        image = tf.clip_by_value(x, 0.0, 1.0)
+        total = results.objective_value - range_penalty(x)  # f(clip(x)): the image's loss
+        finite = _finite(results.objective_value, results.objective_gradient)
+        terms = self.objective(image, targets, core.aux)[1]
+        ev = Evaluation(image, total, terms, finite,
+                        results.num_objective_evaluations - previous.num_objective_evaluations,
+                        results.converged | results.failed)
+        return TfpCore(results, image, core.aux), ev
+
+
+# ------------------------------------------------------------------ choosing one
+def build_optimizer(config, objective) -> ImageOptimizer:
+    """The optimizer ``config`` asks for (``optimizer_name``: "auto" resolved), over
+    ``objective``, with the config's settings.
+
+    Raises:
+        TfnstError: for tfp-lbfgs without tensorflow-probability, or an optimizer that
+            cannot run the objective (a stateful one needs Adam).
+    """
+    name = getattr(config, "optimizer_name", config.optimizer)
+    if name == "adam":
+        return Adam(objective, patience=config.patience, ema_decay=config.averaging)
+    if getattr(getattr(objective, "statistic", None), "stateful", False):
+        raise TfnstError("the discriminator style loss needs optimizer='adam'")
+    if name == "lbfgs":
+        return LBFGS(objective, history=LBFGS_HISTORY, patience=config.patience, ema_decay=config.averaging)
+    if name == "tfp-lbfgs":
+        return TfpLBFGS(objective, history=LBFGS_HISTORY, patience=config.patience, ema_decay=config.averaging)
+    raise TfnstError(f"unknown optimizer {name!r}: choose lbfgs, adam or tfp-lbfgs")
 
 
 # ------------------------------------------------------------------ the library's loop
 def _fetch(state: State):
     """The few values the loop reads back each iteration, in one transfer."""
-    return {k: state[k].numpy() for k in ("loss", "finite", "rejected", "best_loss", "done", "stalled")}
+    p = state.progress
+    return {k: getattr(p, k).numpy() for k in ("loss", "finite", "rejected", "best_loss", "done", "evaluations")}
 
 
 def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callback] = (), *,
@@ -435,7 +763,7 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
     one to the callbacks as an `IterationRecord` (a rejected, non-finite evaluation is
     undone by the step itself and not reported). Stops early when the state says done:
     `MAX_REJECTED` non-finite evaluations in a row (a failure: the best image so far
-    is returned) or a stall (converged). Ctrl-C raises
+    is returned), a stall or the optimizer's own convergence. Ctrl-C raises
     `Interrupted` with the best image so far.
 
     Returns:
@@ -461,7 +789,8 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
             best_loss = float(info["best_loss"])
             if info["finite"]:
                 record = IterationRecord(
-                    iteration, iterations, float(info["loss"]), {k: float(v) for k, v in state["terms"].items()},
+                    iteration, iterations, float(info["loss"]),
+                    {k: float(v) for k, v in state.progress.terms.items()},
                     size, time.perf_counter() - start, optimizer.name, *scale)
                 if callbacks:
                     current = optimizer.image(state)
@@ -473,13 +802,8 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
                 log.warning("tfnst: iteration %d: the loss or its gradient is not finite (%s); "
                             "step undone, step size halved", iteration, float(info["loss"]))
             if info["done"]:
-                if info["stalled"]:
-                    reason = (f"converged at iteration {iteration}: the loss improved by less than "
-                              f"{float(state['tolerance']):g} over {optimizer.patience} iterations")
-                else:
-                    failure = True
-                    reason = (f"numerical failure at iteration {iteration} "
-                              f"(loss {float(info['loss'])}, {int(info['rejected'])} non-finite in a row)")
+                reason = optimizer.stop_reason(state, iteration)
+                failure = bool(failed(state))
                 break
             if any(c.stop_requested for c in callbacks):
                 break
@@ -491,4 +815,4 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
     if failure:
         log.warning("tfnst: stopped early: %s; keeping the best image so far (loss %s)", reason, best_loss)
     final = np.clip(optimizer.result_image(state).numpy(), 0.0, 1.0)
-    return Result(final, best_loss, iteration, reason, failure, state)
+    return Result(final, best_loss, iteration, reason, failure, state, int(evaluations(state)))
