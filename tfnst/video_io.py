@@ -26,6 +26,9 @@ re-encoded (AAC for mp4, Opus for webm). It is cut at the end of the video (to t
 nearest audio packet) when the output has fewer frames than the source. A frame folder
 has no audio: it is dropped there, with a log line saying so.
 
+Files: the first video stream is read; a rotation stored with it (portrait phone video)
+is applied, as players do; other streams are ignored.
+
 Folder input: the image files in the folder (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``,
 ``.tif``, ``.tiff``, ``.webp``) whose names hold a number, in the order of the last number
 in the name (``frame_2.png`` before ``frame_10.png``); other files are ignored. All
@@ -84,8 +87,11 @@ class VideoInfo:
     """What is known about a clip before decoding it.
 
     ``fps`` is a Fraction (``30000/1001`` for NTSC), None when unknown (a frame folder
-    without ``framerate.txt``); ``frame_count`` is None when the container does not
-    say (webm often does not); ``has_audio`` is whether a file has an audio stream.
+    without ``framerate.txt``); ``frame_count`` is the container's count, or else the
+    number of video packets (one frame each; webm does not say, so its packets are
+    counted, which reads the file once without decoding it), None if neither is known;
+    ``width`` and ``height`` are the frames' as shown, after the stream's rotation
+    (portrait phone video); ``has_audio`` is whether a file has an audio stream.
     """
 
     path: Path
@@ -196,8 +202,24 @@ class VideoReader:
                 raise _av_error(self.path, e) from None
             if first is None:
                 raise TfnstError(f"{self.path}: the video has no frames")
-            return VideoInfo(self.path, first.width, first.height, rate, count,
-                             has_audio=has_audio, is_folder=False)
+            # Phones store portrait video as landscape frames plus a rotation to show
+            # them with: frames are turned as players turn them.
+            self._turns = round((first.rotation or 0) / 90) % 4
+            width, height = first.width, first.height
+            if self._turns % 2:
+                width, height = height, width
+        if count is None:  # webm and some others do not say: count the packets
+            count = self._count_packets() or None
+        return VideoInfo(self.path, width, height, rate, count,
+                         has_audio=has_audio, is_folder=False)
+
+    def _count_packets(self) -> int:
+        av = require_av()
+        try:
+            with self._open() as container:
+                return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
+        except av.FFmpegError:
+            return 0
 
     def __len__(self) -> int:
         if self.info.frame_count is None:
@@ -234,6 +256,8 @@ class VideoReader:
                     if max_frames is not None and n >= max_frames:
                         return
                     rgb = frame.to_ndarray(format="rgb24")
+                    if self._turns:
+                        rgb = np.ascontiguousarray(np.rot90(rgb, self._turns))
                     if rgb.shape[:2] != (self.info.height, self.info.width):
                         raise TfnstError(f"{self.path}: frames change size (frame {n} is "
                                          f"{rgb.shape[1]}x{rgb.shape[0]}, the first is "
