@@ -50,13 +50,13 @@ def main(argv=None) -> int:
 
     def run(iterations, rate, ema_decay=0.0):
         """{iteration: [loss of the iterate(, loss of the average)]} every 25 iterations."""
-        adam = Adam(engine.objective, ema_decay=ema_decay)
+        adam = Adam(engine.objective, ema_decay=ema_decay, patience=config.patience)
         state, scores = adam.init_state(tf.constant(content), targets), {}
         step = tf.function(adam.step)
         for i in range(1, iterations + 1):
-            state = step({**state, "lr": tf.constant(rate(i), tf.float32)}, targets)
+            state = step(state._replace(rate=tf.constant(rate(i), tf.float32)), targets)
             if i % 25 == 0 or i == iterations:
-                scores[i] = [score(state["core"]["x"])] + ([score(adam.image(state))] if ema_decay else [])
+                scores[i] = [score(state.core.x)] + ([score(adam.image(state))] if ema_decay else [])
         return scores
 
     print(f"{cpu_model()}; {content.shape[1]}x{content.shape[0]}; {args.precision}", flush=True)

@@ -279,16 +279,16 @@ def test_reported_disc_acc_is_the_discriminators_accuracy_at_that_step(style64):
         state = engine.optimizer.step(state, targets)
     before = state
     after = engine.optimizer.step(state, targets)
-    f, s = stylizer.features(before["core"]["x"][None]), stylizer.features(style[None])
+    f, s = stylizer.features(before.core.x[None]), stylizer.features(style[None])
     accuracies = []
     for n in STYLE_LAYERS:
-        p = {k: v.numpy() for k, v in before["core"]["aux"][n].items()}
+        p = {k: v.numpy() for k, v in before.core.aux[n].items()}
         sv, cv = s[n].numpy().reshape(-1, s[n].shape[-1]), f[n].numpy().reshape(-1, f[n].shape[-1])
         mu = sv.mean(0)
         sd = np.sqrt(((sv - mu) ** 2).mean()) + 1e-3
         logit = lambda v: (v @ p["w"]) + np.einsum("mc,cd,md->m", v, p["a"], v) / v.shape[1] + p["b"]
         accuracies.append(0.5 * ((logit((sv - mu) / sd) > 0).mean() + (logit((cv - mu) / sd) < 0).mean()))
-    assert float(after["terms"]["disc_acc"]) == pytest.approx(np.mean(accuracies), abs=1e-6)
+    assert float(after.progress.terms["disc_acc"]) == pytest.approx(np.mean(accuracies), abs=1e-6)
 
 
 def test_discriminator_sees_covariance_where_a_linear_one_cannot():

@@ -240,7 +240,7 @@ def test_masks_work_with_every_statistic(statistic, content64):
         # Adversarial: its style term is the image's loss against discriminators that keep
         # learning, so it rises while they do. What must hold: a discriminator per region
         # and layer, in the state, each learning (accuracy above chance).
-        state = stylizer.last_result.state["core"]["aux"]
+        state = stylizer.last_result.state.core.aux
         assert all(len(regions) == 2 for regions in state.values())
         assert history.records[-1].terms["disc_acc"] > 0.5
     else:
