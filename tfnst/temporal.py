@@ -1,0 +1,84 @@
+"""The pieces of Ruder et al.'s temporal consistency that do not depend on the optimizer.
+
+Ruder, Dosovitskiy & Brox, "Artistic Style Transfer for Videos" (GCPR 2016; IJCV 2018):
+frame i is optimized starting from frame i-1's result warped into it, with a loss
+that ties it to that warped result where the flow is reliable::
+
+    L_temporal(x, ω, c) = 1/D sum_k c_k (x_k - ω_k)²        (D = H W C)
+
+``ω`` the earlier stylized frame warped into frame i by the content's backward flow,
+``c`` the reliability weights (`tfnst.flow.consistency_weights`, broadcast over the
+colour channels). The long-term variant sums the loss over several earlier frames
+i - j (j in J, e.g. {1, 2, 4}), each with the long-term weights of
+`tfnst.flow.long_term_weights`, so that a pixel is tied only to the closest earlier
+frame where it was visible.
+
+Frames are float [H, W, 3] in [0, 1] (tfnst's images), so for the same images this loss
+is 255² = 65025 times smaller than in Ruder et al.'s 0-255 (Caffe) units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from tfnst.errors import TfnstError
+from tfnst.flow import consistency_weights, flow_pair, long_term_weights, warp
+
+
+@dataclass
+class TemporalTarget:
+    """One earlier frame's pull on frame i: its stylized result warped into frame i
+    (float32 [H, W, 3]) and the per-pixel weights (float32 [H, W], in {0, 1});
+    ``offset`` is j for the earlier frame i - j."""
+
+    warped: np.ndarray
+    weights: np.ndarray
+    offset: int = 1
+
+
+def temporal_target(content_prev, content, stylized_prev, *, method: str = "dis",
+                    flow: Callable | None = None, offset: int = 1) -> TemporalTarget:
+    """Warp ``stylized_prev`` (the result for the earlier content frame ``content_prev``)
+    into ``content``'s frame, with Ruder et al.'s weights. The flow is OpenCV's
+    (``method``), or ``flow(a, b)`` (from a to b) if given."""
+    if flow is None:
+        forward, backward = flow_pair(content_prev, content, method)
+    else:
+        forward, backward = flow(content_prev, content), flow(content, content_prev)
+    stylized_prev = np.asarray(stylized_prev, np.float32)
+    if stylized_prev.shape[:2] != backward.shape[:2]:
+        raise TfnstError(f"the stylized frame is {stylized_prev.shape[:2]}, the content "
+                         f"{backward.shape[:2]}: resize one to the other first")
+    warped = warp(stylized_prev, backward).numpy()
+    return TemporalTarget(warped, consistency_weights(forward, backward), offset)
+
+
+def temporal_targets(content, earlier: Sequence[tuple[int, object, object]], *,
+                     method: str = "dis", flow: Callable | None = None) -> list[TemporalTarget]:
+    """The long-term targets of frame ``content``: ``earlier`` holds
+    ``(j, content[i-j], stylized[i-j])``, closest first (j ascending); the weights
+    are the long-term ones (a single earlier frame keeps its short-term weights)."""
+    offsets = [j for j, _, _ in earlier]
+    if offsets != sorted(offsets) or len(set(offsets)) != len(offsets):
+        raise TfnstError(f"earlier frames must be closest first and distinct, got offsets {offsets}")
+    targets = [temporal_target(c, content, s, method=method, flow=flow, offset=j) for j, c, s in earlier]
+    for target, weights in zip(targets, long_term_weights([t.weights for t in targets]), strict=True):
+        target.weights = weights
+    return targets
+
+
+def temporal_loss(image, warped, weights) -> tf.Tensor:
+    """``1/D sum_k c_k (x_k - ω_k)²`` (D = H W C): ``image`` [H, W, C] or [1, H, W, C],
+    ``warped`` like it, ``weights`` [H, W] (or broadcastable). Plain TF, differentiable
+    in ``image``."""
+    image = tf.convert_to_tensor(image)
+    dtype = image.dtype
+    warped = tf.cast(tf.reshape(warped, tf.shape(image)), dtype)
+    c = tf.cast(tf.convert_to_tensor(weights), dtype)
+    if c.shape.rank == 2:
+        c = c[..., None]
+    return tf.reduce_mean(c * tf.square(image - warped))
