@@ -21,11 +21,6 @@ Images whose longest side exceeds ``max_size`` are resized to it inside the grap
 
 from __future__ import annotations
 
-import logging
-import os
-import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -35,24 +30,12 @@ from tfnst.engine import Engine
 from tfnst.errors import TfnstError
 from tfnst.features import VGG19
 from tfnst.objective import TERMS, feature_layers, loss_weights
-from tfnst.resize import fit_longest
+from tfnst.serving import check_size, clamp, decode, directory_size, encode_png, next_version, save_servable
 from tfnst.vgg_layers import MIN_SIDE
 
-log = logging.getLogger(__name__)
-
-
-def _check_image(image: tf.Tensor, name: str) -> tf.Tensor:
-    """InvalidArgument for images too small to stylize, rather than a NaN result."""
-    shape = tf.shape(image)
-    with tf.control_dependencies([tf.debugging.assert_greater_equal(
-            tf.reduce_min(shape[:2]), MIN_SIDE,
-            message=f"{name} image must be at least {MIN_SIDE}x{MIN_SIDE} pixels")]):
-        return tf.identity(image)
-
-
-def _decode(data: tf.Tensor) -> tf.Tensor:
-    return tf.image.convert_image_dtype(
-        tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32)
+# next_version, save_servable and directory_size were defined here before tfnst.serving.
+__all__ = ["StylizationModule", "directory_size", "export_savedmodel", "exportable", "next_version",
+           "save_servable", "style_inputs"]
 
 
 def style_inputs(count: int) -> list[str]:
@@ -87,7 +70,7 @@ class StylizationModule(tf.Module):
         self.config = exportable(config)
         self.iterations, self.max_size = int(iterations), int(max_size)
         self.style_count = len(config.style_blend) if config.style_blend else 1
-        self.vgg = VGG19(feature_layers(config), pooling=config.pooling, weights=config.weights,
+        self.vgg = VGG19(feature_layers(config), pooling=config.pooling, weights=config.vgg_weights,
                          precision=config.precision, normalize=config.normalize_vgg)
         self.engine = Engine(config, self.vgg)
         names = style_inputs(self.style_count)
@@ -99,10 +82,8 @@ class StylizationModule(tf.Module):
 
     def stylize_image(self, content, styles, iterations, weights) -> tf.Tensor:
         """[H, W, 3] content and styles in [0, 1] → the stylized [H', W', 3] (graph)."""
-        content = _check_image(content, "content")
-        styles = [_check_image(s, "style") for s in styles]
-        content = tf.cond(tf.reduce_max(tf.shape(content)[:2]) > self.max_size,
-                          lambda: fit_longest(content, self.max_size), lambda: content)
+        content = clamp(check_size(content, "content image"), self.max_size)
+        styles = [check_size(s, "style image") for s in styles]
         iterations = tf.clip_by_value(tf.cast(iterations, tf.int32), 0, self.iterations)
         return self.engine.run(content, styles, iterations, weights, seed=self.config.seed or 0)
 
@@ -138,9 +119,8 @@ class StylizationModule(tf.Module):
 
         def one(args):
             *encoded, cw, sw, n = args
-            content, *styles = (_decode(e) for e in encoded)
-            out = self.stylize_image(content, styles, n, self._weights(cw, sw))
-            return tf.io.encode_png(tf.image.convert_image_dtype(out, tf.uint8, saturate=True))
+            content, *styles = (decode(e) for e in encoded)
+            return encode_png(self.stylize_image(content, styles, n, self._weights(cw, sw)))
 
         with tf.control_dependencies(checks):
             pngs = tf.map_fn(one, (*images, content_weight, style_weight, iterations),
@@ -173,46 +153,6 @@ class StylizationModule(tf.Module):
         tf.saved_model.save(self, folder, signatures=self.signatures())
 
 
-def next_version(out: Path) -> int:
-    """One more than the highest integer version folder in ``out`` (TF Serving's layout)."""
-    versions = [int(p.name) for p in out.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)] \
-        if out.is_dir() else []
-    return max(versions, default=0) + 1
-
-
-def save_servable(write, out, version: int | None = None) -> Path:
-    """``write(folder)`` a SavedModel as ``out/<version>/`` (saved_model.pb + variables/)
-    and return that folder.
-
-    The version folder appears whole or not at all (saved next to it, then renamed),
-    since TF Serving loads any new version folder it sees.
-
-    Raises:
-        TfnstError: for a version that exists or a folder that cannot be made.
-    """
-    out = Path(out)
-    if version is None:
-        version = next_version(out)
-    if version < 0:
-        raise TfnstError(f"version must be >= 0, not {version}")
-    target = out / str(version)
-    if target.exists():
-        raise TfnstError(f"{target} already exists; pick another --version")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise TfnstError(f"cannot create {out}: {e.strerror}") from None
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".{version}.tmp"))
-    try:
-        write(str(tmp))
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("tfnst: exported %s (%.1f MB)", target, directory_size(target) / 1e6)
-    return target
-
-
 def export_savedmodel(out, *, iterations: int, max_size: int, version: int | None = None,
                       config: StyleConfig | None = None) -> Path:
     """Export a stylization of ``config`` as a TF-Serving SavedModel ``out/<version>/``.
@@ -236,7 +176,3 @@ def export_savedmodel(out, *, iterations: int, max_size: int, version: int | Non
     exportable(config)
     module = StylizationModule(config, iterations, max_size)
     return save_servable(module.write, out, version)
-
-
-def directory_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
