@@ -1,13 +1,12 @@
 """Optical flow, warping and Ruder et al.'s reliability weights, against exact answers:
 hand-written numpy, and synthetic clips whose motion is known (tfnst.video_clips)."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-
-pytest.importorskip("cv2")
 
 from tfnst import video_clips
 from tfnst.errors import TfnstError
@@ -22,6 +21,9 @@ from tfnst.flow import (
 )
 from tfnst.video_metrics import pair_warping_error, warping_error
 
+# Warping, the weights and the metric are TF and numpy; the flow needs the video extra.
+needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None,
+                               reason="optical flow needs opencv-python-headless (tfnst[video])")
 M = 8  # the interior: frames without an 8-pixel border
 
 
@@ -132,6 +134,7 @@ def test_true_flow_warps_subpixel_pan_and_zoom(source):
                 assert diff.mean() < 0.02 and diff.max() < 0.3
 
 
+@needs_cv2
 def test_dis_flow_on_the_pan_and_zoom(source):
     # End-point error of DIS (preset medium) against the true backward flow, interior,
     # measured: integer pan mean 0.000 (max 0.006), sub-pixel pan mean 0.10-0.17
@@ -146,6 +149,7 @@ def test_dis_flow_on_the_pan_and_zoom(source):
             assert np.percentile(interior(epe), 99) < p99_bound
 
 
+@needs_cv2
 def test_farneback_flow_on_the_pan(source):
     # Over the town (textured; measured median 0.001) Farnebäck is right; over the
     # featureless sky of the photo's top half it finds no motion at all (median 2.2 =
@@ -157,6 +161,7 @@ def test_farneback_flow_on_the_pan(source):
         optical_flow(clip.frames[1], clip.frames[0], "raft")
 
 
+@needs_cv2
 def test_weights_mark_the_band_entering_the_view(source):
     clip = video_clips.pan(2, shift=(2.0, 0.0), source=source)
     entering = clip.entering[0]
@@ -292,6 +297,7 @@ def _index(clip, frame):
     return next(i for i, f in enumerate(clip.frames) if f is frame)
 
 
+@needs_cv2
 def test_warping_error_is_low_for_a_consistent_clip(source):
     clip = video_clips.pan(4, shift=(1.5, 0.5), source=source)
     # A 'stylization' that moves with the content (a colour change) against one that
@@ -307,6 +313,7 @@ def test_warping_error_is_low_for_a_consistent_clip(source):
         warping_error(consistent[:1], clip.frames[:1])
 
 
+@needs_cv2
 def test_real_clip_flow_is_mostly_reliable():
     pytest.importorskip("av")
     from tfnst.video_io import VideoReader
