@@ -254,34 +254,21 @@ def export_network(model: keras.Model, out, *, max_size: int | None = None, vers
     with `keras.export.ExportArchive` (Keras' route to a SavedModel TF Serving loads).
     Images whose longest side exceeds ``max_size`` are resized to it in the graph.
     """
-    from tfnst.export import save_servable
-    from tfnst.resize import fit_longest
+    from tfnst.serving import check_size, clamp, decode, encode_png, save_servable
 
-    def clamp(image):
-        if not max_size:
-            return image
-        return tf.cond(tf.reduce_max(tf.shape(image)[:2]) > max_size,
-                       lambda: fit_longest(image, max_size), lambda: image)
-
-    def checked(image):
-        with tf.control_dependencies([tf.debugging.assert_greater_equal(
-                tf.reduce_min(tf.shape(image)[:2]), MIN_SIDE,
-                message=f"images must be at least {MIN_SIDE}x{MIN_SIDE} pixels")]):
-            return tf.identity(image)
+    def fitted(image):  # [H, W, 3]: checked, then resized to max_size when larger
+        return clamp(check_size(image, "images"), max_size)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
     def serve_bytes(images):
         def one(data):
-            image = tf.image.convert_image_dtype(
-                tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32)
-            out = model(clamp(checked(image))[None], training=False)[0]
-            return tf.io.encode_png(tf.image.convert_image_dtype(out, tf.uint8, saturate=True))
+            return encode_png(model(fitted(decode(data))[None], training=False)[0])
 
         return {"stylized_bytes": tf.map_fn(one, images, fn_output_signature=tf.TensorSpec([], tf.string))}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
     def serve_float(images):
-        images = tf.map_fn(lambda image: clamp(checked(image)), images,
+        images = tf.map_fn(fitted, images,
                            fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
         return {"stylized": model(images, training=False)}
 
