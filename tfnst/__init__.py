@@ -20,43 +20,49 @@ Data flows one way: image_io → weights → features → losses → objective �
 engine → api / export / networks → cli.
 """
 
-import importlib
+from tfnst import _startup
+
+_startup.quiet_if_command()  # before TensorFlow loads; only for the tfnst command (see there)
+
+# Eager, not on first use: Keras 3 finds a saved model's custom classes only in its
+# registry, so `import tfnst` alone must register them (tfnst.networks: StyleTransformer,
+# ReflectionPadding2D; tfnst.losses: PerceptualLoss and the other losses; tfnst.features:
+# the feature model's layer) for `keras.saving.load_model` to load what tfnst saved.
+from tfnst import (  # noqa: F401  (tfnst.networks, tfnst.memory, … after `import tfnst`)
+    api,
+    callbacks,
+    config,
+    datasets,
+    errors,
+    export,
+    features,
+    image_io,
+    losses,
+    memory,
+    networks,
+    resize,
+    serving,
+    tiling,
+    weights,
+)
+from tfnst.api import Stylizer, stylize, synthesize_texture
+from tfnst.callbacks import Callback, History, IterationRecord, ProgressBar, SaveEvery, TimeLimit
+from tfnst.config import StyleConfig
+from tfnst.errors import TfnstError
+from tfnst.features import build_feature_model
+from tfnst.image_io import save_image
+from tfnst.image_io import to_array as load_image
+from tfnst.losses import ContentLoss, PerceptualLoss, StyleLoss, TotalVariationLoss
 
 __version__ = "0.1.0"
 
-# Public name -> defining module. Imported on first use (PEP 562), so that
-# `import tfnst.cli` can quiet TensorFlow's start-up logging before TensorFlow loads.
-_EXPORTS = {
-    "Stylizer": "api", "stylize": "api", "synthesize_texture": "api",
-    "StyleConfig": "config",
-    "Callback": "callbacks", "History": "callbacks", "IterationRecord": "callbacks",
-    "ProgressBar": "callbacks", "SaveEvery": "callbacks", "TimeLimit": "callbacks",
-    "ContentLoss": "losses", "StyleLoss": "losses", "TotalVariationLoss": "losses",
-    "PerceptualLoss": "losses",
-    "build_feature_model": "features",
-    "load_image": "image_io", "save_image": "image_io",
-    "TfnstError": "errors",
-}
-_RENAMED = {"load_image": "to_array"}
-
-__all__ = [*_EXPORTS, "__version__"]
-
-
-_SUBMODULES = {"api", "atomic", "callbacks", "checkpoint", "cli", "color", "config", "datasets", "engine",
-               "errors", "export", "features", "image_io", "losses", "memory", "networks", "objective",
-               "optimizers", "resize", "vgg_layers", "weights"}
-
-
-def __getattr__(name):
-    if name in _SUBMODULES:  # tfnst.networks, tfnst.resize, … after a bare `import tfnst`
-        return importlib.import_module(f"tfnst.{name}")
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'tfnst' has no attribute {name!r}")
-    module = importlib.import_module(f"tfnst.{_EXPORTS[name]}")
-    value = getattr(module, _RENAMED.get(name, name))
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(__all__)
+__all__ = [
+    "Stylizer", "stylize", "synthesize_texture",
+    "StyleConfig",
+    "Callback", "History", "IterationRecord", "ProgressBar", "SaveEvery", "TimeLimit",
+    "ContentLoss", "StyleLoss", "TotalVariationLoss", "PerceptualLoss",
+    "build_feature_model",
+    "load_image", "save_image",
+    "TfnstError",
+    "__version__",
+]
