@@ -232,6 +232,25 @@ def test_what_cannot_be_served_is_refused(tmp_path):
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
 
 
+def test_the_command_takes_init_but_refuses_an_init_file(capsys, tmp_path):
+    # docs/serving.md: every option exports except an init image file. Only the parse and
+    # the refusals here (nothing is exported); one line on stderr, exit status 2.
+    from tfnst import cli
+
+    def run(*args):
+        code = cli.main(["export", "--out", str(tmp_path / "m"), *args])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("tfnst: error:") and err.count("\n") == 1, (code, err)
+        return err
+
+    assert "needs --max-size" in run("--init", "noise")  # parsed, not "unrecognized arguments"
+    assert "init from an image file is not exported" in run("--max-size", "32", "--init",
+                                                            str(EXAMPLES / "tubingen.jpg"))
+    assert "--init is an option of the optimization graph" in run("--network", str(tmp_path / "n.keras"),
+                                                                  "--init", "noise")
+    assert not (tmp_path / "m").exists()
+
+
 # ------------------------------------------------------------------ a NaN region, served
 class NanRegion:
     """The objective, NaN wherever a pixel strays more than 0.05 from the content (the
