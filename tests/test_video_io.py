@@ -166,6 +166,44 @@ def test_audio_is_reencoded_for_webm_and_dropped_for_folders(tmp_path, caplog):
     assert "audio" in caplog.text and "dropped" in caplog.text
 
 
+def make_late_video(path, lead=0.5, total=2.0):
+    """Audio from 0 s (silent until ``lead``, then a 440 Hz tone), video from ``lead``."""
+    with av.open(str(path), "w", format="mp4") as out:
+        v = out.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("aac", rate=48000)
+        a.layout = "mono"
+        t = np.arange(int(48000 * total)) / 48000
+        sound = np.where(t >= lead, 0.5 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
+        for k in range(0, len(sound), 1024):
+            f = av.AudioFrame.from_ndarray(sound[None, k:k + 1024], format="fltp", layout="mono")
+            f.sample_rate, f.pts, f.time_base = 48000, k, Fraction(1, 48000)
+            out.mux(a.encode(f))
+        out.mux(a.encode(None))
+        for i in range(int(24 * lead), int(24 * total)):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 128, np.uint8), format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, 24)
+            out.mux(v.encode(f))
+        out.mux(v.encode(None))
+    return path
+
+
+def test_audio_keeps_sync_with_a_video_that_starts_late(tmp_path):
+    # The source's video starts 0.5 s after its audio; the output's frame 0 is that
+    # first video frame, so its audio starts with the tone, not with the silence.
+    source = make_late_video(tmp_path / "late.mp4")
+    frames = list(VideoReader(source).frames())
+    assert len(frames) == 36
+    for suffix in (".mp4", ".webm"):  # copied; re-encoded
+        out = write_video(tmp_path / f"out{suffix}", frames, 24, audio_from=source)
+        with av.open(str(out)) as c:
+            samples = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+            rate, channels = c.streams.audio[0].rate, c.streams.audio[0].channels
+        assert len(samples) / rate / channels == pytest.approx(1.5, abs=0.05)
+        first = samples[: int(0.2 * rate)]
+        assert np.sqrt(np.mean(first.astype(np.float64) ** 2)) > 0.1  # the tone (0.35 RMS), not silence
+
+
 # --------------------------------------------------------------------------- atomic output
 
 

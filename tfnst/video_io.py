@@ -23,7 +23,9 @@ Audio: given ``audio_from=`` (the source clip), the writer copies the source's a
 stream into an mp4 or webm output, packet by packet when the container takes its codec
 (mp4: AAC, MP3, AC-3, E-AC-3, ALAC, FLAC, Opus; webm: Opus, Vorbis), otherwise
 re-encoded (AAC for mp4, Opus for webm). It is cut at the end of the video (to the
-nearest audio packet) when the output has fewer frames than the source. A frame folder
+nearest audio packet) when the output has fewer frames than the source, and starts
+where the source's video starts (the output's frame 0 is the source's first video
+frame, so audio before it is left out and sync is kept). A frame folder
 has no audio: it is dropped there, with a log line saying so.
 
 Files: the first video stream is read; a rotation stored with it (portrait phone video)
@@ -342,6 +344,11 @@ class _AudioCopy:
         self._source = av.open(str(source), "r")
         stream = self._source.streams.audio[0]
         self._in = stream
+        # The output's frame 0 is the source's first video frame: audio keeps its sync
+        # with it (what came before the video starts is left out).
+        video = self._source.streams.video[0] if self._source.streams.video else None
+        self._start = (float(video.start_time * video.time_base)
+                       if video is not None and video.start_time is not None else 0.0)
         self.copied = stream.codec_context.name in AUDIO_COPY[kind]
         if self.copied:
             self._out = output.add_stream_from_template(stream)
@@ -361,24 +368,34 @@ class _AudioCopy:
                             f"{'copied' if self.copied else 'in ' + self._out.codec_context.name}")
 
     def _next(self):
-        if self._pending is None and not self._done:
-            for item in self._items:
-                if self.copied and item.dts is None:
-                    continue
-                self._pending = item
-                break
-            else:
+        """The next packet (copying) or decoded frame (re-encoding) and its start in
+        seconds after the source's first video frame; None at the end."""
+        while self._pending is None and not self._done:
+            item = next(self._items, None)
+            if item is None:
                 self._done = True
+            elif self.copied and item.dts is None:
+                continue
+            else:
+                start = float(item.pts * item.time_base) - self._start if item.pts is not None else 0.0
+                length = float(getattr(item, "duration", 0) * item.time_base) if getattr(item, "duration", 0) else 0.0
+                if start + length <= 0.0 and self._start > 0.0:
+                    continue  # all of it before the video starts
+                self._pending = (item, start)
         return self._pending
 
     def until(self, output, seconds: float) -> None:
-        """Write the source's audio that starts before ``seconds``."""
-        while (item := self._next()) is not None:
-            start = float(item.pts * item.time_base) if item.pts is not None else 0.0
+        """Write the source's audio that starts before ``seconds`` (output time)."""
+        while (pending := self._next()) is not None:
+            item, start = pending
             if start >= seconds:
                 return
             self._pending = None
             if self.copied:
+                shift = round(self._start / item.time_base)
+                if shift:
+                    item.pts -= shift
+                    item.dts -= shift
                 item.stream = self._out
                 output.mux(item)
             else:
