@@ -206,7 +206,7 @@ class VideoReader:
                 raise TfnstError(f"{self.path}: the video has no frames")
             # Phones store portrait video as landscape frames plus a rotation to show
             # them with: frames are turned as players turn them.
-            self._turns = round((first.rotation or 0) / 90) % 4
+            self._turns = round((getattr(first, "rotation", 0) or 0) / 90) % 4
             width, height = first.width, first.height
             if self._turns % 2:
                 width, height = height, width
