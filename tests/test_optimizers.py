@@ -1,6 +1,9 @@
 """The optimizers on toy objectives (no VGG19): Adam against numpy, undoing non-finite
 steps, averaging, stopping on a stall; L-BFGS's two-loop recursion against the BFGS
-matrix, its steps against numpy, and the same recovery."""
+matrix, its steps against numpy, and the same recovery; the shared wrappers each against
+a hand computation; the typed state through a checkpoint's named arrays; choosing an
+optimizer from the config; tensorflow-probability's L-BFGS on a quadratic, and the
+error without it."""
 
 import sys
 
@@ -11,8 +14,15 @@ import tensorflow as tf
 from tfnst import optimizers
 from tfnst.callbacks import Callback, History
 from tfnst.errors import TfnstError
-from tfnst.optimizers import (LBFGS_HISTORY, MAX_REJECTED, Interrupted, ObjectiveFunction, lbfgs_direction,
-                              lbfgs_push, minimize)
+from tfnst.optimizers import (
+    LBFGS_HISTORY,
+    MAX_REJECTED,
+    Interrupted,
+    ObjectiveFunction,
+    lbfgs_direction,
+    lbfgs_push,
+    minimize,
+)
 
 TARGET = np.linspace(0.1, 0.9, 2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
 TARGETS = {"target": tf.constant(TARGET)}
@@ -27,11 +37,11 @@ def toy(x, targets):
 TOY = ObjectiveFunction(toy, ["toy"])
 
 
-def Adam(objective, ema_decay=0.0, patience=20):  # noqa: N802 (the settings the tests use)
+def Adam(objective, ema_decay=0.0, patience=20):  # the settings the tests use
     return optimizers.Adam(objective, patience=patience, ema_decay=ema_decay)
 
 
-def LBFGS(objective, patience=20, ema_decay=0.0):  # noqa: N802
+def LBFGS(objective, patience=20, ema_decay=0.0):
     return optimizers.LBFGS(objective, history=LBFGS_HISTORY, patience=patience, ema_decay=ema_decay)
 
 
@@ -278,7 +288,7 @@ def test_lbfgs_direction_is_minus_the_bfgs_inverse_hessian_times_the_gradient():
         v = np.eye(n) - rho * np.outer(y, s)
         h = v.T @ h @ v + rho * np.outer(s, s)
     pad = [np.zeros(n)] * 2
-    as_tensors = lambda xs: tuple(tf.constant(x, tf.float64) for x in pad + xs)  # noqa: E731
+    as_tensors = lambda xs: tuple(tf.constant(x, tf.float64) for x in pad + xs)
     rho = tf.constant([0.0, 0.0] + [1 / (y @ s) for s, y in zip(s_list, y_list)], tf.float64)
     d = lbfgs_direction(tf.constant(g), as_tensors(s_list), as_tensors(y_list), rho)
     np.testing.assert_allclose(d, -h @ g, rtol=1e-10)

@@ -700,7 +700,7 @@ class TfpLBFGS(ImageOptimizer):
         """One L-BFGS iteration of tfp, or on the first call tfp's evaluation of the start (pure)."""
         fn = self._value_and_gradients(core, targets)
         lbfgs = self.tfp.optimizer.lbfgs_minimize
-        zero = dict(tolerance=0.0, x_tolerance=0.0, f_relative_tolerance=0.0)
+        zero = {"tolerance": 0.0, "x_tolerance": 0.0, "f_relative_tolerance": 0.0}
         previous = core.results
 
         def start():  # what tfp's own initial state holds (lbfgs._get_initial_state), with tolerance 0
