@@ -12,6 +12,7 @@ artifacts), reflection padding throughout. Trained once per style with `model.fi
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -195,9 +196,44 @@ def train(style, images, *, config: TrainConfig | None = None, callbacks=(), str
         model = StyleTransformer(cfg.width, cfg.depth, seed=cfg.seed, name=f"style_transformer_w{cfg.width}_d{cfg.depth}")
         model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=perceptual_loss(style, cfg),
                       jit_compile=False)
-    model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=list(callbacks),
-              verbose=verbose)
+        # Adam's moments are built here, in the scope (mirrored like the weights), not
+        # outside it by BackupAndRestore's restore before the first step.
+        model.optimizer.build(model.trainable_variables)
+    with _reduces_structures(strategy):
+        model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=list(callbacks),
+                  verbose=verbose)
     return model
+
+
+@contextlib.contextmanager
+def _reduces_structures(strategy):
+    """``strategy.reduce`` taking a structure of values, for the time of a ``model.fit``.
+
+    Keras 3's ``fit`` under `MultiWorkerMirroredStrategy` fails twice in
+    ``strategy.reduce`` (keras-team/keras#20585, tensorflow/tensorflow#72388): it reduces a
+    first (x, y) batch to build the metrics, and `MirroredStrategy` reduces a structure
+    but this strategy one value ("Attempt to convert a value (PerReplica…)"); then it
+    reduces each step's scalar logs along ``axis=0``, which a scalar does not have. Here
+    each value is reduced on its own (in the same order on every worker), and a scalar
+    across the replicas (``axis=None``): the mean of the workers' losses.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield
+        return
+    reduce = strategy.reduce
+
+    def reduce_each(op, value, axis=None):
+        def one(v):
+            rank = tf.nest.flatten(strategy.experimental_local_results(v))[0].shape.rank
+            return reduce(op, v, axis=None if rank == 0 else axis)
+
+        return tf.nest.map_structure(one, value)
+
+    strategy.reduce = reduce_each
+    try:
+        yield
+    finally:
+        del strategy.reduce  # the class's method again
 
 
 def save_network(model: keras.Model, path) -> Path:
