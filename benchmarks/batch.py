@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def cpu_model() -> str:
     try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
         name = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
     except Exception:  # noqa: BLE001
         name = platform.processor() or "unknown CPU"

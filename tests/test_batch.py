@@ -13,12 +13,12 @@ from PIL import Image
 
 pytest.importorskip("apache_beam", reason="the beam extra (pip install 'tfnst[beam]')")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from tfnst import batch  # noqa: E402
-from tfnst.cli import main  # noqa: E402
-from tfnst.image_io import read_image  # noqa: E402
-from tfnst.networks import StyleTransformer, export_network  # noqa: E402
+from tfnst import batch
+from tfnst.cli import main
+from tfnst.image_io import read_image
+from tfnst.networks import StyleTransformer, export_network
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = sorted((ROOT / "data" / "photos").glob("*.jpg"))
@@ -148,6 +148,36 @@ def test_colliding_names_are_failures_or_kept_apart(network, tmp_path):
     assert sorted(p.name for p in kept.glob("*.png")) == ["x.jpg.png", "x.png.png", "y.png.png"]
 
 
+def test_an_inference_error_is_recorded_and_the_job_goes_on(tmp_path):
+    """RunInference's dead letters: a SavedModel whose stylize_float raises for one image
+    (here: any 37 px wide) gives a manifest line for it; the others are written."""
+
+    class Picky(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+        def stylize_float(self, images):
+            check = tf.debugging.assert_none_equal(tf.shape(images)[2], 37, message="37 px wide refused")
+            with tf.control_dependencies([check]):
+                return {"stylized": 1.0 - images}
+
+    picky = Picky()
+    tf.saved_model.save(picky, str(tmp_path / "model"), signatures={"stylize_float": picky.stylize_float})
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    photo = Image.open(PHOTOS[0]).convert("RGB")
+    for name, width in (("a", 36), ("b", 37), ("c", 38)):
+        photo.resize((width, 20)).save(inputs / f"{name}.png")
+    out = tmp_path / "out"
+    assert main(["batch", "--model", str(tmp_path / "model"), "--input", str(inputs / "*.png"),
+                 "--output", str(out)]) == 0
+    failures = [json.loads(line) for line in (out / batch.FAILURES).read_text().splitlines()]
+    assert [Path(f["path"]).name for f in failures] == ["b.png"]
+    assert failures[0]["reason"].startswith("inference failed: ") and "37 px wide refused" in failures[0]["reason"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["a.png", "c.png"]
+    a = np.asarray(Image.open(out / "a.png"))
+    want = tf.image.convert_image_dtype(1.0 - read_image(inputs / "a.png"), tf.uint8, saturate=True).numpy()
+    assert np.array_equal(a, want)
+
+
 def test_names():
     assert batch.pattern_base("gs://b/photos/**/*.jpg") == "gs://b/photos/"
     assert batch.pattern_base("s3://b/a/x?.jpg") == "s3://b/a/"
@@ -206,11 +236,12 @@ def test_python_m_tfnst_batch_missing_model(tmp_path):
     start-up lines, where the package does not hide them, are not ours to count)."""
     proc = subprocess.run([sys.executable, "-m", "tfnst.batch", "--model", str(tmp_path / "m"), "--input",
                            str(tmp_path / "*.jpg"), "--output", str(tmp_path / "o")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert proc.returncode == 2
     ours = [line for line in proc.stderr.splitlines() if line.startswith("tfnst")]
-    assert ours == [f"tfnst: error: {tmp_path / 'm'}: no SavedModel there (no saved_model.pb, nor version "
-                    "folders with one); export one with tfnst export"], proc.stderr
+    message = (f"tfnst: error: {tmp_path / 'm'}: no SavedModel there (no saved_model.pb, nor version "
+               "folders with one); export one with tfnst export")
+    assert ours == [message], proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == ours[0]
 
 
@@ -221,7 +252,7 @@ def test_optimization_graph_with_a_style(folder, tmp_path):
     from tfnst.config import StyleConfig
     from tfnst.export import export_savedmodel
 
-    root, good = folder
+    _, good = folder
     config = StyleConfig(precision="float32", tolerance=0.0, optimizer="adam", scales=1)
     model_dir = export_savedmodel(tmp_path / "graph", iterations=2, max_size=32, config=config)
     style = tmp_path / "style.png"

@@ -341,11 +341,25 @@ def _write_fn(output: str, base: str, keep_extension: bool):
     return WritePng()
 
 
+def _error_text(error) -> str:
+    """Beam's dead-letter error, (type, repr, traceback lines), as one line: the type's
+    name and the message (TensorFlow's errors' repr has no message; the traceback's last
+    line has it)."""
+    if isinstance(error, (tuple, list)) and len(error) == 3:
+        kind, text, lines = error
+        last = lines[-1] if lines else text
+        message = last.split(": ", 1)[1] if ": " in last else last
+        text = f"{getattr(kind, '__name__', kind)}: {message}"
+    else:
+        text = str(error)
+    text = " ".join(text.split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
 def _failed_batches(item):
     """RunInference's dead letters, (batch of (path, image), error info) -> failures."""
     batch, error = item
-    reason = error[1] if isinstance(error, (tuple, list)) and len(error) > 1 else error
-    reason = f"inference failed: {_first_line(Exception(str(reason)))}"
+    reason = f"inference failed: {_error_text(error)}"
     for element in batch if isinstance(batch, (list, tuple)) else [batch]:
         path = element[0] if isinstance(element, (list, tuple)) else str(element)
         yield _failure(path, reason)
@@ -498,8 +512,9 @@ def prepare(args) -> dict:
     styles = {name: _read_style(path, args.max_pixels) for name, path in zip(order, given)}
     if not _has_scheme(output):
         os.makedirs(output, exist_ok=True)
-    return dict(model=model, input_name=content[0], pattern=args.input, output=output, styles=styles,
-                batch_size=args.batch_size, keep_extension=args.keep_extension, max_pixels=args.max_pixels)
+    return {"model": model, "input_name": content[0], "pattern": args.input, "output": output,
+            "styles": styles, "batch_size": args.batch_size, "keep_extension": args.keep_extension,
+            "max_pixels": args.max_pixels}
 
 
 def counters(result) -> dict:
