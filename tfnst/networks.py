@@ -177,8 +177,10 @@ def train(style, images, *, config: TrainConfig | None = None, callbacks=(), str
         callbacks: Keras callbacks (`Preview`, `keras.callbacks.ModelCheckpoint`,
             `keras.callbacks.BackupAndRestore`, `keras.callbacks.TensorBoard`, …).
         strategy: a `tf.distribute` strategy (e.g. `tf.distribute.MirroredStrategy`,
-            `tf.distribute.TPUStrategy`); the model, its loss and optimizer are built
-            in its scope and `model.fit` splits each batch across its replicas.
+            `tf.distribute.MultiWorkerMirroredStrategy`, `tf.distribute.TPUStrategy`);
+            the model, its loss and optimizer are built in its scope and `model.fit`
+            splits each batch (``batch_size`` is the global batch) across its replicas.
+            Several hosts: docs/networks.md, "More than one machine".
         verbose: Keras' progress bar setting.
 
     Returns:
