@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     content, style = images(args.size)
     config = StyleConfig(precision=args.precision)
     engine = Engine(config, VGG19(feature_layers(config), precision=args.precision))
-    targets = engine.targets(content, [style], content.shape[:2])
+    targets = engine.targets(engine.inputs(content, [style]), content.shape[:2])
     score_of = scorer(content, style)
     score = lambda x: round(score_of(x.numpy())["total"], 4)  # noqa: E731
 

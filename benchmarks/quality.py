@@ -63,7 +63,7 @@ def scorer(content, style):
 
     config = tfnst.StyleConfig(precision="float32")
     engine = Engine(config, VGG19(feature_layers(config), precision="float32"))
-    targets = engine.targets(content, [style], content.shape[:2])
+    targets = engine.targets(engine.inputs(content, [style]), content.shape[:2])
     return lambda image: {k: float(v) for k, v in
                           {"total": engine.objective(tf.constant(image), targets)[0],
                            **engine.objective(tf.constant(image), targets)[1]}.items()}

@@ -142,7 +142,7 @@ def test_serving_without_tfnst(exported, tmp_path):
     # The library's own loss says the result is closer to the style than the content was.
     result = np.load(out_npy)[0]
     engine = tfnst.Stylizer(CONFIG).engine(CONFIG, True)
-    targets = engine.targets(content / 255.0, [style / 255.0], content.shape[:2])
+    targets = engine.targets(engine.inputs(content / 255.0, [style / 255.0]), content.shape[:2])
     style_of = lambda x: float(engine.objective(tf.constant(x, tf.float32), targets)[1]["style"])
     assert style_of(result) < 0.9 * style_of(content / 255.0)
 
@@ -160,10 +160,10 @@ OPTIONS = {
     "mean": {"style_statistic": "mean"},
     "meancov": {"style_statistic": "meancov"},
     "averaging": {"ema_decay": 0.8},
-    # Three scales whose two coarsest collapse to 16x16 at 40x30: the library runs two
-    # sizes with the last two counts (1, then 2 iterations), as the served graph must
-    # (the styles 2x larger, so that they keep 16 px a side at 16x16).
-    "coarse-to-fine": {"scales": 3, "scale_factor": 3.0, "scale_iterations": (3, 1, 2), "style_scale": 2.0},
+    # Three scales whose two coarsest collapse to 16x16 at 40x30: the later of the two
+    # runs (1 iteration), then full size (the styles 2x larger, so that they keep 16 px
+    # a side at 16x16).
+    "coarse-to-fine": {"scales": 3, "scale_factor": 3.0, "coarse_iterations": (3, 1), "style_scale": 2.0},
     "discriminator": {"style_statistic": "discriminator"},
     "laplacian, noise init, avg pooling": {"lap_weight": 1.0, "lap_pool": (4,), "init": "noise", "seed": 3,
                                            "pooling": "avg"},
@@ -265,12 +265,13 @@ class NanRegion:
         return self.inner.initial_state()
 
     def targets(self, content, styles, blend=None, weights=None, **masks):
-        return {**self.inner.targets(content, styles, blend, weights, **masks),
-                "start": tf.convert_to_tensor(content)}
+        targets = self.inner.targets(content, styles, blend, weights, **masks)
+        return targets._replace(terms={**targets.terms, "start": tf.convert_to_tensor(content)})
 
     def __call__(self, image, targets, state=None):
-        total, terms, state = self.inner(image, {k: v for k, v in targets.items() if k != "start"}, state)
-        far = tf.reduce_max(tf.abs(image - targets["start"])) > 0.05
+        inner = targets._replace(terms={k: v for k, v in targets.terms.items() if k != "start"})
+        total, terms, state = self.inner(image, inner, state)
+        far = tf.reduce_max(tf.abs(image - targets.terms["start"])) > 0.05
         return tf.where(far, np.float32(np.nan), total), terms, state
 
     def value_and_gradient(self, image, targets, state):
@@ -288,8 +289,9 @@ def test_served_graph_recovers_from_a_nan_region_as_the_library_does(tmp_path):
     stylizer = tfnst.Stylizer(config)
     with_nan_region(stylizer.engine(config, True))
     history = tfnst.History()
-    library = stylizer.stylize(content, style, size=40, iterations=12, callbacks=[history])
-    assert len(history.records) < 12 and not stylizer.last_result.failed  # NaNs met, and undone
+    result = stylizer.run(content, style, size=40, iterations=12, callbacks=[history])
+    library = result.image
+    assert len(history.records) < 12 and not result.failed  # NaNs met, and undone
     module = StylizationModule(config.replace(iterations=12), 12, MAX_SIZE)
     with_nan_region(module.engine)
     path = save_servable(module.write, tmp_path / "nan")
@@ -308,7 +310,7 @@ def test_served_graph_recovers_from_a_nan_region_as_the_library_does(tmp_path):
     served = np.load(tmp_path / "out.npy")
     np.testing.assert_allclose(served, library, atol=1e-4)
     engine = tfnst.Stylizer(config).engine(config, True)  # the plain objective, to score
-    targets = engine.targets(content, [style], content.shape[:2])
+    targets = engine.targets(engine.inputs(content, [style]), content.shape[:2])
     loss = lambda x: float(engine.objective(tf.constant(x), targets)[0])
     assert np.isfinite(served).all() and loss(served) < loss(content)
     assert np.abs(served - content).max() <= 0.05 + 1e-6  # it stayed where the loss is finite

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import tfnst
 from tfnst import color, losses
-from tfnst.engine import scale_sizes, scale_sizes_tensor
+from tfnst.plan import plan
 from tfnst.features import VGG19
 from tfnst.resize import fit_size, resize
 from tests.conftest import TEST_OPTIONS, small
@@ -40,7 +40,7 @@ def test_each_term_is_about_1_for_a_random_image(vgg, content64, style64):
     # E_l differ by 4e5-1e6 between block1_conv1 and block4_conv1.
     engine = tfnst.Stylizer(**TEST_OPTIONS, hist_weight=1.0, lap_weight=1.0, lap_pool=(4,)).engine(
         tfnst.StyleConfig(**TEST_OPTIONS, hist_weight=1.0, lap_weight=1.0, lap_pool=(4,)), True)
-    targets = engine.targets(content64, [style64], content64.shape[:2])
+    targets = engine.targets(engine.inputs(content64, [style64]), content64.shape[:2])
     noise = np.random.default_rng(0).uniform(size=content64.shape).astype(np.float32)
     terms = engine.objective(tf.constant(noise), targets)[1]
     assert set(terms) == {"content", "style", "tv", "hist", "lap"}
@@ -174,26 +174,19 @@ def test_match_colors_matches_mean_and_full_covariance(content64, style64):
     np.testing.assert_allclose(exact.reshape(-1, 3).mean(0), mid_c.reshape(-1, 3).mean(0), atol=1e-5)
 
 
-def test_scale_sizes():
-    assert scale_sizes((96, 128), 3, 2 ** 0.5) == [(48, 64), (68, 91), (96, 128)]
-    assert scale_sizes((20, 30), 3, 2.0) == [(16, 16), (20, 30)]  # never under 16, no repeats
-    graph = [tuple(s.numpy()) for s in scale_sizes_tensor(tf.constant([96, 128]), 3, 2 ** 0.5)]
-    assert graph == scale_sizes((96, 128), 3, 2 ** 0.5)
-
-
 def test_coarse_to_fine_wins_at_equal_work(stylizer):
     # Compared at equal work, not wall time (a shared machine's clock is noisy): VGG19's
     # cost is linear in the pixel count, so the single-scale run gets as many
     # full-size iterations as the three scales' pixel-iterations add up to.
     content, style = small("tubingen.jpg", 128), small("starry_night.jpg", 128)
     options = dict(size=128, init="noise", seed=0, scale_factor=2 ** 0.5, coarse_iterations=40)
-    sizes = scale_sizes(content.shape[:2], 3, 2 ** 0.5)
+    sizes = [scale.hw for scale in plan(tfnst.StyleConfig(scales=3, scale_factor=2 ** 0.5), content.shape[:2])]
     multi = stylizer.stylize(content, style, iterations=40, scales=3, **options)
     work = sum(40 * h * w for h, w in sizes)
     single_iterations = round(work / (content.shape[0] * content.shape[1]))
     single = stylizer.stylize(content, style, iterations=single_iterations, **options)
     engine = stylizer.engine(stylizer.config, True)
-    targets = engine.targets(content, [style], content.shape[:2])
+    targets = engine.targets(engine.inputs(content, [style]), content.shape[:2])
     loss = lambda x: float(engine.objective(tf.constant(x), targets)[0])
     # Measured: 3 scales x 40 iterations reach 1.547; one scale, 70 iterations of the
     # same work, 1.716 (Adam averaging its iterates, √2 between scales).
@@ -273,7 +266,7 @@ def test_reported_disc_acc_is_the_discriminators_accuracy_at_that_step(style64):
     stylizer = tfnst.Stylizer(**TEST_OPTIONS, style_statistic="discriminator")
     engine = stylizer.engine(stylizer.config.replace(content_weight=0.0), False)
     style = fitted(style64, 32)
-    targets = engine.targets(None, [style], (32, 32))
+    targets = engine.targets(engine.inputs(None, [style]), (32, 32))
     state = engine.start(tf.random.stateless_uniform([32, 32, 3], seed=[0, 0]), targets, 0.05)
     for _ in range(5):
         state = engine.optimizer.step(state, targets)
@@ -282,7 +275,7 @@ def test_reported_disc_acc_is_the_discriminators_accuracy_at_that_step(style64):
     f, s = stylizer.features(before.core.x[None]), stylizer.features(style[None])
     accuracies = []
     for n in STYLE_LAYERS:
-        p = {k: v.numpy() for k, v in before.core.aux[n].items()}
+        p = {k: v.numpy() for k, v in before.core.aux["style"][n].items()}
         sv, cv = s[n].numpy().reshape(-1, s[n].shape[-1]), f[n].numpy().reshape(-1, f[n].shape[-1])
         mu = sv.mean(0)
         sd = np.sqrt(((sv - mu) ** 2).mean()) + 1e-3

@@ -61,14 +61,16 @@ def test_gram_statistic_is_relative_to_target():
     assert stat.loss(same, stat.target(same)).numpy()[0] == pytest.approx(0, abs=1e-12)
 
 
-def test_style_loss_weights_layers():
+def test_style_term_weights_layers():
+    from tfnst.terms import Style
+
     feats = {"a": tf.constant(rng.normal(size=(1, 4, 4, 2))), "b": tf.constant(rng.normal(size=(1, 4, 4, 2)))}
     targets = {k: losses.gram_matrix(tf.constant(rng.normal(size=(1, 4, 4, 2)))) for k in feats}
     w = losses.normalized_layer_weights(["a", "b"], [3, 1])
     assert w == {"a": 0.75, "b": 0.25}
     stat = losses.GramStatistic()
     want = 0.75 * stat.loss(feats["a"], targets["a"]) + 0.25 * stat.loss(feats["b"], targets["b"])
-    np.testing.assert_allclose(losses.style_loss(feats, targets, w, stat)[0], want, rtol=1e-6)
+    np.testing.assert_allclose(Style(["a", "b"], "gram", [3, 1]).loss(feats, targets), want, rtol=1e-6)
 
 
 def test_total_variation_matches_numpy():

@@ -196,14 +196,14 @@ class CtrlCAt(tfnst.Callback):
 @pytest.mark.parametrize("optimizer,stop_scale", [("adam", 1), ("lbfgs", 0)])
 def test_coarse_to_fine_resumes_at_its_scale(stylizer, content64, style64, tmp_path, optimizer,
                                              stop_scale):
-    from tfnst.api import scale_sizes
+    from tfnst.plan import plan
     from tfnst.checkpoint import load_checkpoint
 
     options = dict(size=64, iterations=6, scales=3, scale_factor=2 ** 0.5, init="noise", seed=3, optimizer=optimizer,
                    **({"ema_decay": 0.8} if optimizer == "adam" else {}))
     whole = stylizer.stylize(content64, style64, **options)
     ckpt = tmp_path / "c2f.ckpt.npz"
-    sizes = scale_sizes((48, 64), 3, 2 ** 0.5)
+    sizes = [scale.hw for scale in plan(tfnst.StyleConfig(scales=3, scale_factor=2 ** 0.5), (48, 64))]
     with pytest.raises(Interrupted):
         stylizer.stylize(content64, style64, **options, checkpoint=ckpt, checkpoint_every=2,
                          callbacks=[CtrlCAt(sizes[stop_scale], 5)])

@@ -150,7 +150,7 @@ def test_bfloat16_reaches_the_float32_loss(content64, style64):
     stylizers = {p: tfnst.Stylizer(config, precision=p) for p in ("float32", "bfloat16")}
     results = {p: s.stylize(content64, style64) for p, s in stylizers.items()}
     engine = stylizers["float32"].engine(stylizers["float32"].config, True)
-    targets = engine.targets(content64, [style64], results["float32"].shape[:2])
+    targets = engine.targets(engine.inputs(content64, [style64]), results["float32"].shape[:2])
     scores = {p: float(engine.objective(tf.constant(im), targets)[0]) for p, im in results.items()}
     start = float(engine.objective(tf.constant(content64), targets)[0])
     assert scores["float32"] < start / 2

@@ -59,7 +59,7 @@ def engine_pair(options, content, styles, size, masks=None):
     regions = 0 if masks is None else len(masks)
     whole = Engine(config, vgg, regions=regions)
     tiled = Engine(config, vgg, regions=regions, tile=64)
-    targets = [e.targets(content, styles, size, masks=masks) for e in (whole, tiled)]
+    targets = [e.targets(e.inputs(content, styles, masks=masks), size) for e in (whole, tiled)]
     return (whole, targets[0]), (tiled, targets[1])
 
 
@@ -105,7 +105,7 @@ def test_adam_steps_in_tiles_give_the_same_image(content64, style64):
     assert difference.mean() < 0.01 * change.mean(), (difference.mean(), change.mean())
     assert (difference > 0.01).mean() < 1e-3
     engine = tfnst.Stylizer(**TEST_OPTIONS).engine(tfnst.StyleConfig(**TEST_OPTIONS), True)
-    targets = engine.targets(content, [style64], content.shape[:2])
+    targets = engine.targets(engine.inputs(content, [style64]), content.shape[:2])
     loss = lambda x: float(engine.objective(tf.constant(x), targets)[0])  # noqa: E731
     assert loss(tiled) == pytest.approx(loss(whole), rel=1e-3)
 
@@ -233,15 +233,16 @@ def test_masks_work_with_every_statistic(statistic, content64):
     left[:, :32] = 1.0
     history = tfnst.History()
     stylizer = tfnst.Stylizer(**TEST_OPTIONS, style_statistic=statistic)
-    out = stylizer.stylize(content64, [starry, scream], masks=[left, 1 - left], size=64, iterations=6,
-                           callbacks=[history])
+    result = stylizer.run(content64, [starry, scream], masks=[left, 1 - left], size=64, iterations=6,
+                          callbacks=[history])
+    out = result.image
     assert np.isfinite(out).all() and len(history.records) == 6
     if statistic == "discriminator":
         # Adversarial: its style term is the image's loss against discriminators that keep
         # learning, so it rises while they do. What must hold: a discriminator per region
         # and layer, in the state, each learning (accuracy above chance).
-        state = stylizer.last_result.state.core.aux
-        assert all(len(regions) == 2 for regions in state.values())
+        regions = result.state.core.aux["style"]
+        assert len(regions) == 2 and all(len(layers) == len(stylizer.config.style_layers) for layers in regions)
         assert history.records[-1].terms["disc_acc"] > 0.5
     else:
         assert history.records[-1].loss < history.records[0].loss

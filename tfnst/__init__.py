@@ -26,7 +26,7 @@ _startup.quiet_if_command()  # before TensorFlow loads; only for the tfnst comma
 
 # Eager, not on first use: Keras 3 finds a saved model's custom classes only in its
 # registry, so `import tfnst` alone must register them (tfnst.networks: StyleTransformer,
-# ReflectionPadding2D; tfnst.losses: PerceptualLoss and the other losses; tfnst.features:
+# ReflectionPadding2D; tfnst.keras_losses: PerceptualLoss and the other losses; tfnst.features:
 # the feature model's layer) for `keras.saving.load_model` to load what tfnst saved.
 from tfnst import (  # noqa: F401  (tfnst.networks, tfnst.memory, … after `import tfnst`)
     api,
@@ -37,27 +37,31 @@ from tfnst import (  # noqa: F401  (tfnst.networks, tfnst.memory, … after `imp
     export,
     features,
     image_io,
+    keras_losses,
     losses,
     memory,
     networks,
+    objective,
+    plan,
     resize,
     serving,
+    terms,
     tiling,
     weights,
 )
-from tfnst.api import Stylizer, stylize, synthesize_texture
+from tfnst.api import StyleResult, Stylizer, stylize, synthesize_texture
 from tfnst.callbacks import Callback, History, IterationRecord, ProgressBar, SaveEvery, TimeLimit
 from tfnst.config import StyleConfig
 from tfnst.errors import TfnstError
 from tfnst.features import build_feature_model
 from tfnst.image_io import save_image
 from tfnst.image_io import to_array as load_image
-from tfnst.losses import ContentLoss, PerceptualLoss, StyleLoss, TotalVariationLoss
+from tfnst.keras_losses import ContentLoss, PerceptualLoss, StyleLoss, TotalVariationLoss
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Stylizer", "stylize", "synthesize_texture",
+    "Stylizer", "StyleResult", "stylize", "synthesize_texture",
     "StyleConfig",
     "Callback", "History", "IterationRecord", "ProgressBar", "SaveEvery", "TimeLimit",
     "ContentLoss", "StyleLoss", "TotalVariationLoss", "PerceptualLoss",

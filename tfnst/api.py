@@ -112,7 +112,7 @@ class Stylizer:
         return self.run(None, style, texture_size=size, **kwargs).image
 
     def run(self, content, style, *, masks=None, style_masks=None, texture_size=None, callbacks=None,
-            checkpoint=None, checkpoint_every=None, resume=False, **options) -> StyleResult:
+            checkpoint=None, checkpoint_every=None, resume=False, temporal=None, **options) -> StyleResult:
         """Restyle ``content`` after ``style``, or with ``content=None`` synthesize a texture
         of ``texture_size``.
 
@@ -129,7 +129,14 @@ class Stylizer:
                 scale, every ``checkpoint_every`` iterations when given, and
                 ``resume=True`` continues from it (same inputs and options; ``iterations``
                 may grow) to the result an uninterrupted run would give.
-            **options: `StyleConfig` fields for this call.
+            temporal: a video frame's pull towards earlier results (Ruder et al. 2016,
+                `tfnst.terms.Temporal`): ``(warped, weights)``, the earlier stylized
+                frames warped into this one ([K, H, W, 3], closest first) and their
+                reliability weights ([K, H, W]) at the result's size (resized to it
+                otherwise), e.g. `tfnst.temporal.as_term_target`; weighed by
+                ``temporal_weight``. `tfnst.video` builds it for each frame.
+            **options: `StyleConfig` fields for this call; ``init`` may also be an image
+                (an array: a video frame starts from the previous result warped into it).
 
         Returns:
             A `StyleResult`.
@@ -139,12 +146,17 @@ class Stylizer:
             tfnst.optimizers.Interrupted: on Ctrl-C, carrying the best image so far.
         """
         has_content = content is not None
+        init_image = None
+        if "init" in options and not isinstance(options["init"], str):  # an image, not a config value
+            init_image = to_array(options.pop("init"))
         if not has_content and "init" not in options and self.config.init == "content":
             options = {**options, "init": "noise"}  # a texture starts from noise unless told
         cfg = self._call_config(options)
         if (checkpoint_every or resume) and not checkpoint:
             raise TfnstError("checkpoint_every and resume need a checkpoint path")
-        inputs, hw = self._load(cfg, content, style, masks, style_masks, texture_size)
+        if temporal is not None and not has_content:
+            raise TfnstError("a temporal target ties a video frame to earlier results; it needs a content frame")
+        inputs, hw = self._load(cfg, content, style, masks, style_masks, texture_size, temporal, init_image)
         return self._run(cfg, inputs, hw, as_callbacks(callbacks), checkpoint, checkpoint_every, resume)
 
     # -------------------------------------------------------------- steps of a call
@@ -154,7 +166,8 @@ class Stylizer:
             raise TfnstError(f"{', '.join(fixed)} define the network; make a new Stylizer to change them")
         return self.config.replace(**options)
 
-    def _load(self, cfg: StyleConfig, content, style, masks, style_masks, texture_size):
+    def _load(self, cfg: StyleConfig, content, style, masks, style_masks, texture_size, temporal=None,
+              init_image=None):
         """The call's images, read and checked once, at full size: (`Inputs`, (H, W))."""
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         as_list = lambda group: None if group is None else (  # noqa: E731
@@ -175,9 +188,19 @@ class Stylizer:
         masks, style_masks = (None if group is None else [self._mask(m, i, name, cfg) for i, m in enumerate(group, 1)]
                               for name, group in (("mask", masks), ("style mask", style_masks)))
         init = cfg.init if cfg.init in ("content", "noise", "style") else to_array(cfg.init, max_pixels=cfg.max_pixels)
+        if init_image is not None:
+            init = init_image
         seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
-        engine = self.engine(cfg, content is not None, 0 if masks is None else len(masks))
-        return engine.inputs(content, styles, masks=masks, style_masks=style_masks, init=init, seed=seed), hw
+        if temporal is not None:
+            from tfnst.terms import Temporal
+
+            temporal = Temporal.target(*temporal)
+            temporal = temporal._replace(warped=resize(temporal.warped, hw),
+                                         weights=resize(temporal.weights[..., None], hw)[..., 0])
+        engine = self.engine(cfg, content is not None, 0 if masks is None else len(masks),
+                             temporal=temporal is not None)
+        return engine.inputs(content, styles, masks=masks, style_masks=style_masks, init=init, seed=seed,
+                             temporal=temporal), hw
 
     @staticmethod
     def _mask(mask, index: int, name: str, cfg: StyleConfig) -> np.ndarray:
@@ -191,6 +214,7 @@ class Stylizer:
              resume) -> StyleResult:
         has_content = inputs.content is not None
         regions = 0 if inputs.masks is None else len(inputs.masks)
+        temporal = inputs.temporal is not None
         history = History()
         callbacks = [history, *callbacks]
         meta = _run_identity(cfg, inputs, hw) if checkpoint else None
@@ -201,7 +225,7 @@ class Stylizer:
             tile = self._tile(cfg, scale.hw, has_content)
             if tile:
                 log.info("tfnst: scale %d, %dx%d, in tiles of %d px", scale.index + 1, scale.hw[1], scale.hw[0], tile)
-            return self.engine(cfg, has_content, regions, tile)
+            return self.engine(cfg, has_content, regions, tile, temporal)
 
         resumed = None
         if resume:
@@ -230,7 +254,7 @@ class Stylizer:
         try:
             engine, state = run_plan(scales, engine_at, inputs, iterate, resume=resumed)
         except Interrupted as e:
-            e.image = self._finish(self.engine(cfg, has_content, regions), e.image, inputs, hw)
+            e.image = self._finish(self.engine(cfg, has_content, regions, temporal=temporal), e.image, inputs, hw)
             raise
         stopped = next((r for r in results if r.failed), results[-1] if results else None)
         image = self._finish(engine, engine.optimizer.result_image(state).numpy(), inputs, hw)
@@ -247,13 +271,17 @@ class Stylizer:
         return np.clip(np.asarray(engine.finish(image, inputs.original), np.float32), 0.0, 1.0)
 
     # -------------------------------------------------------------- internals
-    def engine(self, cfg: StyleConfig, has_content: bool, regions: int = 0, tile: int | None = None) -> Engine:
+    def engine(self, cfg: StyleConfig, has_content: bool, regions: int = 0, tile: int | None = None,
+               temporal: bool = False) -> Engine:
         """The engine for ``cfg``, cached per what shapes its graph (active terms,
-        optimizer, regions, tiles), so that a repeat call reuses its compiled steps."""
+        optimizer, regions, tiles, a temporal target), so that a repeat call reuses its
+        compiled steps."""
+        temporal = temporal and cfg.temporal_weight > 0
         key = (has_content, cfg.content_weight > 0, cfg.hist_weight > 0, cfg.lap_weight > 0,
-               cfg.optimizer_name, cfg.averaging, cfg.patience, regions, tile)
+               cfg.optimizer_name, cfg.averaging, cfg.patience, regions, tile, temporal)
         if key not in self._engines:
-            self._engines[key] = Engine(cfg, self.features, has_content=has_content, regions=regions, tile=tile)
+            self._engines[key] = Engine(cfg, self.features, has_content=has_content, regions=regions, tile=tile,
+                                        temporal=temporal)
         engine = self._engines[key]
         engine.config = cfg  # per-call options (weights, colour, init, scales) that shape no graph
         return engine

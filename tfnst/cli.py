@@ -1,4 +1,4 @@
-"""The ``tfnst`` command line: ``stylize``, ``texture``, ``export``, ``train`` and ``apply``.
+"""The ``tfnst`` command line: ``stylize``, ``texture``, ``export``, ``train``, ``apply`` and ``video``.
 
 Its options are generated from the fields of `tfnst.config.StyleConfig` and
 `tfnst.config.TrainConfig` (their help, default and parser live there); options the
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_options(p, "train", TrainConfig)
     p.add_argument("--preview", metavar="IMAGE", help="write this image stylized every --preview-every "
                    "steps, as OUTPUT_STEM_preview_<step>.png")
-    p.add_argument("--preview-every", type=_positive_int, default=100, metavar="N", help="(default: 100)")
+    p.add_argument("--preview-every", type=_positive_int, metavar="N", help="with --preview (default: 100)")
     p.add_argument("--backup", metavar="DIR", help="training state for resuming (Keras' BackupAndRestore) "
                    "(default: OUTPUT.backup, removed when training ends)")
     p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs here")
@@ -200,7 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_positive_int, help="resize each image to this longest side first")
     p.add_argument("-v", "--verbose", action="store_true", help="log details")
 
-    from tfnst.batch import add_arguments as add_batch_arguments  # no Beam import until it runs
+    p = sub.add_parser("video", help="stylize a video frame by frame without flicker (Ruder et al. 2016)")
+    p.add_argument("input", help="video file (.mp4, .webm, …) or folder of numbered frames")
+    p.add_argument("style", nargs="+", help="style image(s); several are blended (--style-blend)")
+    add_config_options(p, "video")
+    # no Beam import until it runs
+    from tfnst.batch import add_arguments as add_batch_arguments
+    from tfnst.video import add_arguments as add_video_arguments
+
+    add_video_arguments(p)
 
     add_batch_arguments(sub.add_parser(
         "batch", allow_abbrev=False, help="stylize a folder or bucket of images with a SavedModel on "
@@ -253,7 +261,7 @@ def _train(args, options, output: Path) -> int:
     callbacks = [keras.callbacks.BackupAndRestore(args.backup or f"{output}.backup")]
     if args.preview:
         callbacks.append(Preview(args.preview, output.with_name(f"{output.stem}_preview_{{step}}.png"),
-                                 args.preview_every))
+                                 args.preview_every or 100))
     if args.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(args.tensorboard))
     model = train(args.style, args.images, callbacks=callbacks, verbose=0 if args.quiet else "auto", **options)
@@ -275,6 +283,21 @@ def _apply(args) -> int:
     for image, target in zip(args.images, targets):
         save_image(stylize_with(model, image, args.size), target)
         print(f"tfnst: wrote {target}", file=sys.stderr)
+    return 0
+
+
+def _apply_video(args) -> int:
+    """``tfnst apply MODEL IN.mp4 -o OUT.mp4``: a clip through the network, frame by frame."""
+    from tfnst.networks import load_network
+    from tfnst.video import apply_network
+    from tfnst.video_io import VideoReader, check_video_output
+
+    if len(args.images) != 1:
+        raise TfnstError("apply takes one video at a time")
+    check_video_output(args.output)
+    VideoReader(args.images[0])  # a bad clip is reported before the network loads
+    path = apply_network(load_network(args.network), args.images[0], args.output, args.size)
+    print(f"tfnst: wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -365,14 +388,24 @@ def run(argv=None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "batch":  # only batch passes options on (to Beam)
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    logging.basicConfig(format="%(message)s")
+    # tfnst's own logger: the root's level is set once per process (and by a host, e.g. a
+    # notebook or a test runner), tfnst's follows -v at every call.
+    logging.getLogger("tfnst").setLevel(logging.INFO if args.verbose else logging.WARNING)
     if args.command == "batch":
         from tfnst.batch import run_batch
 
         return run_batch(args, extra)
+    if args.command == "video":
+        from tfnst.video import video_command
+
+        return video_command(args, _config_options(args))
     if args.command == "apply":
         from tfnst.image_io import to_array
+        from tfnst.video import is_video
 
+        if any(is_video(p) for p in args.images):
+            return _apply_video(args)
         for path in args.images:  # a bad image is reported before the network loads
             to_array(path)
         return _apply(args)
@@ -390,6 +423,8 @@ def run(argv=None) -> int:
         image_files(args.images)
         if args.preview:
             to_array(args.preview)
+        elif args.preview_every:
+            raise TfnstError("--preview-every needs --preview (the image to write)")
         return _train(args, options, output)
     if args.command == "export" and (args.format == "tflite" or args.quantize or args.images):
         from tfnst.litert import export_command

@@ -37,7 +37,9 @@ ADAM_DEFAULTS = {"learning_rate": 0.02, "ema_decay": 0.9}
 LBFGS_HISTORY = 20
 
 # Which commands take an option (tfnst.cli): CONTENT options need a content image.
-ALL, CONTENT, RUN = ("stylize", "texture", "export"), ("stylize", "export"), ("stylize", "texture")
+# `video` (tfnst.video) stylizes each frame as `stylize` does, so it takes what stylize takes.
+ALL, CONTENT, RUN = ("stylize", "texture", "export", "video"), ("stylize", "export", "video"), \
+    ("stylize", "texture", "video")
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ class StyleConfig(_Options):
     """
 
     size: int = option(512, "longest side of the result in pixels", Rule("int", minimum=MIN_SIDE),
-                       commands=("stylize",))
+                       commands=("stylize", "video"))
     iterations: int = option(140, "iterations at full size (each coarser scale runs --coarse-iterations, "
                              "at most this many); the run may stop sooner, see --tolerance",
                              Rule("int", above=0))
@@ -236,6 +238,10 @@ class StyleConfig(_Options):
         (4, 16), "average-pooling sizes of the Laplacian loss",
         Rule("ints", minimum=1, nonempty=True, needs=("a Laplacian weight above 0", lambda c: c.lap_weight > 0)),
         commands=CONTENT)
+    temporal_weight: float = option(
+        2e2, "video: weight of Ruder et al.'s temporal loss (\"Artistic Style Transfer for Videos\", "
+        "2016), which ties each frame to the earlier results warped into it by the optical flow "
+        "where the flow is reliable; 0 = independent frames", Rule("number", minimum=0), commands=("video",))
     style_blend: tuple[float, ...] | None = option(
         None, "weights of several style images, normalised; equal when unset",
         Rule("numbers", minimum=0, optional=True))

@@ -23,6 +23,7 @@ from tfnst.objective import Objective, loss_weights
 from tfnst.optimizers import build_optimizer, done, failed
 from tfnst.plan import plan
 from tfnst.resize import fit_size, fit_size_tensor, resize
+from tfnst.tiling import Tiled
 from tfnst.vgg_layers import MIN_SIDE
 
 
@@ -52,18 +53,21 @@ class Engine:
         regions: masked regions, one per style (spatial control); 0 = none.
         tile: evaluate the loss in tiles of this size (`tfnst.tiling`); None = whole.
             A tiled engine runs from Python only (`run` is for untiled graphs).
+        temporal: the runs carry a temporal target (`Inputs.temporal`, a video frame
+            after the first): Ruder et al.'s term is on (`tfnst.terms.Temporal`).
     """
 
     def __init__(self, config: StyleConfig, features, *, has_content: bool = True, regions: int = 0,
-                 tile: int | None = None):
+                 tile: int | None = None, temporal: bool = False):
         self.config = config
         self.has_content = has_content
-        self.objective = Objective(config, features, has_content=has_content, regions=regions, tile=tile)
+        objective = Objective(config, features, has_content=has_content, regions=regions, temporal=temporal)
+        self.objective = objective if tile is None else Tiled(objective, tile)
         self.optimizer = make_optimizer(config, self.objective)
 
     # -------------------------------------------------------------- inputs
     def inputs(self, content, styles: Sequence, *, masks=None, style_masks=None, init=None,
-               seed: int = 0) -> "Inputs":
+               seed: int = 0, temporal=None) -> "Inputs":
         """A run's `Inputs`, with colour preservation applied before the optimization
         (Gatys et al. 2016b): the styles recoloured to the content's palette, or, for
         luminance-only transfer, the content's and the styles' luminance (and an init
@@ -78,7 +82,9 @@ class Engine:
             content, styles = color.luminance(content), [color.match_luminance(s, original) for s in styles]
             if not isinstance(init, str):
                 init = color.luminance(init)
-        return Inputs(content, original, styles, masks, style_masks, init, seed)
+            if temporal is not None:  # the earlier results as the optimization saw them
+                temporal = temporal._replace(warped=color.luminance(temporal.warped))
+        return Inputs(content, original, styles, masks, style_masks, init, seed, temporal)
 
     def finish(self, image, content):
         """The result after the optimization: with luminance-only transfer, the
@@ -136,9 +142,12 @@ class Engine:
         if style_masks is not None:
             style_masks = [resize(m[..., None], tf.shape(f)[:2])[..., 0] for m, f in zip(style_masks, fitted)]
         masks = None if inputs.masks is None else [resize(m[..., None], hw)[..., 0] for m in inputs.masks]
+        temporal = inputs.temporal
+        if temporal is not None:  # the warped earlier results and their weights at this size
+            temporal = (resize(temporal.warped, hw), resize(temporal.weights[..., None], hw)[..., 0])
         return self.objective.targets(content, fitted, self.config.style_blend,
                                       loss_weights(self.config) if weights is None else weights,
-                                      masks=masks, style_masks=style_masks)
+                                      masks=masks, style_masks=style_masks, temporal=temporal)
 
     def start(self, image, targets, learning_rate=None, tolerance=None):
         """The optimizer's state at ``image``."""
@@ -191,6 +200,7 @@ class Inputs(NamedTuple):
     style_masks: list | None = None  # [H_i, W_i] per style: which part of it to take
     init: object = "content"  # "content", "noise", "style", or an image
     seed: int = 0
+    temporal: object = None  # a `tfnst.terms.TemporalTarget` at full size: a video frame's earlier results
 
 
 class Resume(NamedTuple):

@@ -143,7 +143,7 @@ def perceptual_loss(style, config: TrainConfig):
     image is fitted to the training size (its longest side ``config.size``)."""
     from tfnst.features import build_feature_model
     from tfnst.image_io import to_array
-    from tfnst.losses import PerceptualLoss
+    from tfnst.keras_losses import PerceptualLoss
     from tfnst.resize import fit_size, resize
 
     style = to_array(style)

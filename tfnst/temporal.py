@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tfnst.errors import TfnstError
 from tfnst.flow import consistency_weights, flow_pair, long_term_weights, warp
+from tfnst.terms import Temporal
 
 
 @dataclass
@@ -73,12 +74,16 @@ def temporal_targets(content, earlier: Sequence[tuple[int, object, object]], *,
 
 def temporal_loss(image, warped, weights) -> tf.Tensor:
     """``1/D sum_k c_k (x_k - ω_k)²`` (D = H W C): ``image`` [H, W, C] or [1, H, W, C],
-    ``warped`` like it, ``weights`` [H, W] (or broadcastable). Plain TF, differentiable
-    in ``image``."""
+    ``warped`` like it, ``weights`` [H, W]. Differentiable in ``image``; the one
+    implementation is `tfnst.terms.Temporal`'s."""
     image = tf.convert_to_tensor(image)
-    dtype = image.dtype
-    warped = tf.cast(tf.reshape(warped, tf.shape(image)), dtype)
-    c = tf.cast(tf.convert_to_tensor(weights), dtype)
-    if c.shape.rank == 2:
-        c = c[..., None]
-    return tf.reduce_mean(c * tf.square(image - warped))
+    batch = image if image.shape.rank == 4 else image[None]
+    warped = tf.reshape(tf.convert_to_tensor(warped, tf.float32), tf.shape(batch)[1:])
+    weights = tf.reshape(tf.convert_to_tensor(weights, tf.float32), tf.shape(batch)[1:3])
+    return Temporal().value({}, Temporal.target(warped, weights), (), batch)[0][0]
+
+
+def as_term_target(targets: Sequence[TemporalTarget]):
+    """Earlier frames' targets (closest first) as the `tfnst.terms.Temporal` term's:
+    ``Stylizer.run(temporal=...)`` takes it."""
+    return Temporal.target(np.stack([t.warped for t in targets]), np.stack([t.weights for t in targets]))

@@ -95,3 +95,138 @@ def add_at(total: tf.Tensor, part: tf.Tensor, tile: Tile) -> tf.Tensor:
     top, bottom, left, right = tile.crop
     h, w = total.shape[0], total.shape[1]
     return total + tf.pad(part, [[top, h - bottom], [left, w - right], [0, 0]])
+
+
+def _assemble(parts) -> tf.Tensor:
+    """One layer's features of a whole image from its tiles' interiors ([(tile, part)],
+    in row-major tile order): rows of tiles concatenated, then the rows."""
+    rows, current, top = [], [], None
+    for tile, part in parts:
+        if top is not None and tile.interior[0] != top:
+            rows.append(tf.concat(current, axis=2))
+            current = []
+        top = tile.interior[0]
+        current.append(part)
+    rows.append(tf.concat(current, axis=2))
+    return tf.concat(rows, axis=1)
+
+
+class Tiled:
+    """An objective evaluated in tiles of ``tile`` pixels a side, with the untiled
+    loss and gradient (see the module's docstring): a wrapper around any
+    `tfnst.objective.Objective` whose terms' sums add up.
+
+    A tiled step runs its tiles one after another (each compiled), so that only one
+    tile's activations are alive: it is not one graph (``graph_safe`` is False).
+
+    Raises:
+        TfnstError: for a term that is not additive (the histogram loss) or stateful
+            (the discriminator): they need every feature vector of a layer at once.
+    """
+
+    graph_safe = False
+
+    def __init__(self, objective, tile: int):
+        from tfnst.errors import TfnstError
+
+        for name, term in objective.loss_terms.items():
+            if not term.additive or term.stateful:
+                what = {"hist": "the histogram loss", "style": "the discriminator"}.get(name, name)
+                raise TfnstError(f"{what} needs every feature vector of a layer at once; it is not "
+                                 "tiled (use a size that fits without tiles)")
+        if tile % ALIGN or tile <= 0:
+            raise TfnstError(f"tile must be a positive multiple of {ALIGN}, received {tile}")
+        self.inner, self.tile = objective, int(tile)
+        self.terms, self.loss_terms, self.regions = objective.terms, objective.loss_terms, objective.regions
+        self.margin = margin([n for t in objective.loss_terms.values() for n in t.layers])
+        # Tiles at the image's edges differ in shape: relaxed shapes keep that to two
+        # traces per function rather than one per shape.
+        relaxed = dict(reduce_retracing=True)
+        self._tile_sums = tf.function(self._tile_sums_impl, **relaxed)
+        self._tile_gradient = tf.function(self._tile_gradient_impl, **relaxed)
+        self._tile_features = tf.function(lambda crop: objective.features(crop), **relaxed)
+
+    @property
+    def statistic(self):
+        return self.inner.statistic
+
+    def initial_state(self):
+        return self.inner.initial_state()
+
+    def tiles(self, hw) -> list[Tile]:
+        """The tiles of an image of size ``hw``."""
+        return plan(tuple(int(d) for d in hw), self.tile, self.margin)
+
+    @staticmethod
+    def _crop(image, tile: Tile):
+        top, bottom, left, right = tile.crop
+        return image[top:bottom, left:right]
+
+    # -------------------------------------------------------------- reading the targets
+    def whole_features(self, image, layers) -> dict[str, tf.Tensor]:
+        """``layers``' features of a whole [H, W, 3] image, assembled tile by tile."""
+        parts = {n: [] for n in layers}
+        for tile in self.tiles(tf.shape(image)[:2]):
+            feats = self._tile_features(self._crop(image, tile))
+            for n in layers:
+                rows, cols = slices(tile.window(), layer_stride(n), False)
+                parts[n].append((tile, feats[n][:, rows, cols]))
+        return {n: _assemble(parts[n]) for n in layers}
+
+    def style_target(self, style, mask=None) -> dict:
+        """The style term's target from sums over the style image's tiles."""
+        from tfnst.terms import Masked
+
+        style = tf.convert_to_tensor(style, tf.float32)
+        term = self.inner.style
+        hw = tf.shape(style)[:2]
+        weights = None if mask is None else Masked.guides(tf.convert_to_tensor(mask, tf.float32), term.layers, hw)
+        sums = None
+        for tile in self.tiles(hw):
+            part = term.target_sums(self._tile_features(self._crop(style, tile)), weights, tile.window())
+            sums = part if sums is None else tf.nest.map_structure(tf.add, sums, part)
+        return term.target_from_sums(sums)
+
+    def targets(self, *args, **kwargs):
+        return self.inner.targets(*args, reader=self, **kwargs)
+
+    # -------------------------------------------------------------- the loss
+    def __call__(self, image, targets, state=None):
+        state = self.initial_state() if state is None else state
+        image = tf.convert_to_tensor(image, tf.float32)
+        sums = self._sums_over(image, self.tiles(tf.shape(image)[:2]), targets, state)
+        return self.inner.finish(image, sums, targets, state)
+
+    def value_and_gradient(self, image, targets, state):
+        """(total, terms, new state, d total / d image) in two passes over the tiles."""
+        image = tf.convert_to_tensor(image, tf.float32)
+        tiles = self.tiles(tf.shape(image)[:2])
+        sums = self._sums_over(image, tiles, targets, state)
+        with tf.GradientTape() as tape:
+            tape.watch([image, sums])
+            total, terms, new_state = self.inner.finish(image, sums, targets, state)
+        by_image, by_sums = tape.gradient(total, [image, sums], unconnected_gradients="zero")
+        gradient = by_image
+        for tile in tiles:
+            part = self._tile_gradient(self._crop(image, tile), targets, state, tile.window(), by_sums)
+            gradient = add_at(gradient, part, tile)
+        return total, terms, new_state, gradient
+
+    def _sums_over(self, image, tiles, targets, state):
+        sums = None
+        for tile in tiles:
+            part = self._tile_sums(self._crop(image, tile), targets, state, tile.window())
+            sums = part if sums is None else tf.nest.map_structure(tf.add, sums, part)
+        return sums
+
+    def _tile_sums_impl(self, crop, targets, state, window):
+        return self.inner.partial(self.inner.features(crop), targets, state, window)
+
+    def _tile_gradient_impl(self, crop, targets, state, window, by_sums):
+        """The crop's share of the gradient: of ⟨d loss / d sums, the tile's sums⟩."""
+        with tf.GradientTape() as tape:
+            tape.watch(crop)
+            part = self.inner.partial(self.inner.features(crop), targets, state, window)
+            surrogate = tf.add_n([tf.reduce_sum(g * p) for g, p in
+                                  zip(tf.nest.flatten(by_sums), tf.nest.flatten(part))])
+        return tape.gradient(surrogate, crop)

@@ -1,0 +1,87 @@
+"""The coarse-to-fine plan (`tfnst.plan`): the same scales for the library and the served
+graph, and the same image from both (`tfnst.engine.run_plan` with either iterate)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tfnst
+from tfnst.config import StyleConfig
+from tfnst.errors import TfnstError
+from tfnst.plan import plan
+from tests.conftest import TEST_OPTIONS
+
+
+def expected_plan(hw, scales, factor, iterations, coarse):
+    """The rule of `tfnst.plan`, written out independently: sizes hw / factor^k (Python's
+    round, half to even, as tf.round), at least 16; coarse counts capped by the full
+    count; a size the next scale repeats runs nothing."""
+    sizes = [tuple(max(16, round(d / factor ** (scales - 1 - k))) for d in hw) for k in range(scales)]
+    counts = [min(iterations, coarse[0] if len(coarse) == 1 else coarse[k]) for k in range(scales - 1)] + [iterations]
+    counts = [0 if k + 1 < scales and sizes[k] == sizes[k + 1] else n for k, n in enumerate(counts)]
+    return sizes, counts
+
+
+configs = st.integers(1, 4).flatmap(lambda scales: st.tuples(
+    st.just(scales),
+    st.sampled_from([1.25, 2 ** 0.5, 2.0, 3.0]),
+    st.integers(1, 50),
+    st.lists(st.integers(1, 60), min_size=1, max_size=1) | st.lists(
+        st.integers(1, 60), min_size=max(1, scales - 1), max_size=max(1, scales - 1)),
+    st.tuples(st.integers(16, 600), st.integers(16, 600))))
+
+
+@settings(max_examples=200, deadline=None)
+@given(configs)
+def test_the_plan_follows_its_rule_eagerly_and_in_a_graph(case):
+    scales, factor, iterations, coarse, hw = case
+    config = StyleConfig(scales=scales, **({"scale_factor": factor, "coarse_iterations": tuple(coarse)}
+                                           if scales > 1 else {}), iterations=max(iterations, 1))
+    sizes, counts = expected_plan(hw, scales, factor, iterations, coarse if scales > 1 else (40,))
+    eager = plan(config, hw)
+    assert [s.hw for s in eager] == sizes and [s.iterations for s in eager] == counts
+
+    @tf.function(input_signature=[tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32)])
+    def traced(shape, n):
+        return [(s.hw, s.iterations) for s in plan(config, shape, n)]
+
+    graph = traced(tf.constant(hw, tf.int32), tf.constant(iterations))
+    assert [tuple(int(d) for d in h.numpy()) for h, _ in graph] == sizes
+    assert [int(n) for _, n in graph] == counts
+
+
+def test_coarse_iterations_need_a_count_per_coarser_scale():
+    assert StyleConfig(scales=3, coarse_iterations=(5, 7)).coarse_iterations_at(1) == 7
+    with pytest.raises(TfnstError, match="needs 1 value or 2"):
+        StyleConfig(scales=3, coarse_iterations=(5, 7, 9)).validated()
+
+
+@pytest.fixture(scope="module")
+def small_stylizer():
+    # Shallow layers: the property is about the plan and the loop, not VGG19's depth.
+    return tfnst.Stylizer(**{**TEST_OPTIONS, "style_layers": ("block1_conv1", "block2_conv1"),
+                             "content_layers": ("block2_conv1",)})
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 3), st.sampled_from([2 ** 0.5, 2.0, 3.0]), st.integers(1, 4), st.integers(1, 4),
+       st.sampled_from([(16, 24), (20, 20), (28, 40), (40, 36)]), st.sampled_from(["adam", "lbfgs"]))
+def test_the_library_and_the_served_graph_take_the_same_steps(small_stylizer, scales, factor, iterations,
+                                                              coarse, hw, optimizer):
+    rng = np.random.default_rng(0)
+    content, style = rng.random((*hw, 3)).astype(np.float32), rng.random((24, 24, 3)).astype(np.float32)
+    options = dict(scales=scales, iterations=iterations, optimizer=optimizer, style_scale=1.5, init="noise", seed=1,
+                   **({"scale_factor": factor, "coarse_iterations": coarse} if scales > 1 else {}))
+    history = tfnst.History()
+    library = small_stylizer.run(content, style, size=max(hw), callbacks=[history], **options)
+    config = small_stylizer.config.replace(**options)
+    steps = [(s.hw, s.iterations) for s in plan(config, hw)]
+    ran = [(r.size, r.iteration) for r in history.records]
+    # Each scale's iterations, in order, at its size (records count from 1 at each scale):
+    assert ran == [(size, i) for size, n in steps for i in range(1, n + 1)]
+    engine = small_stylizer.engine(config, True)
+    served = tf.function(lambda c, s: engine.run(c, [s], tf.constant(iterations), seed=1))(content, style)
+    np.testing.assert_allclose(served.numpy(), library.image, atol=2e-5)
