@@ -334,10 +334,10 @@ def test_bfloat16_graph_matches_library(tmp_path):
 
 # ------------------------------------------------------------------ TF Serving's REST contract
 def readme_block(marker: str) -> str:
-    """The code block after ``<!-- marker -->`` in the README."""
-    text = (ROOT / "README.md").read_text()
+    """The code block after ``<!-- marker -->`` in the README or docs/serving.md."""
+    text = (ROOT / "README.md").read_text() + (ROOT / "docs" / "serving.md").read_text()
     match = re.search(rf"<!-- {marker} -->\s*```\w*\n(.*?)```", text, re.S)
-    assert match, f"README has no block marked {marker}"
+    assert match, f"README and docs/serving.md have no block marked {marker}"
     return match.group(1)
 
 
