@@ -153,14 +153,15 @@ def run_stylize(size, iterations, options):
     score, save = options.pop("score", False), options.pop("save", None)
     stylizer = tfnst.Stylizer(**options)
     history = tfnst.History()
-    out = stylizer.stylize(content, style, size=size, iterations=iterations, callbacks=[history])
+    run = stylizer.run(content, style, size=size, iterations=iterations, callbacks=[history])
+    out = run.image
     seconds = time.perf_counter() - start
     config = stylizer.config.replace(size=size, iterations=iterations)
     tile = stylizer._tile(config, out.shape[:2], True)
     result = {"seconds": seconds, "hw": list(out.shape[:2]), "peak_rss_bytes": peak_rss_bytes(),
               "estimate_bytes": memory.estimate_bytes(out.shape[:2], config, True, tile), "tile": tile,
               "iterations_run": history.records[-1].iteration if history.records else 0,
-              "stop_reason": stylizer.last_result.stop_reason,
+              "stop_reason": run.stop_reason,
               "seconds_per_iteration": steady_seconds_per_iteration(history.records)}
     if save:
         tfnst.save_image(out, save)

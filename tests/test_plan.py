@@ -14,12 +14,15 @@ from tfnst.plan import plan
 from tests.conftest import TEST_OPTIONS
 
 
-def expected_plan(hw, scales, factor, iterations, coarse):
+def expected_plan(hw, scales, factor, iterations, coarse, cap=None):
     """The rule of `tfnst.plan`, written out independently: sizes hw / factor^k (Python's
-    round, half to even, as tf.round), at least 16; coarse counts capped by the full
-    count; a size the next scale repeats runs nothing."""
+    round, half to even, as tf.round), at least 16; the coarse counts as given (unset:
+    40, at most the full count); every count at most ``cap``; a size the next scale
+    repeats runs nothing."""
     sizes = [tuple(max(16, round(d / factor ** (scales - 1 - k))) for d in hw) for k in range(scales)]
-    counts = [min(iterations, coarse[0] if len(coarse) == 1 else coarse[k]) for k in range(scales - 1)] + [iterations]
+    coarse = [min(40, iterations)] if coarse is None else coarse
+    counts = [coarse[0] if len(coarse) == 1 else coarse[k] for k in range(scales - 1)] + [iterations]
+    counts = [n if cap is None else min(n, cap) for n in counts]
     counts = [0 if k + 1 < scales and sizes[k] == sizes[k + 1] else n for k, n in enumerate(counts)]
     return sizes, counts
 
@@ -28,18 +31,20 @@ configs = st.integers(1, 4).flatmap(lambda scales: st.tuples(
     st.just(scales),
     st.sampled_from([1.25, 2 ** 0.5, 2.0, 3.0]),
     st.integers(1, 50),
-    st.lists(st.integers(1, 60), min_size=1, max_size=1) | st.lists(
+    st.none() | st.lists(st.integers(1, 60), min_size=1, max_size=1) | st.lists(
         st.integers(1, 60), min_size=max(1, scales - 1), max_size=max(1, scales - 1)),
-    st.tuples(st.integers(16, 600), st.integers(16, 600))))
+    st.tuples(st.integers(16, 600), st.integers(16, 600)),
+    st.integers(0, 70)))
 
 
 @settings(max_examples=200, deadline=None)
 @given(configs)
 def test_the_plan_follows_its_rule_eagerly_and_in_a_graph(case):
-    scales, factor, iterations, coarse, hw = case
-    config = StyleConfig(scales=scales, **({"scale_factor": factor, "coarse_iterations": tuple(coarse)}
-                                           if scales > 1 else {}), iterations=max(iterations, 1))
-    sizes, counts = expected_plan(hw, scales, factor, iterations, coarse if scales > 1 else (40,))
+    scales, factor, iterations, coarse, hw, cap = case
+    coarse = coarse if scales > 1 else None
+    config = StyleConfig(scales=scales, iterations=iterations, **(
+        {"scale_factor": factor} if scales > 1 else {}), **({"coarse_iterations": tuple(coarse)} if coarse else {}))
+    sizes, counts = expected_plan(hw, scales, factor, iterations, coarse)
     eager = plan(config, hw)
     assert [s.hw for s in eager] == sizes and [s.iterations for s in eager] == counts
 
@@ -47,9 +52,10 @@ def test_the_plan_follows_its_rule_eagerly_and_in_a_graph(case):
     def traced(shape, n):
         return [(s.hw, s.iterations) for s in plan(config, shape, n)]
 
-    graph = traced(tf.constant(hw, tf.int32), tf.constant(iterations))
+    graph = traced(tf.constant(hw, tf.int32), tf.constant(cap))
+    _, capped = expected_plan(hw, scales, factor, iterations, coarse, cap)
     assert [tuple(int(d) for d in h.numpy()) for h, _ in graph] == sizes
-    assert [int(n) for _, n in graph] == counts
+    assert [int(n) for _, n in graph] == capped
 
 
 def test_coarse_iterations_need_a_count_per_coarser_scale():
@@ -75,6 +81,7 @@ def test_the_library_and_the_served_graph_take_the_same_steps(small_stylizer, sc
     content, style = rng.random((*hw, 3)).astype(np.float32), rng.random((24, 24, 3)).astype(np.float32)
     options = dict(scales=scales, iterations=iterations, optimizer=optimizer, style_scale=1.5, init="noise", seed=1,
                    **({"scale_factor": factor, "coarse_iterations": coarse} if scales > 1 else {}))
+    cap = max(iterations, coarse)  # the served graph's default: the plan's largest count
     history = tfnst.History()
     library = small_stylizer.run(content, style, size=max(hw), callbacks=[history], **options)
     config = small_stylizer.config.replace(**options)
@@ -83,5 +90,5 @@ def test_the_library_and_the_served_graph_take_the_same_steps(small_stylizer, sc
     # Each scale's iterations, in order, at its size (records count from 1 at each scale):
     assert ran == [(size, i) for size, n in steps for i in range(1, n + 1)]
     engine = small_stylizer.engine(config, True)
-    served = tf.function(lambda c, s: engine.run(c, [s], tf.constant(iterations), seed=1))(content, style)
+    served = tf.function(lambda c, s: engine.run(c, [s], tf.constant(cap), seed=1))(content, style)
     np.testing.assert_allclose(served.numpy(), library.image, atol=2e-5)

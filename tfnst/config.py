@@ -35,6 +35,9 @@ ADAM_DEFAULTS = {"learning_rate": 0.02, "ema_decay": 0.9}
 # L-BFGS's correction pairs: 2 x 20 image-sized tensors. torch's and jcjohnson's 100 cost
 # 0.07 s more per 512 px iteration and gained 0.2% of the loss after 150 (docs/speed.md).
 LBFGS_HISTORY = 20
+# Iterations at each coarser scale when unset: crowsonkb's and jcjohnson's recipes spend more
+# at coarse sizes; 40 then 140 at full size measured within 2.4% of 300 (docs/speed.md).
+COARSE_ITERATIONS = 40
 
 # Which commands take an option (tfnst.cli): CONTENT options need a content image.
 # `video` (tfnst.video) stylizes each frame as `stylize` does, so it takes what stylize takes.
@@ -255,10 +258,11 @@ class StyleConfig(_Options):
                          "1 = at full size only", Rule("int", above=0))
     scale_factor: float = option(2.0, "size ratio between scales",
                                  Rule("number", above=1, needs=("scales above 1", lambda c: c.scales > 1)))
-    coarse_iterations: tuple[int, ...] = option(
-        (40,), "coarse-to-fine: iterations at each coarser scale, one value for all or one per coarser "
-        "scale (coarsest first, e.g. 200,40); each capped at --iterations",
-        Rule("ints", minimum=1, nonempty=True, needs=("scales above 1", lambda c: c.scales > 1)))
+    coarse_iterations: tuple[int, ...] | None = option(
+        None, "coarse-to-fine: iterations at each coarser scale, one value for all or one per coarser "
+        f"scale (coarsest first, e.g. 200,40 for a few at full size); unset: {COARSE_ITERATIONS}, at most "
+        "--iterations", Rule("ints", minimum=1, nonempty=True, optional=True,
+                             needs=("scales above 1", lambda c: c.scales > 1)))
     pooling: str = option("max", "max (the network as trained) or avg (Gatys' choice, smoother)",
                           Rule("text", choices=POOLING))
     precision: str = option("auto", "VGG19's convolutions in bfloat16 (losses stay float32): "
@@ -284,6 +288,11 @@ class StyleConfig(_Options):
     tile: int | None = option(None, "evaluate the loss in tiles of N pixels a side (a multiple of 16), "
                               "whatever the memory; unset: tiles only when needed",
                               Rule("int", above=0, multiple_of=16, optional=True), commands=RUN)
+    devices: int = option(1, "spread a tiled run's tiles over N devices (GPUs, else CPUs; "
+                          "tf.distribute.MirroredStrategy): the same loss and gradient",
+                          Rule("int", minimum=1, needs=("tiles (--tile or --max-memory)",
+                                                        lambda c: c.tile is not None or c.max_memory is not None)),
+                          commands=RUN)
 
     @property
     def optimizer_name(self) -> str:
@@ -304,9 +313,11 @@ class StyleConfig(_Options):
         return ADAM_DEFAULTS["ema_decay"] if self.ema_decay is None else float(self.ema_decay)
 
     def coarse_iterations_at(self, scale: int) -> int:
-        """The iterations of coarser scale ``scale`` (0 = the coarsest), before the cap
-        of `iterations` (`tfnst.plan`)."""
+        """The iterations of coarser scale ``scale`` (0 = the coarsest): as given, or unset
+        `COARSE_ITERATIONS`, at most `iterations` (so that --iterations 10 is a short run)."""
         counts = self.coarse_iterations
+        if counts is None:
+            return min(COARSE_ITERATIONS, self.iterations)
         return counts[0] if len(counts) == 1 else counts[scale]
 
     def _check_together(self) -> None:
@@ -324,7 +335,8 @@ class StyleConfig(_Options):
                 raise TfnstError("style_layer_weights must not all be 0")
         if self.style_blend is not None and sum(self.style_blend) <= 0:
             raise TfnstError("style_blend must not all be 0")
-        if self.scales > 1 and len(self.coarse_iterations) not in (1, self.scales - 1):
+        if self.scales > 1 and self.coarse_iterations is not None \
+                and len(self.coarse_iterations) not in (1, self.scales - 1):
             raise TfnstError(f"coarse_iterations needs 1 value or {self.scales - 1} (one per coarser scale), "
                              f"received {len(self.coarse_iterations)}")
         if self.init not in INITS and not Path(self.init).is_file():
@@ -365,6 +377,9 @@ def check_request(config: StyleConfig, *, has_content: bool, styles: int, masks:
             raise TfnstError(f"{count} {name} for {styles} style images: one each")
     if masks is not None and config.style_blend is not None:
         raise TfnstError("masks say where each style applies; they do not blend (leave style_blend out)")
+    if masks is not None and config.hist_weight > 0:
+        raise TfnstError("the histogram loss matches every style's histogram over the whole image; it is "
+                         "not masked (leave hist_weight out with masks)")
 
 
 TRAIN = ("train",)

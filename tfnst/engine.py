@@ -55,14 +55,16 @@ class Engine:
             A tiled engine runs from Python only (`run` is for untiled graphs).
         temporal: the runs carry a temporal target (`Inputs.temporal`, a video frame
             after the first): Ruder et al.'s term is on (`tfnst.terms.Temporal`).
+        strategy: a `tf.distribute.Strategy` whose replicas share the tiles
+            (`tfnst.tiling.Tiled`); None = one device. Untiled engines ignore it.
     """
 
     def __init__(self, config: StyleConfig, features, *, has_content: bool = True, regions: int = 0,
-                 tile: int | None = None, temporal: bool = False):
+                 tile: int | None = None, temporal: bool = False, strategy=None):
         self.config = config
         self.has_content = has_content
         objective = Objective(config, features, has_content=has_content, regions=regions, temporal=temporal)
-        self.objective = objective if tile is None else Tiled(objective, tile)
+        self.objective = objective if tile is None else Tiled(objective, tile, strategy)
         self.optimizer = make_optimizer(config, self.objective)
 
     # -------------------------------------------------------------- inputs
@@ -167,15 +169,15 @@ class Engine:
 
         return tf.while_loop(cond, body, (tf.constant(0), state))[1]
 
-    def run(self, content, styles: Sequence, iterations=None, weights=None, seed: int = 0):
+    def run(self, content, styles: Sequence, cap=None, weights=None, seed: int = 0):
         """The whole stylization of one [H, W, 3] content image, in graph ops: `run_plan`
         with a `tf.while_loop` per scale.
 
         Args:
             content: [H, W, 3] in [0, 1] (already at the size to produce).
             styles: style images [H_i, W_i, 3] in [0, 1].
-            iterations: the full-size count (a scalar tensor; coarser scales are capped
-                by it, `tfnst.plan`), or None for the config's.
+            cap: the most iterations any scale runs (a scalar tensor, `tfnst.plan`), or
+                None: the config's counts.
             weights: the loss terms' weights (`tfnst.objective.TERMS` order), or None.
             seed: of the noise initialisation.
 
@@ -183,7 +185,7 @@ class Engine:
             The stylized [H, W, 3] image.
         """
         inputs = self.inputs(content, styles, seed=seed)
-        scales = plan(self.config, tf.shape(inputs.content)[:2], iterations)
+        scales = plan(self.config, tf.shape(inputs.content)[:2], cap)
         _, state = run_plan(scales, lambda scale: self, inputs,
                             lambda engine, scale, state, targets, count: engine.iterate(state, targets, count),
                             weights=weights)

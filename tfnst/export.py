@@ -11,7 +11,8 @@ its name ends in ``_bytes``, and needs every input of a signature in each reques
 - ``serving_default``: ``content``, ``style`` (``style_2`` … for a blend): string [N],
   encoded JPEG/PNG/GIF/BMP → ``stylized_bytes``: PNG string [N]. Each pair on its own.
 - ``stylize_options``: the same plus ``content_weight``, ``style_weight`` (float [N])
-  and ``iterations`` (int32 [N], capped at the exported maximum).
+  and ``iterations`` (int32 [N]: the most iterations any scale runs, a latency knob;
+  at most the exported plan's largest count, which is the default).
 - ``stylize_float``: ``content`` float32 [N, H, W, 3] in [0, 1], ``style`` [N or 1,
   H', W', 3] → ``stylized`` float32 [N, H, W, 3] (TF Hub's ``model(content, style)``
   convention; the loaded object is callable the same way).
@@ -30,6 +31,7 @@ from tfnst.engine import Engine
 from tfnst.errors import TfnstError
 from tfnst.features import VGG19
 from tfnst.objective import TERMS, feature_layers, loss_weights
+from tfnst.plan import most_iterations
 from tfnst.serving import check_size, clamp, decode, directory_size, encode_png, next_version, save_servable
 from tfnst.vgg_layers import MIN_SIDE
 
@@ -59,7 +61,8 @@ class StylizationModule(tf.Module):
 
     Args:
         config: the options of the stylization (validated; see `exportable`).
-        iterations: the most iterations (per scale) a request may ask for, and the default.
+        iterations: the iterations at full size (the config's ``iterations``); a request
+            may cap every scale's count (`tfnst.plan.plan`) at or below the plan's largest.
         max_size: larger images are resized to this longest side.
     """
 
@@ -67,12 +70,12 @@ class StylizationModule(tf.Module):
         super().__init__(name="tfnst_stylize")
         if max_size < MIN_SIDE:
             raise TfnstError(f"max_size must be at least {MIN_SIDE}, not {max_size}")
-        self.config = exportable(config)
-        self.iterations, self.max_size = int(iterations), int(max_size)
+        self.config = exportable(config.replace(iterations=int(iterations)))
+        self.iterations, self.max_size = most_iterations(self.config), int(max_size)
         self.style_count = len(config.style_blend) if config.style_blend else 1
         self.vgg = VGG19(feature_layers(config), pooling=config.pooling, weights=config.vgg_weights,
                          precision=config.precision, normalize=config.normalize_vgg)
-        self.engine = Engine(config, self.vgg)
+        self.engine = Engine(self.config, self.vgg)
         names = style_inputs(self.style_count)
         self.serving_default = self._signature(self._serve_bytes, names, options=False)
         self.stylize_options = self._signature(self._serve_bytes, names, options=True)
@@ -84,8 +87,8 @@ class StylizationModule(tf.Module):
         """[H, W, 3] content and styles in [0, 1] → the stylized [H', W', 3] (graph)."""
         content = clamp(check_size(content, "content image"), self.max_size)
         styles = [check_size(s, "style image") for s in styles]
-        iterations = tf.clip_by_value(tf.cast(iterations, tf.int32), 0, self.iterations)
-        return self.engine.run(content, styles, iterations, weights, seed=self.config.seed or 0)
+        cap = tf.clip_by_value(tf.cast(iterations, tf.int32), 0, self.iterations)
+        return self.engine.run(content, styles, cap, weights, seed=self.config.seed or 0)
 
     def _weights(self, content_weight, style_weight):
         default = loss_weights(self.config)
@@ -159,7 +162,8 @@ def export_savedmodel(out, *, iterations: int, max_size: int, version: int | Non
 
     Args:
         out: the model folder (TF Serving's ``model_base_path``).
-        iterations: iterations per scale, the default and the most a request may ask for.
+        iterations: the iterations at full size (coarser scales: the config's
+            ``coarse_iterations``); a request may cap them all.
         max_size: larger images are resized to this longest side inside the graph.
         version: the version folder; one more than the highest present when None.
         config: the options; `StyleConfig` defaults when None.

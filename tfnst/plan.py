@@ -8,7 +8,8 @@ graph on a size known only at run time (tensors come back).
 The rule (Gatys et al. 2017, "Controlling Perceptual Factors", sec. 5; jcjohnson's
 multires recipe): ``scales`` sizes, each ``scale_factor`` times the one before, the
 last being the result's; never under `MIN_SIDE` pixels a side. Each coarser scale
-runs ``coarse_iterations`` (at most ``iterations``), the full size ``iterations``.
+runs ``coarse_iterations`` (`StyleConfig.coarse_iterations_at`), the full size
+``iterations``; a served request may cap them all (a latency knob).
 The first scale starts from the init image; each later one from the one before,
 upsampled with the content's detail (`tfnst.engine.Engine.warm_start`). A size that
 the next scale repeats (small images clamped to `MIN_SIDE`) runs no iterations:
@@ -33,20 +34,19 @@ class Scale(NamedTuple):
     index: int  # 0 = the coarsest
 
 
-def plan(config: StyleConfig, hw, iterations=None) -> tuple[Scale, ...]:
+def plan(config: StyleConfig, hw, cap=None) -> tuple[Scale, ...]:
     """The scales of a run at ``hw`` (height, width), coarsest first.
 
     Args:
         config: the options (``scales``, ``scale_factor``, ``iterations``,
             ``coarse_iterations``).
         hw: (height, width) of the result: ints, or a tensor in a graph.
-        iterations: the full-size count, overriding ``config.iterations`` (a served
-            request's, a tensor in a graph); coarser counts are capped by it.
+        cap: the most iterations any scale runs (a served request's, a tensor in a
+            graph), or None.
 
     Returns:
         One `Scale` per ``config.scales``; with Python sizes, Python ints.
     """
-    full = config.iterations if iterations is None else iterations
     concrete = not isinstance(hw, tf.Tensor) or tf.executing_eagerly()
     shape = tf.cast(tf.convert_to_tensor(hw), tf.float64)
     count = config.scales
@@ -54,12 +54,18 @@ def plan(config: StyleConfig, hw, iterations=None) -> tuple[Scale, ...]:
              for k in range(count)]
     scales = []
     for k, size in enumerate(sizes):
+        n = tf.constant(config.iterations if k + 1 == count else config.coarse_iterations_at(k), tf.int32)
+        if cap is not None:
+            n = tf.minimum(n, tf.cast(cap, tf.int32))
         if k + 1 < count:
-            repeated = tf.reduce_all(tf.equal(size, sizes[k + 1]))
-            n = tf.where(repeated, 0, tf.minimum(tf.cast(full, tf.int32), config.coarse_iterations_at(k)))
-        else:
-            n = tf.cast(full, tf.int32)
+            n = tf.where(tf.reduce_all(tf.equal(size, sizes[k + 1])), 0, n)
         if concrete:
             size, n = tuple(int(d) for d in size.numpy()), int(n)
         scales.append(Scale(size, n, k))
     return tuple(scales)
+
+
+def most_iterations(config: StyleConfig) -> int:
+    """The most iterations any scale of ``config`` runs: what a served request may cap."""
+    coarse = [config.coarse_iterations_at(k) for k in range(config.scales - 1)]
+    return max([config.iterations, *coarse])
