@@ -189,6 +189,17 @@ def test_names():
     assert batch.output_name("/in/noext", "/in/") == "noext.png"
 
 
+def test_local_paths_on_a_remote_runner_are_warned_about():
+    local = ["/models/m/1", "/photos/*.jpg", "out"]
+    assert batch.remote_path_warning([], local) is None
+    assert batch.remote_path_warning(["--runner", "DirectRunner"], local) is None
+    assert batch.remote_path_warning(["--runner=PrismRunner"], local) is None
+    assert batch.remote_path_warning(["--runner", "FlinkRunner", "--environment_type", "LOOPBACK"], local) is None
+    warning = batch.remote_path_warning(["--runner", "DataflowRunner", "--project", "p"], local)
+    assert warning.startswith("DataflowRunner's workers") and "/photos/*.jpg" in warning
+    assert batch.remote_path_warning(["--runner", "DataflowRunner"], ["gs://b/m", "gs://b/*.jpg", "s3://o"]) is None
+
+
 def test_decode_gives_read_image_s_array(folder):
     _, good = folder
     for path in good[:3]:

@@ -517,6 +517,30 @@ def prepare(args) -> dict:
             "max_pixels": args.max_pixels}
 
 
+LOCAL_RUNNERS = ("directrunner", "switchingdirectrunner", "bundlebaseddirectrunner", "prismrunner",
+                 "interactiverunner")
+
+
+def remote_path_warning(beam_args: list[str], paths: list[str]) -> str | None:
+    """A warning when a runner on other machines is given local paths (its workers would
+    not find them), or None. The DirectRunner, Prism and a LOOPBACK environment run the
+    steps on this machine."""
+    from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
+
+    options = PipelineOptions(beam_args)
+    runner = options.view_as(StandardOptions).runner
+    name = (runner if isinstance(runner, str) else type(runner).__name__) if runner else "DirectRunner"
+    if name.lower() in LOCAL_RUNNERS or name.lower() + "runner" in LOCAL_RUNNERS:
+        return None
+    if (options.view_as(PortableOptions).environment_type or "").upper() == "LOOPBACK":
+        return None
+    local = [p for p in paths if not _has_scheme(p)]
+    if not local:
+        return None
+    return (f"{name}'s workers run elsewhere and will not see the local path(s) {', '.join(local)}; "
+            "use gs://, s3:// or a folder every worker mounts")
+
+
 def counters(result) -> dict:
     """The job's ``written`` and ``failed`` counts, where the runner reports metrics."""
     from apache_beam.metrics.metric import MetricsFilter
@@ -539,6 +563,9 @@ def run_batch(args, beam_args: list[str]) -> int:
         root.setLevel(logging.ERROR)
     try:
         kwargs = prepare(args)
+        warning = remote_path_warning(beam_args, [kwargs["model"], kwargs["pattern"], kwargs["output"]])
+        if warning:
+            print(f"tfnst: warning: {warning}", file=sys.stderr)
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
 
