@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     rows = []
     for size, x in inputs.items():
         rows.append({"variant": "keras", "size": size, "hw": list(x.shape[:2]), "parameters": model.count_params(),
-                     **_timed(lambda: model(x[None], training=False).numpy(), args.repeats)})
+                     **_timed(lambda x=x: model(x[None], training=False).numpy(), args.repeats)})
         print(rows[-1], file=sys.stderr, flush=True)
     for quantize in args.quantize.split(","):
         start = time.perf_counter()
@@ -79,8 +79,9 @@ def main(argv=None) -> int:
         for size, x in inputs.items():
             out = lite(x)
             psnr = 10 * np.log10(1.0 / np.mean((out.astype(np.float64) - expected[size]) ** 2))
+            timed = _timed(lambda lite=lite, x=x: lite(x), args.repeats)
             rows.append({"variant": quantize, "size": size, "hw": list(x.shape[:2]), "bytes": len(data),
-                         "convert_s": convert_s, "psnr_db": float(psnr), **_timed(lambda: lite(x), args.repeats)})
+                         "convert_s": convert_s, "psnr_db": float(psnr), **timed})
             print(rows[-1], file=sys.stderr, flush=True)
     report = {**report_header("benchmarks.litert", argv), "threads": args.threads,
               "network": args.network or "untrained StyleTransformer(16, 3, seed=0)",

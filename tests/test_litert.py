@@ -14,11 +14,11 @@ import pytest
 
 pytest.importorskip("ai_edge_litert")
 
+from tests.conftest import EXAMPLES, small
 from tfnst import cli
 from tfnst.errors import TfnstError
 from tfnst.litert import LiteRTNetwork, calibration_images, convert, export_litert
 from tfnst.networks import StyleTransformer, load_network, save_network, train
-from tests.conftest import EXAMPLES, small
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "data" / "photos"

@@ -184,7 +184,8 @@ class LiteRTNetwork:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
             raise TfnstError("LiteRT is not installed: pip install 'tfnst[litert]' (ai-edge-litert)") from None
-        source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
+        in_memory = isinstance(model, (bytes, bytearray))
+        source = {"model_content": bytes(model)} if in_memory else {"model_path": str(model)}
         self.interpreter = Interpreter(**source, num_threads=num_threads)
         self._input = self.interpreter.get_input_details()[0]["index"]
         self._output = self.interpreter.get_output_details()[0]["index"]
