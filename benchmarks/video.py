@@ -11,8 +11,8 @@ terms of each frame (tfnst's normalised terms, against the same targets the fram
 optimized for), and the seconds of frame 1 and the mean of the later frames. ``pan`` is
 the synthetic pan of `tfnst.video_clips` (2 px a frame to the right over
 examples/tubingen.jpg, written as a PNG folder); ``bunny`` the bundled Big Buck Bunny
-excerpt (data/video, CC BY 3.0). ``--strip`` writes a picture: frames of the first
-weight's run (top) against the last weight's (bottom).
+excerpt (data/video, CC BY 3.0). ``--strip`` writes a picture: content frames (top),
+the first weight's results (middle) and the last weight's (bottom).
 """
 
 from __future__ import annotations
