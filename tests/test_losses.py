@@ -30,15 +30,20 @@ def test_gram_is_independent_of_image_size():
     np.testing.assert_allclose(losses.gram_matrix(tiled), losses.gram_matrix(f), rtol=1e-5)
 
 
-def test_content_loss_matches_numpy():
+def test_content_term_matches_numpy():
+    from tfnst.terms import Content
+
     f, p = rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(2, 3, 4, 5))
-    got = losses.content_loss(tf.constant(f), tf.constant(p)).numpy()
+    term = Content(["x"])
+    got = term.loss({"x": tf.constant(f)}, term.target({"x": tf.constant(p)})).numpy()
     want = [np.sum((f[b] - p[b]) ** 2) / np.sum(p[b] ** 2) for b in range(2)]
     np.testing.assert_allclose(got, want, rtol=1e-6)
-    assert losses.content_loss(tf.constant(p), tf.constant(p)).numpy() == pytest.approx([0, 0])
+    assert term.loss({"x": tf.constant(p)}, term.target({"x": tf.constant(p)})).numpy() == pytest.approx([0, 0])
 
 
-def test_gram_loss_is_gatys_eq4():
+def test_gram_statistic_is_gatys_eq4_relative_to_the_targets_own():
+    # E_l = 1/(4 N² M²) Σ (G − A)² with Gatys' unnormalised Gram matrices, divided by the
+    # target's own E_l (eq. 4 at G = 0), so equal layer weights weigh layers equally.
     f = rng.normal(size=(1, 4, 6, 3))
     s = rng.normal(size=(1, 5, 5, 3))
     a = np_gram(s[0])
@@ -46,8 +51,9 @@ def test_gram_loss_is_gatys_eq4():
     n, m = fm.shape[1], fm.shape[0]
     g_unnormalised, a_unnormalised = fm.T @ fm, a * m
     eq4 = np.sum((g_unnormalised - a_unnormalised) ** 2) / (4 * n**2 * m**2)
-    got = losses.gram_loss(tf.constant(f), tf.constant(a[None])).numpy()[0]
-    assert got == pytest.approx(eq4, rel=1e-6)
+    own = np.sum(a_unnormalised**2) / (4 * n**2 * m**2)
+    got = losses.GramStatistic().loss(tf.constant(f), tf.constant(a[None])).numpy()[0]
+    assert got == pytest.approx(eq4 / own, rel=1e-6)
 
 
 def test_gram_statistic_is_relative_to_target():
@@ -101,7 +107,10 @@ def test_gradients_are_finite_and_match_finite_differences():
 
 def test_all_black_target_gives_finite_loss():
     z = tf.zeros((1, 4, 4, 3), tf.float32)
-    assert np.isfinite(losses.content_loss(z + 1, z).numpy()).all()
+    from tfnst.terms import Content
+
+    content = Content(["x"])
+    assert np.isfinite(content.loss({"x": z + 1}, content.target({"x": z})).numpy()).all()
     assert np.isfinite(losses.GramStatistic().loss(z + 1, losses.gram_matrix(z)).numpy()).all()
 
 

@@ -473,27 +473,25 @@ def test_done_and_failed_read_the_state():
 
 
 # ------------------------------------------------------------------ choosing one
-class Config:
-    """What `build_optimizer` reads of a `StyleConfig`."""
-
-    def __init__(self, optimizer, averaging=0.0, patience=7):
-        self.optimizer, self.averaging, self.patience = optimizer, averaging, patience
-
-
 def test_build_optimizer_takes_the_settings_from_the_config():
-    adam = optimizers.build_optimizer(Config("adam", averaging=0.9, patience=11), TOY)
+    from tfnst.config import StyleConfig
+
+    adam = optimizers.build_optimizer(StyleConfig(optimizer="adam", ema_decay=0.9, patience=11, tolerance=0.1), TOY)
     assert isinstance(adam, optimizers.Adam) and adam.ema_decay == 0.9 and adam.patience == 11
-    lbfgs = optimizers.build_optimizer(Config("lbfgs"), TOY)
+    lbfgs = optimizers.build_optimizer(StyleConfig(optimizer="lbfgs", patience=7, tolerance=0.1), TOY)
     assert isinstance(lbfgs, optimizers.LBFGS) and lbfgs.history == LBFGS_HISTORY and lbfgs.patience == 7
-    resolved = Config("auto")
-    resolved.optimizer_name = "adam"  # StyleConfig resolves "auto"
-    assert isinstance(optimizers.build_optimizer(resolved, TOY), optimizers.Adam)
+    # "auto" resolves by the options: Adam for the discriminator or Adam's settings, else L-BFGS.
+    assert isinstance(optimizers.build_optimizer(StyleConfig(), TOY), optimizers.LBFGS)
+    assert isinstance(optimizers.build_optimizer(StyleConfig(style_statistic="discriminator"), TOY), optimizers.Adam)
+    assert isinstance(optimizers.build_optimizer(StyleConfig(learning_rate=0.1), TOY), optimizers.Adam)
 
 
 def test_tfp_lbfgs_without_the_extra_names_it(monkeypatch):
+    from tfnst.config import StyleConfig
+
     monkeypatch.setitem(sys.modules, "tensorflow_probability", None)  # import fails
     with pytest.raises(TfnstError) as e:
-        optimizers.build_optimizer(Config("tfp-lbfgs"), TOY)
+        optimizers.build_optimizer(StyleConfig(optimizer="tfp-lbfgs"), TOY)
     assert "pip install 'tfnst[tfp]'" in str(e.value) and "\n" not in str(e.value)
 
 

@@ -72,6 +72,9 @@ STYLIZE = {
     "--max-pixels": [(["--max-pixels", "1000"], REFUSED)],
     "--max-memory": [(["--max-memory", "1MB"], REFUSED), (["--max-memory", "1MB", "--tile", "16"], REFUSED)],
     "--tile": [(["--tile", "16", "-v"], ["-v"])],  # the same image (exact tiling); the log says tiles
+    # Needs tiles; with them, the same image over two devices (tests/test_tiling.py, on two
+    # logical CPUs): here, one device, refused.
+    "--devices": [(["--devices", "2"], REFUSED), (["--devices", "2", "--tile", "16"], REFUSED)],
     "--masks": [(["--masks", HALF], None), (["--masks", HALF, MASK], [], [S, S2])],
     "--style-masks": [(["--style-masks", HALF], REFUSED),
                       (["--masks", HALF, "--style-masks", HALF], ["--masks", HALF])],
@@ -192,7 +195,8 @@ WALKED = {
         "--seed": [(["--seed", "3"], None), (["--seed", "3", "--init", "style"], REFUSED)],
         "--style-scale": [(["--style-scale", "0.5"], None)],
         "--max-pixels": [(["--max-pixels", "1000"], REFUSED)],
-        "--max-memory": [(["--max-memory", "1GB"], None)], "--tile": [(["--tile", "32"], None)],
+        "--max-memory": [(["--max-memory", "4GB"], None)], "--tile": [(["--tile", "32"], None)],
+        "--devices": [(["--devices", "2"], REFUSED), (["--devices", "2", "--tile", "32"], ["--tile", "32"])],
         "--save-every": [(["--save-every", "1"], None)], "--checkpoint": [(["--checkpoint", "{t}/c.npz"], None)],
         "--checkpoint-every": [(["--checkpoint-every", "2"], None)], "--resume": [(["--resume"], None)],
         "--quiet": [(["-q"], None)], "--verbose": [(["-v"], None)],
@@ -269,6 +273,8 @@ def describe(value):
         return {k: describe(v) for k, v in sorted(value.items())}
     if isinstance(value, (str, int, float, bool, type(None))) or hasattr(value, "__dataclass_fields__"):
         return repr(value)
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # an image: its shape and a digest
+        return f"array{tuple(value.shape)}:{float(np.asarray(value, np.float64).sum()):.6g}"
     plain = {k: v for k, v in sorted(vars(value).items()) if isinstance(v, (str, int, float, bool, tuple))} \
         if hasattr(value, "__dict__") else {}
     return f"{type(value).__name__}{plain}"
@@ -290,11 +296,13 @@ def capture(monkeypatch):
                                  logging.getLogger().level)))
         return stand_in
 
-    def stylizer_run(self, *args, **kwargs):
-        record("stylize")(self.config, *args, **kwargs)
+    def stylizer_init(self, config=None, **options):  # everything but VGG19
+        self.config, self.features, self._engines, self.strategy = config, None, {}, None
 
-    monkeypatch.setattr(tfnst.api.Stylizer, "__init__", lambda self, config=None, **o: setattr(self, "config", config))
-    monkeypatch.setattr(tfnst.api.Stylizer, "run", stylizer_run)
+    # The library's own checks and loading run (tfnst.api.Stylizer.run, _load); what
+    # reaches the optimization (_run) is recorded.
+    monkeypatch.setattr(tfnst.api.Stylizer, "__init__", stylizer_init)
+    monkeypatch.setattr(tfnst.api.Stylizer, "_run", lambda self, *args: record("stylize")(*args))
     monkeypatch.setattr(tfnst.export, "export_savedmodel", record("export"))
     monkeypatch.setattr(tfnst.networks, "train", record("train"))
     monkeypatch.setattr(tfnst.networks, "load_network", lambda path: "network")

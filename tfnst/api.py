@@ -7,6 +7,7 @@ the loop the served graph runs too), and finish (full size, the content's colour
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -14,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfnst import memory
+from tfnst import memory, tiling
 from tfnst.callbacks import History, IterationRecord, as_callbacks
 from tfnst.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from tfnst.config import StyleConfig, check_request
+from tfnst.config import INITS, StyleConfig, check_request
 from tfnst.engine import Engine, Inputs, Resume, run_plan
 from tfnst.errors import TfnstError
 from tfnst.features import VGG19
@@ -86,15 +87,20 @@ class Stylizer:
     """
 
     NETWORK_OPTIONS = ("content_layers", "style_layers", "pooling", "vgg_weights", "style_statistic",
-                       "style_layer_weights", "hist_layers", "lap_pool", "normalize_vgg", "precision")
+                       "style_layer_weights", "hist_layers", "lap_pool", "normalize_vgg", "precision",
+                       "devices")
 
     def __init__(self, config: StyleConfig | None = None, **options):
         self.config = (config or StyleConfig()).replace(**options)
         cfg = self.config
         # Every layer any call may read: content and histogram terms can be turned on per call.
-        layers = feature_layers(dataclasses.replace(cfg, content_weight=1.0, hist_weight=1.0))
-        self.features = VGG19(layers, pooling=cfg.pooling, weights=cfg.vgg_weights, precision=cfg.precision,
-                              normalize=cfg.normalize_vgg)
+        layers = tuple(dict.fromkeys(feature_layers(cfg) + cfg.content_layers + cfg.hist_layers))
+        # With several devices, a tiled run deals its tiles to their replicas (`tfnst.tiling.Tiled`);
+        # VGG19's weights are made in the strategy's scope: a copy on each device.
+        self.strategy = tiling.strategy_for(cfg.devices)
+        with self.strategy.scope() if self.strategy else contextlib.nullcontext():
+            self.features = VGG19(layers, pooling=cfg.pooling, weights=cfg.vgg_weights, precision=cfg.precision,
+                                  normalize=cfg.normalize_vgg)
         self._engines: dict[tuple, Engine] = {}
 
     # -------------------------------------------------------------- public
@@ -149,8 +155,6 @@ class Stylizer:
         init_image = None
         if "init" in options and not isinstance(options["init"], str):  # an image, not a config value
             init_image = to_array(options.pop("init"))
-        if not has_content and "init" not in options and self.config.init == "content":
-            options = {**options, "init": "noise"}  # a texture starts from noise unless told
         cfg = self._call_config(options)
         if (checkpoint_every or resume) and not checkpoint:
             raise TfnstError("checkpoint_every and resume need a checkpoint path")
@@ -187,7 +191,9 @@ class Stylizer:
         styles = [to_array(s, max_pixels=cfg.max_pixels) for s in styles]
         masks, style_masks = (None if group is None else [self._mask(m, i, name, cfg) for i, m in enumerate(group, 1)]
                               for name, group in (("mask", masks), ("style mask", style_masks)))
-        init = cfg.init if cfg.init in ("content", "noise", "style") else to_array(cfg.init, max_pixels=cfg.max_pixels)
+        init = cfg.init or ("content" if content is not None else "noise")  # unset: what the request has
+        if init not in INITS:
+            init = to_array(init, max_pixels=cfg.max_pixels)
         if init_image is not None:
             init = init_image
         seed = cfg.seed if cfg.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
@@ -281,7 +287,7 @@ class Stylizer:
                cfg.optimizer_name, cfg.averaging, cfg.patience, regions, tile, temporal)
         if key not in self._engines:
             self._engines[key] = Engine(cfg, self.features, has_content=has_content, regions=regions, tile=tile,
-                                        temporal=temporal)
+                                        temporal=temporal, strategy=self.strategy)
         engine = self._engines[key]
         engine.config = cfg  # per-call options (weights, colour, init, scales) that shape no graph
         return engine

@@ -50,6 +50,7 @@ import warnings
 import numpy as np
 
 from tfnst.errors import TfnstError
+from tfnst.image_io import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,6 @@ OUTPUT_KEY = "stylized"
 FAILURES = "failures.jsonl"
 NAMESPACE = "tfnst"
 MIN_SIDE = 16  # tfnst.vgg_layers.MIN_SIDE: both kinds of SavedModel refuse smaller images
-DEFAULT_MAX_PIXELS = 89_478_485  # tfnst.image_io's (PIL's) limit
 _GLOB = re.compile(r"[*?\[{]")
 
 

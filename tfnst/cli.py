@@ -2,8 +2,9 @@
 
 Its options are generated from the fields of `tfnst.config.StyleConfig` and
 `tfnst.config.TrainConfig` (their help, default and parser live there); options the
-user leaves out are not passed on, so the config stays their one home. Options and
-input files are checked before any model is built, so a mistake is reported at once.
+user leaves out are not passed on, so the config stays their one home. Options are
+checked before anything is built, input images by the library as it reads them: either
+way a mistake is one line and exit status 2.
 TensorFlow's start-up lines are hidden by `tfnst._startup`, when the package loads.
 """
 
@@ -221,23 +222,6 @@ def _config_options(args: argparse.Namespace, config=StyleConfig) -> dict:
     return {k: v for k, v in vars(args).items() if k in names}
 
 
-def _check_inputs(args, config: StyleConfig) -> None:
-    """The request's rules (`tfnst.config.check_request`), then every input image read
-    once, so a bad file is reported before any model is built."""
-    from tfnst.config import check_request
-    from tfnst.image_io import to_array
-
-    stylize = args.command == "stylize"
-    masks, style_masks = (getattr(args, "masks", None), getattr(args, "style_masks", None)) if stylize else (None, None)
-    check_request(config, has_content=stylize, styles=len(args.style),
-                  masks=None if masks is None else len(masks),
-                  style_masks=None if style_masks is None else len(style_masks))
-    for path in ([args.content] if stylize else []) + list(args.style) + (masks or []) + (style_masks or []):
-        to_array(path, max_pixels=config.max_pixels)
-    if config.init not in ("content", "noise", "style"):
-        to_array(config.init, max_pixels=config.max_pixels)
-
-
 def _export(args, options) -> int:
     from tfnst.export import directory_size, export_savedmodel
 
@@ -449,9 +433,7 @@ def run(argv=None) -> int:
     output = check_output_path(args.output)
     if args.command == "texture":
         options.pop("size")  # the texture's WxH, not StyleConfig.size (a longest side)
-        options.setdefault("init", "noise")
     config = StyleConfig().replace(**options)  # validated once; the layers below trust it
-    _check_inputs(args, config)
     return _stylize_or_texture(args, config, output)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfnst.errors import TfnstError
+from tfnst.image_io import DEFAULT_MAX_PIXELS
 from tfnst.vgg_layers import MIN_SIDE, POOLING, PRECISIONS, layer_depth
 
 OPTIMIZERS = ("auto", "lbfgs", "adam", "tfp-lbfgs")
@@ -137,15 +138,18 @@ class _Options:
     """What `StyleConfig` and `TrainConfig` share: checks generated from the rules."""
 
     def replace(self, **changes):
-        """A copy with ``changes``, validated.
+        """A copy with ``changes`` (validated as every config is, when made); self when
+        there are none.
 
         Raises:
             TfnstError: for unknown options or values that break an option's rule.
         """
+        if not changes:
+            return self
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise TfnstError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes).validated()
+        return dataclasses.replace(self, **changes)
 
     def __post_init__(self):
         # Sequences as tuples (hashable, and `+` works): lists are what users write.
@@ -156,6 +160,7 @@ class _Options:
                 object.__setattr__(self, f.name, tuple(value))
             elif kind == "ints" and isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, f.name, (value,))  # one count for every item
+        self.validated()  # valid by construction: a config that exists follows its rules
 
     def validated(self):
         """Self, or a `TfnstError` naming the first option that breaks its rule, or that is
@@ -192,8 +197,8 @@ class StyleConfig(_Options):
 
     size: int = option(512, "longest side of the result in pixels", Rule("int", minimum=MIN_SIDE),
                        commands=("stylize", "video"))
-    iterations: int = option(140, "iterations at full size (each coarser scale runs --coarse-iterations, "
-                             "at most this many); the run may stop sooner, see --tolerance",
+    iterations: int = option(140, "iterations at full size (coarser scales: --coarse-iterations); the "
+                             "run may stop sooner, see --tolerance",
                              Rule("int", above=0))
     optimizer: str = option("auto", "auto: L-BFGS with a fixed step (one loss evaluation an iteration, "
                             "as Gatys et al.'s code), or Adam where an option needs it (the "
@@ -271,14 +276,14 @@ class StyleConfig(_Options):
                             Rule("text", choices=PRECISIONS))
     vgg_weights: str = option("imagenet", "'imagenet' (offline ImageNet weights) or a Keras VGG19 notop "
                               "weights file", Rule("text"))
-    init: str = option("content", "the starting image: content, noise, style or an image file "
-                       "(textures: noise unless given)", Rule("text"), commands=ALL)
+    init: str | None = option(None, "the starting image: content, noise, style or an image file; unset: the "
+                              "content, or noise for a texture", Rule("text", optional=True), commands=ALL)
     seed: int | None = option(None, "makes noise initialisation reproducible",
                               Rule("int", minimum=0, below=2**63, optional=True,
-                                   needs=("init noise", lambda c: c.init == "noise")))
+                                   needs=("init noise", lambda c: c.init in (None, "noise"))))
     style_scale: float = option(1.0, "style image size relative to the result (smaller: finer strokes)",
                                 Rule("number", above=0))
-    max_pixels: int = option(89_478_485, "refuse input images with more pixels than this "
+    max_pixels: int = option(DEFAULT_MAX_PIXELS, "refuse input images with more pixels than this "
                              "(decompression bombs)", Rule("int", above=0), commands=RUN)
     max_memory: int | None = option(
         None, "the memory a run may use, e.g. 2GB; a larger run is evaluated in tiles that fit (the "
@@ -339,7 +344,7 @@ class StyleConfig(_Options):
                 and len(self.coarse_iterations) not in (1, self.scales - 1):
             raise TfnstError(f"coarse_iterations needs 1 value or {self.scales - 1} (one per coarser scale), "
                              f"received {len(self.coarse_iterations)}")
-        if self.init not in INITS and not Path(self.init).is_file():
+        if self.init is not None and self.init not in INITS and not Path(self.init).is_file():
             raise TfnstError(f"init must be one of {', '.join(INITS)} or an image file, received {self.init!r}")
         if self.vgg_weights != "imagenet" and not Path(self.vgg_weights).is_file():
             raise TfnstError(f"vgg_weights must be 'imagenet' or a Keras weights file, received "
@@ -370,6 +375,9 @@ def check_request(config: StyleConfig, *, has_content: bool, styles: int, masks:
                          ("lap_weight", config.lap_weight > 0), ("init='content'", config.init == "content")):
             if on:
                 raise TfnstError(f"{name} needs a content image; a texture has none")
+    if has_content and config.seed is not None and config.init != "noise":
+        raise TfnstError("seed makes the noise of init noise reproducible; a stylization starts from the "
+                         "content unless init is noise")
     if style_masks is not None and masks is None:
         raise TfnstError("style masks need masks (where each style applies)")
     for name, count in (("masks", masks), ("style masks", style_masks)):

@@ -75,7 +75,7 @@ class Engine:
         luminance-only transfer, the content's and the styles' luminance (and an init
         image's). Graph-safe."""
         mode = self.config.preserve_color
-        init = self.config.init if init is None else init
+        init = (self.config.init or "content") if init is None else init
         original = content
         styles = list(styles)
         if mode == "histogram":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfnst.config import INITS, StyleConfig
+from tfnst.config import INITS, StyleConfig, check_request
 from tfnst.engine import Engine
 from tfnst.errors import TfnstError
 from tfnst.features import VGG19
@@ -50,9 +50,12 @@ def exportable(config: StyleConfig) -> StyleConfig:
 
     Everything of `StyleConfig` exports except an init image file (a served graph has
     only its request's inputs)."""
-    if config.init not in INITS:
+    if config.init is not None and config.init not in INITS:
         raise TfnstError("init from an image file is not exported (a served graph has only the "
                          f"request's images); use one of {', '.join(INITS)}")
+    # The request-level rules, as a request will bring its images: a content image and
+    # one style per style input.
+    check_request(config, has_content=True, styles=len(config.style_blend) if config.style_blend else 1)
     return config
 
 

@@ -38,21 +38,6 @@ def _flat(features: tf.Tensor) -> tf.Tensor:
     return tf.reshape(features, [shape[0], -1, shape[3]])
 
 
-def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """Gatys eq. 1, 1/2 Σ (F - P)², relative to the target's own energy 1/2 Σ P².
-
-    Relative, so that its scale is the same at every layer, image and size (a
-    random image scores about 1, the content image itself 0).
-    """
-    return _relative_error(features, target, axes=[1, 2, 3])
-
-
-def gram_loss(features: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
-    """Gatys eq. 4, E_l = 1/(4 N² M²) Σ (G - A)², which with the normalised Gram
-    above is exactly 1/4 of the mean squared difference over the N² entries."""
-    return 0.25 * tf.reduce_mean(tf.square(gram_matrix(features) - target_gram), axis=[1, 2])
-
-
 def total_variation_loss(images: tf.Tensor) -> tf.Tensor:
     """Mean squared difference between neighbouring pixels (Mahendran & Vedaldi 2015,
     β = 2): smooth, so it suits L-BFGS, and a mean, so it does not grow with size."""

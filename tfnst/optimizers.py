@@ -730,15 +730,15 @@ def build_optimizer(config, objective) -> ImageOptimizer:
     """The optimizer ``config`` asks for (``optimizer_name``: "auto" resolved), over
     ``objective``, with the config's settings.
 
+    The config has already refused what cannot run (the discriminator with an L-BFGS:
+    `tfnst.config.StyleConfig`); this trusts it.
+
     Raises:
-        TfnstError: for tfp-lbfgs without tensorflow-probability, or an optimizer that
-            cannot run the objective (a stateful one needs Adam).
+        TfnstError: for tfp-lbfgs without tensorflow-probability.
     """
-    name = getattr(config, "optimizer_name", config.optimizer)
+    name = config.optimizer_name
     if name == "adam":
         return Adam(objective, patience=config.patience, ema_decay=config.averaging)
-    if getattr(getattr(objective, "statistic", None), "stateful", False):
-        raise TfnstError("the discriminator style loss needs optimizer='adam'")
     if name == "lbfgs":
         return LBFGS(objective, history=LBFGS_HISTORY, patience=config.patience, ema_decay=config.averaging)
     if name == "tfp-lbfgs":
