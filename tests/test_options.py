@@ -79,7 +79,7 @@ STYLIZE = {
     "--style-masks": [(["--style-masks", HALF], REFUSED),
                       (["--masks", HALF, "--style-masks", HALF], ["--masks", HALF])],
     "--save-every": [(["--save-every", "1"], None)],
-    "--checkpoint": [(["--checkpoint", "{d}/run.ckpt.npz"], None)],
+    "--checkpoint": [(["--checkpoint", "{o}/run.ckpt.npz"], None)],  # {o}: the run's own folder
     "--checkpoint-every": [(["--checkpoint-every", "1"], None)],
     "--resume": [(["--resume"], REFUSED)],  # nothing to resume from; test_cli resumes a real one
     "--verbose": [(["-v"], None)],
@@ -148,6 +148,7 @@ def test_every_stylize_option_changes_the_run_or_is_refused(capsys, tmp_path_fac
 def observe_in(capsys, tmp_path, args, styles):
     out_dir = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
     out_dir.mkdir()
+    args = [a.replace("{o}", str(out_dir)) for a in args]
     code = cli.main(["stylize", C, *styles, "-o", str(out_dir / "out.png"), *args])
     err = capsys.readouterr().err
     if code != 0:
