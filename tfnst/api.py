@@ -260,21 +260,21 @@ class Stylizer:
         try:
             engine, state = run_plan(scales, engine_at, inputs, iterate, resume=resumed)
         except Interrupted as e:
-            e.image = self._finish(self.engine(cfg, has_content, regions, temporal=temporal), e.image, inputs, hw)
+            e.image = self._full_size(self.engine(cfg, has_content, regions, temporal=temporal), e.image, inputs, hw)
             raise
         stopped = next((r for r in results if r.failed), results[-1] if results else None)
-        image = self._finish(engine, engine.optimizer.result_image(state).numpy(), inputs, hw)
+        image = self._full_size(engine, engine.optimizer.result_image(state).numpy(), inputs, hw)
         return StyleResult(image, stopped.stop_reason if stopped else None, bool(failed(state)) or any(
             r.failed for r in results), history.records, state)
 
     @staticmethod
-    def _finish(engine: Engine, image, inputs: Inputs, hw) -> np.ndarray:
+    def _full_size(engine: Engine, image, inputs: Inputs, hw) -> np.ndarray:
         """The result as the caller asked for it: at full size (a run stopped at a coarser
         scale, by Ctrl-C, is upsampled as the next scale would start) and in the
         content's colours (luminance-only transfer)."""
         if tuple(np.shape(image)[:2]) != tuple(hw):
             image = engine.warm_start(image, inputs.content, hw)
-        return np.clip(np.asarray(engine.finish(image, inputs.original), np.float32), 0.0, 1.0)
+        return np.clip(np.asarray(engine.restore_colors(image, inputs.original), np.float32), 0.0, 1.0)
 
     # -------------------------------------------------------------- internals
     def engine(self, cfg: StyleConfig, has_content: bool, regions: int = 0, tile: int | None = None,

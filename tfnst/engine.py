@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from tfnst import color
 from tfnst.config import StyleConfig
-from tfnst.objective import Objective, loss_weights
+from tfnst import objective as objectives
+from tfnst.objective import Objective
 from tfnst.optimizers import build_optimizer, done, failed
 from tfnst.plan import plan
 from tfnst.resize import fit_size, fit_size_tensor, resize
@@ -88,7 +89,7 @@ class Engine:
                 temporal = temporal._replace(warped=color.luminance(temporal.warped))
         return Inputs(content, original, styles, masks, style_masks, init, seed, temporal)
 
-    def finish(self, image, content):
+    def restore_colors(self, image, content):
         """The result after the optimization: with luminance-only transfer, the
         result's luminance with the content's colours."""
         if self.config.preserve_color == "luminance":
@@ -134,7 +135,7 @@ class Engine:
             image += resize(content, size, clip=False) - resize(coarse, size, clip=False)
         return tf.clip_by_value(image, 0.0, 1.0)
 
-    def targets(self, inputs: "Inputs", hw, weights=None):
+    def targets(self, inputs: "Inputs", hw, term_weights=None):
         """Content and style targets at ``hw``: the content resized, each style fitted;
         with spatial control the masks resized to ``hw`` and each style mask fitted
         with its style."""
@@ -148,7 +149,7 @@ class Engine:
         if temporal is not None:  # the warped earlier results and their weights at this size
             temporal = (resize(temporal.warped, hw), resize(temporal.weights[..., None], hw)[..., 0])
         return self.objective.targets(content, fitted, self.config.style_blend,
-                                      loss_weights(self.config) if weights is None else weights,
+                                      objectives.term_weights(self.config) if term_weights is None else term_weights,
                                       masks=masks, style_masks=style_masks, temporal=temporal)
 
     def start(self, image, targets, learning_rate=None, tolerance=None):
@@ -169,7 +170,7 @@ class Engine:
 
         return tf.while_loop(cond, body, (tf.constant(0), state))[1]
 
-    def run(self, content, styles: Sequence, cap=None, weights=None, seed: int = 0):
+    def run(self, content, styles: Sequence, cap=None, term_weights=None, seed: int = 0):
         """The whole stylization of one [H, W, 3] content image, in graph ops: `run_plan`
         with a `tf.while_loop` per scale.
 
@@ -178,7 +179,7 @@ class Engine:
             styles: style images [H_i, W_i, 3] in [0, 1].
             cap: the most iterations any scale runs (a scalar tensor, `tfnst.plan`), or
                 None: the config's counts.
-            weights: the loss terms' weights (`tfnst.objective.TERMS` order), or None.
+            term_weights: the loss terms' weights (`tfnst.objective.TERMS` order), or None.
             seed: of the noise initialisation.
 
         Returns:
@@ -188,8 +189,8 @@ class Engine:
         scales = plan(self.config, tf.shape(inputs.content)[:2], cap)
         _, state = run_plan(scales, lambda scale: self, inputs,
                             lambda engine, scale, state, targets, count: engine.iterate(state, targets, count),
-                            weights=weights)
-        return self.finish(self.optimizer.result_image(state), inputs.original)
+                            term_weights=term_weights)
+        return self.restore_colors(self.optimizer.result_image(state), inputs.original)
 
 
 class Inputs(NamedTuple):
@@ -213,7 +214,7 @@ class Resume(NamedTuple):
     state: Callable
 
 
-def run_plan(scales, engine_at: Callable, inputs: Inputs, iterate: Callable, *, weights=None,
+def run_plan(scales, engine_at: Callable, inputs: Inputs, iterate: Callable, *, term_weights=None,
              resume: Resume | None = None):
     """The coarse-to-fine loop, the one both the library and the served graph run.
 
@@ -224,7 +225,7 @@ def run_plan(scales, engine_at: Callable, inputs: Inputs, iterate: Callable, *, 
         inputs: the run's `Inputs`.
         iterate: ``iterate(engine, scale, state, targets, count) -> state``: run
             ``count`` iterations of the scale.
-        weights: the loss terms' weights, or None for the config's.
+        term_weights: the loss terms' weights, or None for the config's.
         resume: skip to a saved scale and state.
 
     After a numerical failure at one scale the later ones run no iterations: the best
@@ -238,7 +239,7 @@ def run_plan(scales, engine_at: Callable, inputs: Inputs, iterate: Callable, *, 
         if resume is not None and scale.index < resume.index:
             continue  # finished before the checkpoint was written
         previous, engine = engine, engine_at(scale)
-        targets = engine.targets(inputs, scale.hw, weights)
+        targets = engine.targets(inputs, scale.hw, term_weights)
         if resume is not None and scale.index == resume.index:
             state = resume.state(engine, targets)
         elif state is None:

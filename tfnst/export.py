@@ -30,7 +30,7 @@ from tfnst.config import INITS, StyleConfig, check_request
 from tfnst.engine import Engine
 from tfnst.errors import TfnstError
 from tfnst.features import VGG19
-from tfnst.objective import TERMS, feature_layers, loss_weights
+from tfnst.objective import TERMS, feature_layers, term_weights
 from tfnst.plan import most_iterations
 from tfnst.serving import check_size, clamp, decode, directory_size, encode_png, next_version, save_servable
 from tfnst.vgg_layers import MIN_SIDE
@@ -86,15 +86,15 @@ class StylizationModule(tf.Module):
         self.stylize_float = tf.function(self._serve_float, input_signature=float_spec)
         self.__call__ = self.stylize_float  # model(content, style), as TF Hub's stylization modules
 
-    def stylize_image(self, content, styles, iterations, weights) -> tf.Tensor:
+    def stylize_image(self, content, styles, iterations, weights_of_terms) -> tf.Tensor:
         """[H, W, 3] content and styles in [0, 1] → the stylized [H', W', 3] (graph)."""
         content = clamp(check_size(content, "content image"), self.max_size)
         styles = [check_size(s, "style image") for s in styles]
         cap = tf.clip_by_value(tf.cast(iterations, tf.int32), 0, self.iterations)
-        return self.engine.run(content, styles, cap, weights, seed=self.config.seed or 0)
+        return self.engine.run(content, styles, cap, weights_of_terms, seed=self.config.seed or 0)
 
-    def _weights(self, content_weight, style_weight):
-        default = loss_weights(self.config)
+    def _term_weights(self, content_weight, style_weight):
+        default = term_weights(self.config)
         return tf.tensor_scatter_nd_update(default, [[TERMS.index("content")], [TERMS.index("style")]],
                                            tf.stack([content_weight, style_weight]))
 
@@ -126,7 +126,7 @@ class StylizationModule(tf.Module):
         def one(args):
             *encoded, cw, sw, n = args
             content, *styles = (decode(e) for e in encoded)
-            return encode_png(self.stylize_image(content, styles, n, self._weights(cw, sw)))
+            return encode_png(self.stylize_image(content, styles, n, self._term_weights(cw, sw)))
 
         with tf.control_dependencies(checks):
             pngs = tf.map_fn(one, (*images, content_weight, style_weight, iterations),
@@ -141,11 +141,11 @@ class StylizationModule(tf.Module):
         with tf.control_dependencies(checks):
             styles = [tf.cond(tf.shape(s)[0] == 1, lambda s=s: tf.repeat(s, n, axis=0), lambda s=s: s)
                       for s in styles]
-        weights = loss_weights(self.config)
+        default = term_weights(self.config)
 
         def one(args):
             c, *s = (tf.clip_by_value(a, 0.0, 1.0) for a in args)
-            return self.stylize_image(c, s, self.iterations, weights)
+            return self.stylize_image(c, s, self.iterations, default)
 
         out = tf.map_fn(one, (content, *styles), fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
         return {"stylized": out}

@@ -31,14 +31,14 @@ from tfnst.terms import (
     TotalVariation,
 )
 
-TERMS = ("content", "style", "tv", "hist", "lap", "temporal")  # the order of `Targets.weights`
+TERMS = ("content", "style", "tv", "hist", "lap", "temporal")  # the order of `Targets.term_weights`
 
 
 class Targets(NamedTuple):
     """What an objective compares an image with, computed once per size."""
 
     terms: dict  # term name -> that term's target
-    weights: tf.Tensor  # the terms' weights, float32 [len(TERMS)], in `TERMS` order
+    term_weights: tf.Tensor  # the terms' weights, float32 [len(TERMS)], in `TERMS` order
 
 
 def blend_weights(count: int, blend: Sequence[float] | None) -> list[float]:
@@ -70,7 +70,7 @@ def feature_layers(config: StyleConfig, has_content: bool = True) -> tuple[str, 
     return tuple(dict.fromkeys(n for t in build_terms(config, has_content).values() for n in t.layers))
 
 
-def loss_weights(config: StyleConfig) -> tf.Tensor:
+def term_weights(config: StyleConfig) -> tf.Tensor:
     """The terms' weights, in `TERMS` order."""
     return tf.constant([config.content_weight, config.style_weight, config.tv_weight,
                         config.hist_weight, config.lap_weight, config.temporal_weight], tf.float32)
@@ -180,7 +180,7 @@ class Objective:
             out["lap"] = self.loss_terms["lap"].target(tf.convert_to_tensor(content, tf.float32)[None])
         if "temporal" in self.loss_terms:
             out["temporal"] = self.loss_terms["temporal"].target(*temporal)
-        return Targets(out, loss_weights(self.config) if weights is None else weights)
+        return Targets(out, term_weights(self.config) if weights is None else weights)
 
     def initial_state(self) -> dict:
         """The stateful terms' states, by name (empty unless the discriminator is on)."""
@@ -203,7 +203,7 @@ class Objective:
             terms[name] = value[0]
             if t.stateful:
                 new_state[name] = updated
-        weights = dict(zip(TERMS, tf.unstack(targets.weights)))
+        weights = dict(zip(TERMS, tf.unstack(targets.term_weights)))
         total = tf.add_n([weights[name] * value for name, value in terms.items()])
         if "disc_acc" in self.terms:  # reported, not optimized
             style = new_state["style"]
