@@ -111,12 +111,21 @@ def tile_for(size: tuple[int, int], config: StyleConfig, has_content: bool, budg
     """
     from tfnst.errors import TfnstError
 
-    for tile in range(16 * (max(size) // 16), 63, -16):
-        if estimate_bytes(size, config, has_content, tile) <= budget:
-            return tile
+    # The estimate grows with the tile: the smallest tile first (a size that does not fit
+    # even so is refused at once), then a bisection over multiples of 16, not a walk down
+    # from the image's side (millions of estimates for a side of 10^8 px).
     need = estimate_bytes(size, config, has_content, 64)
-    raise TfnstError(f"a {size[1]}x{size[0]} run needs about {gigabytes(need)} even in tiles of 64 px, more "
-                     f"than the {gigabytes(budget)} allowed; raise --max-memory or use a smaller size")
+    if need > budget:
+        raise TfnstError(f"a {size[1]}x{size[0]} run needs about {gigabytes(need)} even in tiles of 64 px, "
+                         f"more than the {gigabytes(budget)} allowed; raise --max-memory or use a smaller size")
+    low, high = 4, max(4, max(size) // 16)  # in units of 16 px: low fits
+    while low < high:
+        middle = (low + high + 1) // 2
+        if estimate_bytes(size, config, has_content, 16 * middle) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return 16 * low
 
 
 def _status_bytes(field: str) -> int | None:

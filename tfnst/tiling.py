@@ -97,6 +97,25 @@ def add_at(total: tf.Tensor, part: tf.Tensor, tile: Tile) -> tf.Tensor:
     return total + tf.pad(part, [[top, h - bottom], [left, w - right], [0, 0]])
 
 
+def strategy_for(devices: int):
+    """A `tf.distribute.MirroredStrategy` over the first ``devices`` GPUs (else logical
+    CPUs), for `Tiled`; None for one device.
+
+    Raises:
+        TfnstError: when there are fewer devices than that.
+    """
+    from tfnst.errors import TfnstError
+
+    if devices <= 1:
+        return None
+    found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if len(found) < devices:
+        kind = found[0].device_type if found else "CPU"
+        raise TfnstError(f"devices {devices}: this machine has {len(found)} {kind} device"
+                         f"{'s' if len(found) != 1 else ''}")
+    return tf.distribute.MirroredStrategy([d.name for d in found[:devices]])
+
+
 def _assemble(parts) -> tf.Tensor:
     """One layer's features of a whole image from its tiles' interiors ([(tile, part)],
     in row-major tile order): rows of tiles concatenated, then the rows."""
@@ -119,6 +138,12 @@ class Tiled:
     A tiled step runs its tiles one after another (each compiled), so that only one
     tile's activations are alive: it is not one graph (``graph_safe`` is False).
 
+    With a ``strategy`` (a `tf.distribute.Strategy`, e.g. ``MirroredStrategy`` over
+    several GPUs) the tiles are dealt round-robin to its replicas, one tile each at a
+    time: the replicas' sums are added with ``strategy.reduce`` (SUM), and each
+    replica's share of the gradient is added where its tile lies, as one device does
+    (`spread`). The targets are read on one device.
+
     Raises:
         TfnstError: for a term that is not additive (the histogram loss) or stateful
             (the discriminator): they need every feature vector of a layer at once.
@@ -126,7 +151,7 @@ class Tiled:
 
     graph_safe = False
 
-    def __init__(self, objective, tile: int):
+    def __init__(self, objective, tile: int, strategy=None):
         from tfnst.errors import TfnstError
 
         for name, term in objective.loss_terms.items():
@@ -137,6 +162,7 @@ class Tiled:
         if tile % ALIGN or tile <= 0:
             raise TfnstError(f"tile must be a positive multiple of {ALIGN}, received {tile}")
         self.inner, self.tile = objective, int(tile)
+        self.strategy = strategy
         self.terms, self.loss_terms, self.regions = objective.terms, objective.loss_terms, objective.regions
         self.margin = margin([n for t in objective.loss_terms.values() for n in t.layers])
         # Tiles at the image's edges differ in shape: relaxed shapes keep that to two
@@ -207,17 +233,41 @@ class Tiled:
             total, terms, new_state = self.inner.finish(image, sums, targets, state)
         by_image, by_sums = tape.gradient(total, [image, sums], unconnected_gradients="zero")
         gradient = by_image
-        for tile in tiles:
-            part = self._tile_gradient(self._crop(image, tile), targets, state, tile.window(), by_sums)
+        for tile, part in self.spread(self._tile_gradient, image, tiles, targets, state, by_sums):
             gradient = add_at(gradient, part, tile)
         return total, terms, new_state, gradient
 
     def _sums_over(self, image, tiles, targets, state):
         sums = None
-        for tile in tiles:
-            part = self._tile_sums(self._crop(image, tile), targets, state, tile.window())
+        for _, part in self.spread(self._tile_sums, image, tiles, targets, state, reduce=True):
             sums = part if sums is None else tf.nest.map_structure(tf.add, sums, part)
         return sums
+
+    def spread(self, function, image, tiles, *args, reduce=False):
+        """``function(crop, *args[:2], window, *args[2:])`` for each tile of ``image``: yields
+        (tile, result) one tile at a time, or with a strategy one round of tiles at a time
+        over its replicas; ``reduce``: a round's results summed by the strategy (yielded
+        with the round's first tile). A last round with fewer tiles than replicas is
+        filled with tiles of no interior (their sums and gradient are zero)."""
+        head, tail = args[:2], args[2:]
+        if self.strategy is None:
+            for tile in tiles:
+                yield tile, function(self._crop(image, tile), *head, tile.window(), *tail)
+            return
+        replicas = self.strategy.num_replicas_in_sync
+        for start in range(0, len(tiles), replicas):
+            round_ = tiles[start:start + replicas]
+            empty = Tile(round_[0].crop, (round_[0].interior[0],) * 2 + (round_[0].interior[2],) * 2)
+            dealt = round_ + [empty] * (replicas - len(round_))
+            crops = self.strategy.experimental_distribute_values_from_function(
+                lambda context, dealt=dealt: self._crop(image, dealt[context.replica_id_in_sync_group]))
+            windows = self.strategy.experimental_distribute_values_from_function(
+                lambda context, dealt=dealt: dealt[context.replica_id_in_sync_group].window())
+            results = self.strategy.run(function, args=(crops, *head, windows, *tail))
+            if reduce:
+                yield round_[0], self.strategy.reduce(tf.distribute.ReduceOp.SUM, results, axis=None)
+            else:
+                yield from zip(round_, self.strategy.experimental_local_results(results))
 
     def _tile_sums_impl(self, crop, targets, state, window):
         return self.inner.partial(self.inner.features(crop), targets, state, window)
