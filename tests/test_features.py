@@ -98,10 +98,37 @@ def test_normalized_vgg_has_unit_mean_activations_at_every_layer():
         # Measured: within 4e-5 except filters alive at a few positions (mean ~0.007 at
         # block5, where float32 rounding flips a ReLU or two): up to 1.1e-3.
         np.testing.assert_allclose(after[name][alive], 1.0, rtol=2e-3, err_msg=name)
-        np.testing.assert_allclose(after[name][~alive], 0.0, atol=1e-6, err_msg=name)  # dead stay dead
         assert not np.allclose(before[name][alive], 1.0, rtol=0.1)  # it did change something
     model = build_feature_model(["block2_conv1"], normalize=[])  # the bundled examples
     assert model(images[0][None])["block2_conv1"].shape[-1] == 128
+
+
+def test_normalized_vgg_is_the_same_network_rescaled_also_where_filters_were_dead():
+    # Gatys et al.'s rescaling leaves every later layer's input as it was: on an image
+    # that was not among the normalization images, each filter's features are the
+    # original network's over its mean there, and a filter dead on those images (mean 0)
+    # is kept as trained, not divided by ~0. Measured: 4 to 58 filters per layer of
+    # block4_conv4-block5_conv4 dead on the two images fire on The Scream or on noise;
+    # all within 6e-7 of the layer's largest value. Fails if dead filters are rescaled
+    # or a layer's inputs are not compensated.
+    from tests.conftest import small
+    from tfnst.features import normalization_scales, normalize_weights
+
+    images = [small("tubingen.jpg", 64), small("starry_night.jpg", 64)]
+    arrays = load_vgg19_weights()
+    means = normalization_scales(arrays, images)
+    original = VGG19(CONV_LAYERS, arrays=arrays)
+    normalized = VGG19(CONV_LAYERS, arrays=normalize_weights(arrays, images))
+    fired = 0
+    for image in (small("the_scream.jpg", 64), np.random.default_rng(0).random((48, 64, 3)).astype(np.float32)):
+        before, after = original(image[None]), normalized(image[None])
+        for name in CONV_LAYERS:
+            alive = means[name] > 1e-8
+            a, b = before[name].numpy(), after[name].numpy()
+            fired += int((a[..., ~alive] > 0).any(axis=(0, 1, 2)).sum())
+            scale = np.where(alive, means[name], 1.0)
+            np.testing.assert_allclose(b * scale / np.abs(a).max(), a / np.abs(a).max(), atol=1e-5, err_msg=name)
+    assert fired > 10  # the dead filters were seen at work
 
 
 def test_bfloat16_convolutions_give_float32_features_close_to_float32():
