@@ -279,12 +279,10 @@ print(json.dumps({"peak": memory.peak_bytes(), "estimate": estimate}))
 '''
 
 
-@pytest.mark.slow
-def test_tiles_lower_the_measured_peak_and_the_estimates_bound_it():
-    # 512x384 untiled and in tiles of 128 px (crops of 320 with block5_conv1's margin),
-    # each in a fresh process so that its peak (VmHWM) is its own. Measured
-    # (2026-12-02, float32, Adam, one iteration): untiled 1.89 GB, tiled 1.39 GB; the
-    # estimates then 1.45 and 1.26 GB, below both peaks (issue 21, item 1).
+@pytest.fixture(scope="module")
+def peaks():
+    """512x384 untiled and in tiles of 128 px (crops of 320 with block5_conv1's margin),
+    each in a fresh process so that its peak (VmHWM) is its own: {name: {peak, estimate}}."""
     import json
 
     base = {"size": 512, "precision": "float32", "optimizer": "adam", "scales": 1}
@@ -294,9 +292,22 @@ def test_tiles_lower_the_measured_peak_and_the_estimates_bound_it():
                            capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, r.stderr[-2000:]
         report[name] = json.loads(r.stdout.strip().splitlines()[-1])
-    assert report["tiled"]["peak"] < report["whole"]["peak"] - 0.25 * 2**30, report
-    for name in report:
-        assert report[name]["estimate"] >= report[name]["peak"], (name, report)
+    return report
+
+
+@pytest.mark.slow
+def test_tiles_lower_the_measured_peak(peaks):
+    # Measured (2026-12-02, AVX2-only AMD EPYC, float32, Adam, one iteration): untiled
+    # 1.89 GB, tiled 1.39 GB.
+    assert peaks["tiled"]["peak"] < peaks["whole"]["peak"] - 0.25 * 2**30, peaks
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 21, item 1: the memory model, fitted on an AVX512_BF16 machine, "
+                   "estimates 1.45 and 1.26 GB against peaks of 1.89 and 1.39 GB here; strict, so a fix shows")
+def test_the_estimates_bound_the_measured_peaks(peaks):
+    for name in peaks:
+        assert peaks[name]["estimate"] >= peaks[name]["peak"], (name, peaks)
 
 
 def test_refuses_runs_that_do_not_fit(stylizer, content64, style64, monkeypatch):
