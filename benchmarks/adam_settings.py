@@ -23,11 +23,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=500)
-    parser.add_argument("--settings", default="0.02,0.04,0.04@0.9",
-                        help="comma-separated RATE or RATE@DECAY")
+    parser.add_argument("--settings", default="0.02,0.04,0.04@0.9", help="comma-separated RATE or RATE@DECAY")
     parser.add_argument("--schedules", action="store_true", help="also decaying learning rates")
-    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
-                        help="of the runs (scores are float32 either way)")
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="of the runs (scores are float32 either way)",
+    )
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -63,14 +66,19 @@ def main(argv=None) -> int:
     n = args.iterations
     for setting in args.settings.split(","):
         rate, _, decay = setting.partition("@")
-        print(f"constant {rate}" + (f", EMA {decay}" if decay else "") + ":",
-              run(n, lambda i, r=float(rate): r, float(decay or 0)), flush=True)
+        print(
+            f"constant {rate}" + (f", EMA {decay}" if decay else "") + ":",
+            run(n, lambda i, r=float(rate): r, float(decay or 0)),
+            flush=True,
+        )
     if args.schedules:
         for m in (n // 5, n * 3 // 10, n // 2):
-            print(f"cosine 0.02 -> 0 over {m}:",
-                  run(m, lambda i, m=m: 0.01 * (1 + math.cos(math.pi * (i - 1) / m))), flush=True)
-            print(f"linear 0.02 -> 0.002 over {m}:",
-                  run(m, lambda i, m=m: 0.02 * (1 - 0.9 * (i - 1) / m)), flush=True)
+            print(
+                f"cosine 0.02 -> 0 over {m}:",
+                run(m, lambda i, m=m: 0.01 * (1 + math.cos(math.pi * (i - 1) / m))),
+                flush=True,
+            )
+            print(f"linear 0.02 -> 0.002 over {m}:", run(m, lambda i, m=m: 0.02 * (1 - 0.9 * (i - 1) / m)), flush=True)
     return 0
 
 

@@ -43,8 +43,14 @@ def make_inputs(folder: Path, size: int, count: int) -> list[Path]:
     for i in range(count):
         image = Image.open(photos[i % len(photos)]).convert("RGB")
         side = min(image.size)
-        image = image.crop(((image.width - side) // 2, (image.height - side) // 2,
-                            (image.width + side) // 2, (image.height + side) // 2)).resize((size, size))
+        image = image.crop(
+            (
+                (image.width - side) // 2,
+                (image.height - side) // 2,
+                (image.width + side) // 2,
+                (image.height + side) // 2,
+            )
+        ).resize((size, size))
         if (i // len(photos)) % 2:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         path = folder / f"{i:03d}.jpg"
@@ -63,7 +69,7 @@ def plain_loop(model_dir: str, paths: list[Path], out: Path, batch_size: int) ->
     call = tf.saved_model.load(model_dir).signatures["stylize_float"]
     out.mkdir(parents=True, exist_ok=True)
     for i in range(0, len(paths), batch_size):
-        chunk = paths[i: i + batch_size]
+        chunk = paths[i : i + batch_size]
         images = np.stack([decode(p.read_bytes()) for p in chunk])
         result = call(images=tf.constant(images))["stylized"].numpy()
         for p, r in zip(chunk, result):
@@ -75,8 +81,20 @@ def beam_job(model_dir: str, folder: Path, out: Path, batch_size: int, beam_args
     from tfnst.cli import main
 
     start = time.perf_counter()
-    code = main(["batch", "--model", model_dir, "--input", str(folder / "*.jpg"), "--output", str(out),
-                 "--batch-size", str(batch_size), *beam_args])
+    code = main(
+        [
+            "batch",
+            "--model",
+            model_dir,
+            "--input",
+            str(folder / "*.jpg"),
+            "--output",
+            str(out),
+            "--batch-size",
+            str(batch_size),
+            *beam_args,
+        ]
+    )
     assert code == 0
     return time.perf_counter() - start
 
@@ -95,21 +113,33 @@ def main(argv=None):
     inputs = work / "in"
     inputs.mkdir()
     paths = make_inputs(inputs, args.size, args.count)
-    model_dir = str(export_network(StyleTransformer(width=args.width, depth=args.depth), work / "model",
-                                   max_size=max(args.size, 512)))
+    model_dir = str(
+        export_network(
+            StyleTransformer(width=args.width, depth=args.depth), work / "model", max_size=max(args.size, 512)
+        )
+    )
     plain_loop(model_dir, paths[:2], work / "warm", 1)  # TensorFlow's one-time start-up, not counted
 
-    rows = [("plain Python loop, 1 image a call", lambda: plain_loop(model_dir, paths, work / "loop1", 1)),
-            ("plain Python loop, 8 images a call", lambda: plain_loop(model_dir, paths, work / "loop8", 8)),
-            ("tfnst batch, DirectRunner, --batch-size 1",
-             lambda: beam_job(model_dir, inputs, work / "beam1", 1, [])),
-            ("tfnst batch, DirectRunner, --batch-size 8",
-             lambda: beam_job(model_dir, inputs, work / "beam8", 8, [])),
-            ("tfnst batch, DirectRunner, 2 threads (--direct_num_workers 2), --batch-size 1",
-             lambda: beam_job(model_dir, inputs, work / "beam1t", 1,
-                              ["--direct_num_workers", "2", "--direct_running_mode", "multi_threading"]))]
-    print(f"{args.count} JPEGs of {args.size}x{args.size} px; StyleTransformer(width={args.width}, "
-          f"depth={args.depth}); {cpu_model()}")
+    rows = [
+        ("plain Python loop, 1 image a call", lambda: plain_loop(model_dir, paths, work / "loop1", 1)),
+        ("plain Python loop, 8 images a call", lambda: plain_loop(model_dir, paths, work / "loop8", 8)),
+        ("tfnst batch, DirectRunner, --batch-size 1", lambda: beam_job(model_dir, inputs, work / "beam1", 1, [])),
+        ("tfnst batch, DirectRunner, --batch-size 8", lambda: beam_job(model_dir, inputs, work / "beam8", 8, [])),
+        (
+            "tfnst batch, DirectRunner, 2 threads (--direct_num_workers 2), --batch-size 1",
+            lambda: beam_job(
+                model_dir,
+                inputs,
+                work / "beam1t",
+                1,
+                ["--direct_num_workers", "2", "--direct_running_mode", "multi_threading"],
+            ),
+        ),
+    ]
+    print(
+        f"{args.count} JPEGs of {args.size}x{args.size} px; StyleTransformer(width={args.width}, "
+        f"depth={args.depth}); {cpu_model()}"
+    )
     print()
     print("| how | seconds (end to end) | images/s | CPU seconds | CPU s per image | load average before |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -118,8 +148,11 @@ def main(argv=None):
         cpu = time.process_time()
         seconds = fn()
         cpu = time.process_time() - cpu
-        print(f"| {name} | {seconds:.1f} | {args.count / seconds:.2f} | {cpu:.1f} | {cpu / args.count:.2f} | "
-              f"{load:.1f} |", flush=True)
+        print(
+            f"| {name} | {seconds:.1f} | {args.count / seconds:.2f} | {cpu:.1f} | {cpu / args.count:.2f} | "
+            f"{load:.1f} |",
+            flush=True,
+        )
     import tensorflow as tf
 
     start = time.perf_counter()

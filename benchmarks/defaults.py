@@ -26,14 +26,24 @@ from benchmarks.run import RESULTS, measure, report_header, save_report
 from tfnst.config import StyleConfig  # no TensorFlow: each run imports it in its own process
 
 # The defaults until 2026-11-25 (float32 Adam at one size, the last iterate, 300 iterations).
-BEFORE = {"optimizer": "adam", "scales": 1, "iterations": 300, "precision": "float32",
-          "learning_rate": 0.02, "ema_decay": 0.0, "tolerance": 0.0}
+BEFORE = {
+    "optimizer": "adam",
+    "scales": 1,
+    "iterations": 300,
+    "precision": "float32",
+    "learning_rate": 0.02,
+    "ema_decay": 0.0,
+    "tolerance": 0.0,
+}
 SETTINGS = {"before": BEFORE, "defaults": {}}
 
 
 def table(report) -> str:
-    rows = ["| style | settings | seconds | iterations | stopped | peak RSS | objective | style term | "
-            "content term | objective vs before |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| style | settings | seconds | iterations | stopped | peak RSS | objective | style term | "
+        "content term | objective vs before |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for style, runs in report["pairs"].items():
         before = runs["before"].get("scores", {}).get("total")
         for name, r in runs.items():
@@ -41,11 +51,16 @@ def table(report) -> str:
                 rows.append(f"| {style} | {name} | n/a ({r['error']}) | | | | | | | |")
                 continue
             s = r["scores"]
-            stopped = "converged" if r["stop_reason"] and r["stop_reason"].startswith("converged") else \
-                (r["stop_reason"] or "")
-            rows.append(f"| {style} | {name} | {r['seconds']:.0f} | {r['iterations_run']} | {stopped} | "
-                        f"{r['peak_rss_bytes'] / 2**30:.2f} GB | {s['total']:.4f} | {s['style']:.4f} | "
-                        f"{s['content']:.4f} | {100 * (s['total'] / before - 1):+.1f}% |")
+            stopped = (
+                "converged"
+                if r["stop_reason"] and r["stop_reason"].startswith("converged")
+                else (r["stop_reason"] or "")
+            )
+            rows.append(
+                f"| {style} | {name} | {r['seconds']:.0f} | {r['iterations_run']} | {stopped} | "
+                f"{r['peak_rss_bytes'] / 2**30:.2f} GB | {s['total']:.4f} | {s['style']:.4f} | "
+                f"{s['content']:.4f} | {100 * (s['total'] / before - 1):+.1f}% |"
+            )
     return "\n".join(rows)
 
 
@@ -55,8 +70,12 @@ def picture(report, path) -> None:
 
     rows = []
     for style, runs in report["pairs"].items():
-        images = [os.path.join("examples", "tubingen.jpg"), os.path.join("examples", style),
-                  runs["before"]["image"], runs["defaults"]["image"]]
+        images = [
+            os.path.join("examples", "tubingen.jpg"),
+            os.path.join("examples", style),
+            runs["before"]["image"],
+            runs["defaults"]["image"],
+        ]
         rows.append(side_by_side([read_image(p) for p in images], 256))
     save_image(stacked(rows), path)
 
@@ -68,11 +87,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=RESULTS)
     parser.add_argument("--name", default=f"defaults-{datetime.date.today().isoformat()}")
     parser.add_argument("--picture", help="also write content | style | before | defaults here")
-    parser.add_argument("--settings", nargs="+", metavar="NAME=JSON",
-                        help="options to compare instead of the defaults, on top of them")
-    parser.add_argument("--before-from", metavar="REPORT",
-                        help="take the 'before' runs from this saved report (same machine and day) "
-                        "instead of making them again: their scores are deterministic (float32)")
+    parser.add_argument(
+        "--settings", nargs="+", metavar="NAME=JSON", help="options to compare instead of the defaults, on top of them"
+    )
+    parser.add_argument(
+        "--before-from",
+        metavar="REPORT",
+        help="take the 'before' runs from this saved report (same machine and day) "
+        "instead of making them again: their scores are deterministic (float32)",
+    )
     args = parser.parse_args(argv)
     settings = dict(SETTINGS)
     if args.settings:
@@ -92,14 +115,11 @@ def main(argv=None) -> int:
             image = os.path.join(images, f"{os.path.splitext(style)[0]}-{name}.png")
             options = dict(options)
             iterations = options.pop("iterations", StyleConfig().iterations)
-            r = measure("stylize", args.size, iterations,
-                        {**options, "style": style, "score": True, "save": image})
+            r = measure("stylize", args.size, iterations, {**options, "style": style, "score": True, "save": image})
             pairs[style][name] = {**r, "image": image}
             print(style, name, {k: v for k, v in r.items() if k != "options"}, file=sys.stderr, flush=True)
-    report = {**report_header("benchmarks.defaults", argv), "size": args.size, "settings": settings,
-              "pairs": pairs}
-    save_report(report, args.out, args.name,
-                lambda path: picture(report, path) if "defaults" in settings else None)
+    report = {**report_header("benchmarks.defaults", argv), "size": args.size, "settings": settings, "pairs": pairs}
+    save_report(report, args.out, args.name, lambda path: picture(report, path) if "defaults" in settings else None)
     if args.picture:
         picture(report, args.picture)
     print(f"{report['cpu']}, {report['cores']} cores; {args.size} px")

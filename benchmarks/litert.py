@@ -38,8 +38,12 @@ def _timed(fn, repeats: int) -> dict:
         cpu.append(time.process_time() - start_cpu)
     wall.sort()
     cpu.sort()
-    return {"median_s": wall[len(wall) // 2], "best_s": wall[0], "cpu_median_s": cpu[len(cpu) // 2],
-            "cpu_best_s": cpu[0]}
+    return {
+        "median_s": wall[len(wall) // 2],
+        "best_s": wall[0],
+        "cpu_median_s": cpu[len(cpu) // 2],
+        "cpu_best_s": cpu[0],
+    }
 
 
 def main(argv=None) -> int:
@@ -68,8 +72,15 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()
     rows = []
     for size, x in inputs.items():
-        rows.append({"variant": "keras", "size": size, "hw": list(x.shape[:2]), "parameters": model.count_params(),
-                     **_timed(lambda x=x: model(x[None], training=False).numpy(), args.repeats)})
+        rows.append(
+            {
+                "variant": "keras",
+                "size": size,
+                "hw": list(x.shape[:2]),
+                "parameters": model.count_params(),
+                **_timed(lambda x=x: model(x[None], training=False).numpy(), args.repeats),
+            }
+        )
         print(rows[-1], file=sys.stderr, flush=True)
     for quantize in args.quantize.split(","):
         start = time.perf_counter()
@@ -80,22 +91,42 @@ def main(argv=None) -> int:
             out = lite(x)
             psnr = 10 * np.log10(1.0 / np.mean((out.astype(np.float64) - expected[size]) ** 2))
             timed = _timed(lambda lite=lite, x=x: lite(x), args.repeats)
-            rows.append({"variant": quantize, "size": size, "hw": list(x.shape[:2]), "bytes": len(data),
-                         "convert_s": convert_s, "psnr_db": float(psnr), **timed})
+            rows.append(
+                {
+                    "variant": quantize,
+                    "size": size,
+                    "hw": list(x.shape[:2]),
+                    "bytes": len(data),
+                    "convert_s": convert_s,
+                    "psnr_db": float(psnr),
+                    **timed,
+                }
+            )
             print(rows[-1], file=sys.stderr, flush=True)
-    report = {**report_header("benchmarks.litert", argv), "threads": args.threads,
-              "network": args.network or "untrained StyleTransformer(16, 3, seed=0)",
-              "load_average_before": load_before, "load_average_after": os.getloadavg(), "rows": rows}
+    report = {
+        **report_header("benchmarks.litert", argv),
+        "threads": args.threads,
+        "network": args.network or "untrained StyleTransformer(16, 3, seed=0)",
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "rows": rows,
+    }
     save_report(report, args.out, args.name, lambda path: None)
-    print(f"{report['cpu']}, {report['cores']} cores, {args.threads} threads; load average "
-          f"{load_before[0]:.1f} before, {report['load_average_after'][0]:.1f} after")
-    print("| variant | file | image (H×W) | CPU s / image | wall s, median | best | PSNR vs Keras |\n"
-          "| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        f"{report['cpu']}, {report['cores']} cores, {args.threads} threads; load average "
+        f"{load_before[0]:.1f} before, {report['load_average_after'][0]:.1f} after"
+    )
+    print(
+        "| variant | file | image (H×W) | CPU s / image | wall s, median | best | PSNR vs Keras |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |"
+    )
     for r in rows:
         size = f"{r['bytes'] / 1e3:.0f} kB" if "bytes" in r else "–"
         psnr = f"{r['psnr_db']:.1f} dB" if "psnr_db" in r else "–"
-        print(f"| {r['variant']} | {size} | {r['hw'][0]}×{r['hw'][1]} | {r['cpu_median_s']:.3f} | "
-              f"{r['median_s']:.3f} | {r['best_s']:.3f} | {psnr} |")
+        print(
+            f"| {r['variant']} | {size} | {r['hw'][0]}×{r['hw'][1]} | {r['cpu_median_s']:.3f} | "
+            f"{r['median_s']:.3f} | {r['best_s']:.3f} | {psnr} |"
+        )
     return 0
 
 

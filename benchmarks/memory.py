@@ -25,7 +25,7 @@ EXTENSIONS = {
     "histogram loss": {"hist_weight": 1.0},
     "histogram loss, deep layers": {"hist_weight": 1.0, "hist_layers": ["block4_conv1", "block5_conv1"]},
     "style scale 2": {"style_scale": 2.0},
-    "coarse-to-fine": {"scales": 3, "scale_factor": 2 ** 0.5},
+    "coarse-to-fine": {"scales": 3, "scale_factor": 2**0.5},
     "mean+covariance": {"style_statistic": "meancov"},
     "discriminator": {"style_statistic": "discriminator"},
     "laplacian": {"lap_weight": 1.0},
@@ -34,11 +34,13 @@ EXTENSIONS = {
 # Tiled runs (`tfnst.tiling`): (label, size, options).
 # Then the sizes of the README's 4096x3072 run (`--max-memory 8GB`): 2048 px fits
 # without tiles, 4096 px does not.
-TILED = [("tiles, --max-memory 2GB", 1536, {"max_memory": 2 * 2**30}),
-         ("tiles of 256 px", 1024, {"tile": 256}),
-         ("tiles of 512 px", 2048, {"tile": 512}),
-         ("--max-memory 8GB", 2048, {"max_memory": 8 * 2**30}),
-         ("--max-memory 8GB", 4096, {"max_memory": 8 * 2**30})]
+TILED = [
+    ("tiles, --max-memory 2GB", 1536, {"max_memory": 2 * 2**30}),
+    ("tiles of 256 px", 1024, {"tile": 256}),
+    ("tiles of 512 px", 2048, {"tile": 512}),
+    ("--max-memory 8GB", 2048, {"max_memory": 8 * 2**30}),
+    ("--max-memory 8GB", 4096, {"max_memory": 8 * 2**30}),
+]
 
 
 def runs(sizes, precisions, optimizers=("adam", "lbfgs"), parts=("sizes", "extensions", "tiled")):
@@ -46,8 +48,11 @@ def runs(sizes, precisions, optimizers=("adam", "lbfgs"), parts=("sizes", "exten
         for precision in precisions:
             for optimizer in optimizers:
                 for size in sizes:
-                    yield f"{optimizer} {precision}", size, {"optimizer": optimizer, "precision": precision,
-                                                             "scales": 1}
+                    yield (
+                        f"{optimizer} {precision}",
+                        size,
+                        {"optimizer": optimizer, "precision": precision, "scales": 1},
+                    )
     if "extensions" in parts:
         for name, options in EXTENSIONS.items():
             yield name, 512, {"precision": precisions[0], **ADAM, **options}
@@ -57,20 +62,27 @@ def runs(sizes, precisions, optimizers=("adam", "lbfgs"), parts=("sizes", "exten
     if "scales" in parts:
         for size in sizes:
             for scales in (1, 2):
-                yield f"defaults, {scales} scale(s) ({precisions[0]})", size, {"precision": precisions[0],
-                                                                             "scales": scales}
+                yield (
+                    f"defaults, {scales} scale(s) ({precisions[0]})",
+                    size,
+                    {"precision": precisions[0], "scales": scales},
+                )
 
 
 def table(rows) -> str:
-    lines = ["| run | size (H×W) | tile | peak RSS | estimate | estimate / peak |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| run | size (H×W) | tile | peak RSS | estimate | estimate / peak |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['label']} | {r['size']} | | n/a ({r['error']}) | | |")
             continue
-        lines.append(f"| {r['label']} | {r['hw'][0]}×{r['hw'][1]} | {r.get('tile') or ''} | "
-                     f"{r['peak_rss_bytes'] / 2**30:.2f} GB | "
-                     f"{r['estimate_bytes'] / 2**30:.2f} GB | {r['estimate_bytes'] / r['peak_rss_bytes']:.2f} |")
+        lines.append(
+            f"| {r['label']} | {r['hw'][0]}×{r['hw'][1]} | {r.get('tile') or ''} | "
+            f"{r['peak_rss_bytes'] / 2**30:.2f} GB | "
+            f"{r['estimate_bytes'] / 2**30:.2f} GB | {r['estimate_bytes'] / r['peak_rss_bytes']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -84,15 +96,22 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=RESULTS)
     parser.add_argument("--name", default=f"memory-{datetime.date.today().isoformat()}")
     args = parser.parse_args(argv)
-    precisions = args.precisions.split(",") if args.precisions else \
-        ["float32"] + (["bfloat16"] if has_bfloat16() else [])
+    precisions = (
+        args.precisions.split(",") if args.precisions else ["float32"] + (["bfloat16"] if has_bfloat16() else [])
+    )
     rows = []
-    for label, size, options in runs([int(s) for s in args.sizes.split(",")], precisions,
-                                     args.optimizers.split(","), args.parts.split(",")):
+    for label, size, options in runs(
+        [int(s) for s in args.sizes.split(",")], precisions, args.optimizers.split(","), args.parts.split(",")
+    ):
         r = measure("stylize", size, args.iterations, {**options, "tolerance": 0.0})
         rows.append({**r, "label": label, "size": size})
-        print(label, size, {k: r.get(k) for k in ("hw", "peak_rss_bytes", "estimate_bytes", "error")},
-              file=sys.stderr, flush=True)
+        print(
+            label,
+            size,
+            {k: r.get(k) for k in ("hw", "peak_rss_bytes", "estimate_bytes", "error")},
+            file=sys.stderr,
+            flush=True,
+        )
     report = {**report_header("benchmarks.memory", argv), "runs": rows}
     save_report(report, args.out, args.name, lambda path: None)
     print(f"{report['cpu']}, {report['cores']} cores")

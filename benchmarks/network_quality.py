@@ -58,9 +58,17 @@ def main(argv=None) -> int:
         optimization_seconds = time.perf_counter() - start
         fitted = stylizer.engine(stylizer.config, True).fit_style(style, content.shape[:2]).numpy()
         score = scorer(content, fitted)
-        rows.append({"image": path, "hw": list(content.shape[:2]), "network": score(fast),
-                     "optimization": score(slow), "content": score(content),
-                     "network_seconds": network_seconds, "optimization_seconds": optimization_seconds})
+        rows.append(
+            {
+                "image": path,
+                "hw": list(content.shape[:2]),
+                "network": score(fast),
+                "optimization": score(slow),
+                "content": score(content),
+                "network_seconds": network_seconds,
+                "optimization_seconds": optimization_seconds,
+            }
+        )
         pictures.append([content, fitted, fast, slow])
         print(rows[-1], file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,9 +84,14 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             serve(images=data)["stylized_bytes"].numpy()
             times.append(time.perf_counter() - start)
-    report = {**report_header("benchmarks.network_quality", argv), "network": args.network,
-              "parameters": int(network.count_params()), "rows": rows,
-              "serving_512_seconds": sorted(times)[2], "serving_hw": list(big.shape[:2])}
+    report = {
+        **report_header("benchmarks.network_quality", argv),
+        "network": args.network,
+        "parameters": int(network.count_params()),
+        "rows": rows,
+        "serving_512_seconds": sorted(times)[2],
+        "serving_hw": list(big.shape[:2]),
+    }
 
     def picture(path):
         from tfnst.image_io import save_image
@@ -94,10 +107,14 @@ def main(argv=None) -> int:
     for r in rows:
         for method in ("network", "optimization"):
             s = r[method]
-            print(f"| {os.path.basename(r['image'])} {r['hw'][1]}×{r['hw'][0]} | {method} | "
-                  f"{r[method + '_seconds']:.2f} | {s['total']:.3f} | {s['style']:.4f} | {s['content']:.3f} |")
-    print(f"served at {report['serving_hw'][1]}x{report['serving_hw'][0]}: {report['serving_512_seconds']:.2f} s "
-          "a request (median of 5)")
+            print(
+                f"| {os.path.basename(r['image'])} {r['hw'][1]}×{r['hw'][0]} | {method} | "
+                f"{r[method + '_seconds']:.2f} | {s['total']:.3f} | {s['style']:.4f} | {s['content']:.3f} |"
+            )
+    print(
+        f"served at {report['serving_hw'][1]}x{report['serving_hw'][0]}: {report['serving_512_seconds']:.2f} s "
+        "a request (median of 5)"
+    )
     return 0
 
 

@@ -44,15 +44,21 @@ def main(argv=None) -> int:
     print("| network | training size | images / s | peak RSS |\n| --- | --- | --- | --- |")
     for r in rows:
         if r.get("impl") == "train":
-            print(f"| {r['network']} | {r['size']} | {r.get('images_per_second', float('nan')):.2f} | "
-                  f"{r.get('peak_rss_bytes', 0) / 2**30:.2f} GB |")
-    print("\n| network | image (H×W) | network s / image | optimization (300 its) s | ratio |\n"
-          "| --- | --- | --- | --- | --- |")
+            print(
+                f"| {r['network']} | {r['size']} | {r.get('images_per_second', float('nan')):.2f} | "
+                f"{r.get('peak_rss_bytes', 0) / 2**30:.2f} GB |"
+            )
+    print(
+        "\n| network | image (H×W) | network s / image | optimization (300 its) s | ratio |\n"
+        "| --- | --- | --- | --- | --- |"
+    )
     for r in rows:
         if r.get("impl") == "apply" and "error" not in r:
             opt = 300 * r["optimization"]["seconds_per_iteration"]
-            print(f"| {r['network']} | {r['hw'][0]}×{r['hw'][1]} | {r['seconds_per_image']:.3f} | {opt:.0f} | "
-                  f"{opt / r['seconds_per_image']:.0f}× |")
+            print(
+                f"| {r['network']} | {r['hw'][0]}×{r['hw'][1]} | {r['seconds_per_image']:.3f} | {opt:.0f} | "
+                f"{opt / r['seconds_per_image']:.0f}× |"
+            )
     return 0
 
 

@@ -27,8 +27,10 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 
 
 def table(report) -> str:
-    header = ("| style | optimizer | seconds | first iteration (tracing) | iterations | evaluations | "
-              "objective | style term | content term |")
+    header = (
+        "| style | optimizer | seconds | first iteration (tracing) | iterations | evaluations | "
+        "objective | style term | content term |"
+    )
     rows = [header, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for style, runs in report["pairs"].items():
         for name, r in runs.items():
@@ -36,9 +38,11 @@ def table(report) -> str:
                 rows.append(f"| {style} | {name} | n/a ({r['error']}) | | | | | | |")
                 continue
             s = r["scores"]
-            rows.append(f"| {style} | {name} | {r['seconds']:.0f} | {r['first_iteration_seconds']:.0f} | "
-                        f"{r['iterations_run']} | {r['evaluations']} | {s['total']:.4f} | {s['style']:.4f} | "
-                        f"{s['content']:.4f} |")
+            rows.append(
+                f"| {style} | {name} | {r['seconds']:.0f} | {r['first_iteration_seconds']:.0f} | "
+                f"{r['iterations_run']} | {r['evaluations']} | {s['total']:.4f} | {s['style']:.4f} | "
+                f"{s['content']:.4f} |"
+            )
     return "\n".join(rows)
 
 
@@ -51,8 +55,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=RESULTS)
     parser.add_argument("--name", default=f"optimizers-{datetime.date.today().isoformat()}")
     args = parser.parse_args(argv)
-    report = {**report_header("benchmarks.optimizers", argv), "size": args.size,
-              "iterations": args.iterations, "pairs": {}}
+    report = {
+        **report_header("benchmarks.optimizers", argv),
+        "size": args.size,
+        "iterations": args.iterations,
+        "pairs": {},
+    }
     print(f"{report['cpu']}, {report['cores']} cores; {report['command']}", flush=True)
 
     import tfnst
@@ -76,10 +84,14 @@ def main(argv=None) -> int:
                 runs[name] = {"error": str(e)}
                 continue
             seconds = time.perf_counter() - start
-            runs[name] = {"seconds": seconds, "first_iteration_seconds": history.records[0].elapsed,
-                          "iterations_run": history.records[-1].iteration,
-                          "evaluations": int(evaluations(result.state)), "stop_reason": result.stop_reason,
-                          "scores": score(result.image)}
+            runs[name] = {
+                "seconds": seconds,
+                "first_iteration_seconds": history.records[0].elapsed,
+                "iterations_run": history.records[-1].iteration,
+                "evaluations": int(evaluations(result.state)),
+                "stop_reason": result.stop_reason,
+                "scores": score(result.image),
+            }
             print(style_name, name, json.dumps(runs[name]), flush=True)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, args.name + ".json"), "w") as f:

@@ -31,11 +31,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks.run import RESULTS, has_bfloat16, report_header, save_report  # noqa: E402
 
-COARSE_TO_FINE = {"scales": 3, "scale_factor": 2 ** 0.5}  # 256, 362, 512 px
+COARSE_TO_FINE = {"scales": 3, "scale_factor": 2**0.5}  # 256, 362, 512 px
 # Options of each method (None: the reference); `one` sets iterations. The named methods
 # are float32 Adam without averaging or an early stop (`PLAIN`), but for what their name
 # adds; tfnst-defaults is `StyleConfig()` as it is (auto precision, averaging, early stop).
 from benchmarks.worker import PLAIN  # noqa: E402  (float32 Adam at one size, the last iterate)
+
 LBFGS = {**PLAIN, "optimizer": "lbfgs", "ema_decay": None, "learning_rate": None}
 METHODS = {
     "reference": None,
@@ -64,9 +65,13 @@ def scorer(content, style):
     config = tfnst.StyleConfig(precision="float32")
     engine = Engine(config, VGG19(feature_layers(config), precision="float32"))
     targets = engine.targets(engine.inputs(content, [style]), content.shape[:2])
-    return lambda image: {k: float(v) for k, v in
-                          {"total": engine.objective(tf.constant(image), targets)[0],
-                           **engine.objective(tf.constant(image), targets)[1]}.items()}
+    return lambda image: {
+        k: float(v)
+        for k, v in {
+            "total": engine.objective(tf.constant(image), targets)[0],
+            **engine.objective(tf.constant(image), targets)[1],
+        }.items()
+    }
 
 
 def _snapshots_and_score(size, run, every):
@@ -111,18 +116,19 @@ def run_tfnst(size, iterations, every, options, stop_below, time_limit):
 
         def on_iteration_end(self, record, image):
             elapsed = time.perf_counter() - self.start
-            self.stop_requested = elapsed > time_limit or (
-                record.size == self.final_hw and record.loss < stop_below)
+            self.stop_requested = elapsed > time_limit or (record.size == self.final_hw and record.loss < stop_below)
             if record.size == self.final_hw and (
-                    record.iteration % self.every == 0 or record.iteration == 1
-                    or self.stop_requested or record.iteration == record.iterations):
+                record.iteration % self.every == 0
+                or record.iteration == 1
+                or self.stop_requested
+                or record.iteration == record.iterations
+            ):
                 self.snaps.append((elapsed, record.iteration, image.numpy()))
 
     def run(content, style, start, snaps, every):
         options.setdefault("iterations", iterations)
         stylizer = tfnst.Stylizer(**options)
-        stylizer.stylize(content, style, size=size,
-                         callbacks=[Recorder(start, snaps, every, tuple(content.shape[:2]))])
+        stylizer.stylize(content, style, size=size, callbacks=[Recorder(start, snaps, every, tuple(content.shape[:2]))])
 
     return _snapshots_and_score(size, run, every)
 
@@ -166,8 +172,9 @@ def plot(report, path):
         if "curve" in r and r["curve"]:
             seconds, losses, _ = zip(*r["curve"])
             ax.plot(seconds, losses, label=method, lw=2 if method == "reference" else 1.2)
-    ax.axhline(report["target_loss"], color="gray", ls="--", lw=0.8,
-               label=f"reference after {report['iterations']} iterations")
+    ax.axhline(
+        report["target_loss"], color="gray", ls="--", lw=0.8, label=f"reference after {report['iterations']} iterations"
+    )
     ax.set_yscale("log")
     ax.set_xlabel("wall-clock seconds (build, targets, tracing and coarse scales included)")
     ax.set_ylabel("tfnst objective (float32)")
@@ -184,8 +191,11 @@ def table(report) -> str:
     every curve, where a percent of loss costs minutes."""
     ref_seconds = report["methods"]["reference"]["seconds"]
     target = report["target_loss"]
-    rows = ["| method | reaches target after | iteration | of reference time | within 1% after "
-            "| of reference time | final loss |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| method | reaches target after | iteration | of reference time | within 1% after "
+        "| of reference time | final loss |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for method, r in report["methods"].items():
         if "error" in r:
             rows.append(f"| {method} | n/a ({r['error']}) | | | | | |")
@@ -193,8 +203,11 @@ def table(report) -> str:
         cells = []
         for level in (target, 1.01 * target):
             seconds, iteration = time_to(r["curve"], level)
-            cells += ([f"{seconds:.0f} s", str(iteration), f"{100 * seconds / ref_seconds:.0f}%"]
-                      if seconds is not None else ["not reached", "", ""])
+            cells += (
+                [f"{seconds:.0f} s", str(iteration), f"{100 * seconds / ref_seconds:.0f}%"]
+                if seconds is not None
+                else ["not reached", "", ""]
+            )
         del cells[4]  # one iteration column is enough
         final = r["curve"][-1][1] if r["curve"] else float("nan")
         rows.append(f"| {method} | " + " | ".join(cells) + f" | {final:.4g} |")
@@ -202,11 +215,28 @@ def table(report) -> str:
 
 
 def measure(method, args, stop_below, time_limit):
-    r = subprocess.run([sys.executable, "-m", "benchmarks.quality", "--method", method,
-                        "--size", str(args.size), "--iterations", str(args.iterations),
-                        "--c2f-iterations", str(args.c2f_iterations),
-                        "--stop-below", repr(stop_below), "--time-limit", repr(time_limit)],
-                       capture_output=True, text=True, timeout=7200)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.quality",
+            "--method",
+            method,
+            "--size",
+            str(args.size),
+            "--iterations",
+            str(args.iterations),
+            "--c2f-iterations",
+            str(args.c2f_iterations),
+            "--stop-below",
+            repr(stop_below),
+            "--time-limit",
+            repr(time_limit),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=7200,
+    )
     if r.returncode != 0:
         return {"error": ((r.stderr.strip().splitlines() or ["failed"])[-1])[:200]}
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -217,13 +247,20 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="64 px, 20 iterations (a smoke check)")
     parser.add_argument("--size", type=int)
     parser.add_argument("--iterations", type=int, help="the reference's Adam iterations (default 500)")
-    parser.add_argument("--c2f-iterations", type=int,
-                        help="Adam iterations per coarse-to-fine scale (L-BFGS: a third); default 150")
-    parser.add_argument("--methods", help="comma-separated, from " + ",".join(METHODS)
-                        + "; default all (bf16 ones only on CPUs with bfloat16 instructions)")
+    parser.add_argument(
+        "--c2f-iterations", type=int, help="Adam iterations per coarse-to-fine scale (L-BFGS: a third); default 150"
+    )
+    parser.add_argument(
+        "--methods",
+        help="comma-separated, from "
+        + ",".join(METHODS)
+        + "; default all (bf16 ones only on CPUs with bfloat16 instructions)",
+    )
     parser.add_argument("--out", default=RESULTS)
-    parser.add_argument("--name", help="file name stem of the report; default "
-                        "time-to-quality-<date> (quick-time-to-quality-<date> with --quick)")
+    parser.add_argument(
+        "--name",
+        help="file name stem of the report; default time-to-quality-<date> (quick-time-to-quality-<date> with --quick)",
+    )
     parser.add_argument("--table", metavar="JSON", help="print the table of a saved report and exit")
     parser.add_argument("--method", help=argparse.SUPPRESS)  # one method, in a worker process
     parser.add_argument("--stop-below", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -237,14 +274,12 @@ def main(argv=None) -> int:
     args.iterations = args.iterations or (20 if args.quick else 500)
     args.c2f_iterations = args.c2f_iterations or (10 if args.quick else 150)
     if args.method:
-        result = one(args.method, args.size, args.iterations, args.stop_below, args.time_limit,
-                     args.c2f_iterations)
+        result = one(args.method, args.size, args.iterations, args.stop_below, args.time_limit, args.c2f_iterations)
         print(json.dumps(result))
         return 0
 
     bf16 = has_bfloat16()
-    methods = args.methods.split(",") if args.methods else [
-        m for m in METHODS if "bf16" not in m or bf16]
+    methods = args.methods.split(",") if args.methods else [m for m in METHODS if "bf16" not in m or bf16]
     unknown = set(methods) - set(METHODS)
     if unknown:
         parser.error(f"unknown methods: {', '.join(sorted(unknown))}")
@@ -262,17 +297,23 @@ def main(argv=None) -> int:
             # run has none, since there the first iteration's tracing can outlast the limit.
             limit = float("inf") if args.quick else 1.5 * reference["seconds"]
             results[method] = measure(method, args, 0.98 * target, limit)
-        print(method, json.dumps({k: v for k, v in results[method].items() if k != "curve"}),
-              file=sys.stderr)
-    report = {**report_header("benchmarks.quality", argv), "hw": reference["hw"],
-              "iterations": args.iterations, "c2f_iterations": args.c2f_iterations,
-              "coarse_to_fine": COARSE_TO_FINE, "target_loss": target, "methods": results}
-    name = args.name or (f"{'quick-' if args.quick else ''}time-to-quality-"
-                         f"{datetime.date.today().isoformat()}")
+        print(method, json.dumps({k: v for k, v in results[method].items() if k != "curve"}), file=sys.stderr)
+    report = {
+        **report_header("benchmarks.quality", argv),
+        "hw": reference["hw"],
+        "iterations": args.iterations,
+        "c2f_iterations": args.c2f_iterations,
+        "coarse_to_fine": COARSE_TO_FINE,
+        "target_loss": target,
+        "methods": results,
+    }
+    name = args.name or (f"{'quick-' if args.quick else ''}time-to-quality-{datetime.date.today().isoformat()}")
     save_report(report, args.out, name, lambda path: plot(report, path))
-    print(f"{report['cpu']}, {report['cores']} cores; {report['hw'][1]}x{report['hw'][0]}; target: the "
-          f"reference's loss after {args.iterations} iterations, {target:.4g}, "
-          f"reached in {reference['seconds']:.0f} s")
+    print(
+        f"{report['cpu']}, {report['cores']} cores; {report['hw'][1]}x{report['hw'][0]}; target: the "
+        f"reference's loss after {args.iterations} iterations, {target:.4g}, "
+        f"reached in {reference['seconds']:.0f} s"
+    )
     print(table(report))
     return 0
 

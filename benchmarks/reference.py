@@ -45,7 +45,7 @@ class StyleContentModel(keras.models.Model):
         inputs = inputs * 255.0
         preprocessed_input = keras.applications.vgg19.preprocess_input(inputs)
         outputs = self.vgg(preprocessed_input)
-        style_outputs, content_outputs = (outputs[: self.num_style_layers], outputs[self.num_style_layers:])
+        style_outputs, content_outputs = (outputs[: self.num_style_layers], outputs[self.num_style_layers :])
         style_outputs = [gram_matrix(style_output) for style_output in style_outputs]
         content_dict = {name: value for name, value in zip(self.content_layers, content_outputs)}
         style_dict = {name: value for name, value in zip(self.style_layers, style_outputs)}
@@ -66,11 +66,16 @@ class Reference:
 
     def style_content_loss(self, outputs):
         style_outputs, content_outputs = outputs["style"], outputs["content"]
-        style_loss = tf.add_n([tf.reduce_mean((style_outputs[name] - self.style_targets[name]) ** 2)
-                               for name in style_outputs.keys()])
+        style_loss = tf.add_n(
+            [tf.reduce_mean((style_outputs[name] - self.style_targets[name]) ** 2) for name in style_outputs.keys()]
+        )
         style_loss *= self.style_weight / len(STYLE_LAYERS)
-        content_loss = tf.add_n([tf.reduce_mean((content_outputs[name] - self.content_targets[name]) ** 2)
-                                 for name in content_outputs.keys()])
+        content_loss = tf.add_n(
+            [
+                tf.reduce_mean((content_outputs[name] - self.content_targets[name]) ** 2)
+                for name in content_outputs.keys()
+            ]
+        )
         content_loss *= self.content_weight / len(CONTENT_LAYERS)
         return style_loss + content_loss
 
@@ -104,12 +109,10 @@ class TutorialLoop:
     targets) -> (total, terms, state)`` with the targets captured once, as the tutorial does.
     The time-to-quality study runs it on tfnst's objective so that losses compare."""
 
-    def __init__(self, objective, targets, init, learning_rate=0.02, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8):
+    def __init__(self, objective, targets, init, learning_rate=0.02, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         self.objective, self.targets = objective, targets
         self.image = tf.Variable(init)
-        self.opt = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                                         epsilon=epsilon)
+        self.opt = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
 
     @tf.function()
     def step(self):

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 
-
 from benchmarks.flops import iteration_flops
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -47,8 +46,9 @@ def cpu_flags() -> list[str]:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return sorted(f for f in line.split(":", 1)[1].split()
-                                  if f.startswith(("avx512", "avx2", "amx", "fma")))
+                    return sorted(
+                        f for f in line.split(":", 1)[1].split() if f.startswith(("avx512", "avx2", "amx", "fma"))
+                    )
     except OSError:
         pass
     return []
@@ -61,9 +61,13 @@ def has_bfloat16() -> bool:
 
 def report_header(module: str, argv) -> dict:
     """The machine and the command, recorded with every result (machines differ by day)."""
-    return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])}
+    return {
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "cores": os.cpu_count(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
 
 
 def save_report(report: dict, out: str, name: str, plot_fn) -> None:
@@ -114,8 +118,12 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, bfloat16: bool = False) -> di
 def measure(impl: str, size: int, iterations: int, options: dict | None = None) -> dict:
     """One `benchmarks.worker` measurement, in a process of its own."""
     extra = [json.dumps(options)] if options is not None else []
-    r = subprocess.run([sys.executable, "-m", "benchmarks.worker", impl, str(size), str(iterations), *extra],
-                       capture_output=True, text=True, timeout=3600)
+    r = subprocess.run(
+        [sys.executable, "-m", "benchmarks.worker", impl, str(size), str(iterations), *extra],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["failed"])[-1]
         return {"impl": impl, "size": size, "error": last[:200]}
@@ -131,8 +139,12 @@ def combine(samples: list[dict]) -> dict:
     seconds = sorted(r["seconds_per_iteration"] for r in samples)
     middle = len(seconds) // 2
     median = seconds[middle] if len(seconds) % 2 else (seconds[middle - 1] + seconds[middle]) / 2
-    return {**samples[0], "seconds_per_iteration": median, "samples": [r["seconds_per_iteration"] for r in samples],
-            "peak_rss_bytes": max(r["peak_rss_bytes"] for r in samples)}
+    return {
+        **samples[0],
+        "seconds_per_iteration": median,
+        "samples": [r["seconds_per_iteration"] for r in samples],
+        "peak_rss_bytes": max(r["peak_rss_bytes"] for r in samples),
+    }
 
 
 def table(results: list[dict], peak: dict, baseline: str = "reference") -> str:
@@ -140,8 +152,10 @@ def table(results: list[dict], peak: dict, baseline: str = "reference") -> str:
     best of TF and torch), the bfloat16 row's against TF's bfloat16 matmul; GFLOP/s from
     each implementation's own FLOP count (`DEEPEST`)."""
     fp32_peak = max(v for k, v in peak.items() if "bfloat16" not in k)
-    rows = [f"| size (H×W) | implementation | s / iteration | {baseline} / this | peak RSS | GFLOP/s | of peak |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        f"| size (H×W) | implementation | s / iteration | {baseline} / this | peak RSS | GFLOP/s | of peak |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     by_size = {}
     for r in results:
         by_size.setdefault(r["size"], {})[r["impl"]] = r
@@ -156,11 +170,13 @@ def table(results: list[dict], peak: dict, baseline: str = "reference") -> str:
             flops = iteration_flops(tuple(r["hw"]), DEEPEST.get(impl, "block5_conv1"))
             gflops = flops / s / 1e9
             peak_gflops = peak.get("tensorflow-bfloat16", fp32_peak) if impl.endswith("bf16") else fp32_peak
-            rows.append(f"| {r['hw'][0]}×{r['hw'][1]} | {impl} | {s:.3f} | "
-                        f"{ref / s:.2f}× | {r['peak_rss_bytes'] / 2**30:.2f} GB | "
-                        f"{gflops:.0f} | {100 * gflops / peak_gflops:.0f}% |"
-                        if ref else f"| {r['hw'][0]}×{r['hw'][1]} | {impl} | {s:.3f} | | "
-                        f"{r['peak_rss_bytes'] / 2**30:.2f} GB | | |")
+            rows.append(
+                f"| {r['hw'][0]}×{r['hw'][1]} | {impl} | {s:.3f} | "
+                f"{ref / s:.2f}× | {r['peak_rss_bytes'] / 2**30:.2f} GB | "
+                f"{gflops:.0f} | {100 * gflops / peak_gflops:.0f}% |"
+                if ref
+                else f"| {r['hw'][0]}×{r['hw'][1]} | {impl} | {s:.3f} | | {r['peak_rss_bytes'] / 2**30:.2f} GB | | |"
+            )
     return "\n".join(rows)
 
 
@@ -172,8 +188,11 @@ def plot(results: list[dict], path: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for impl in sorted({r["impl"] for r in results}):
-        points = sorted((r["hw"][0] * r["hw"][1], r["seconds_per_iteration"]) for r in results
-                        if r["impl"] == impl and "error" not in r)
+        points = sorted(
+            (r["hw"][0] * r["hw"][1], r["seconds_per_iteration"])
+            for r in results
+            if r["impl"] == impl and "error" not in r
+        )
         if points:
             ax.loglog(*zip(*points), marker="o", label=impl)
     ax.set_xlabel("pixels")
@@ -189,23 +208,36 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, few iterations (a smoke check)")
     parser.add_argument("--sizes", help="longest sides, comma-separated")
     parser.add_argument("--iterations", type=int, help="timed iterations per measurement")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="measure each implementation this many times, interleaved (A B, B A, …), "
-                        "and report the median: drift on a shared machine hits all alike")
-    parser.add_argument("--impls", help="comma-separated, from " + ",".join(IMPLEMENTATIONS + EXTRA)
-                        + "; default all but the last three (tfnst-adam-bf16 only on CPUs with "
-                        "bfloat16 instructions)")
-    parser.add_argument("--baseline", default="reference", help="the implementation the ratio column "
-                        "divides by (default: reference)")
-    parser.add_argument("--out", help="report folder (default: benchmarks/results, or a temporary "
-                        "folder with --quick)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each implementation this many times, interleaved (A B, B A, …), "
+        "and report the median: drift on a shared machine hits all alike",
+    )
+    parser.add_argument(
+        "--impls",
+        help="comma-separated, from "
+        + ",".join(IMPLEMENTATIONS + EXTRA)
+        + "; default all but the last three (tfnst-adam-bf16 only on CPUs with "
+        "bfloat16 instructions)",
+    )
+    parser.add_argument(
+        "--baseline", default="reference", help="the implementation the ratio column divides by (default: reference)"
+    )
+    parser.add_argument("--out", help="report folder (default: benchmarks/results, or a temporary folder with --quick)")
     parser.add_argument("--name", help="report name (default: the date, quick-<date> with --quick)")
     args = parser.parse_args(argv)
     out = args.out or (tempfile.mkdtemp(prefix="tfnst-bench-") if args.quick else RESULTS)
     sizes = [int(s) for s in (args.sizes or ("64,128" if args.quick else "128,256,512,1024")).split(",")]
     iterations = args.iterations or (3 if args.quick else 10)
-    impls = args.impls.split(",") if args.impls else [  # tfnst-adam-xla only when asked for
-        i for i in IMPLEMENTATIONS if i != "tfnst-adam-bf16" or has_bfloat16()]
+    impls = (
+        args.impls.split(",")
+        if args.impls
+        else [  # tfnst-adam-xla only when asked for
+            i for i in IMPLEMENTATIONS if i != "tfnst-adam-bf16" or has_bfloat16()
+        ]
+    )
     peak = matmul_gflops(1024 if args.quick else 2048, bfloat16="tfnst-adam-bf16" in impls)
     results = []
     for size in sizes:
@@ -218,8 +250,11 @@ def main(argv=None) -> int:
     report = {**report_header("benchmarks.run", argv), "matmul_gflops": peak, "results": results}
     name = args.name or f"{'quick-' if args.quick else ''}{datetime.date.today().isoformat()}"
     save_report(report, out, name, lambda path: plot(results, path))
-    print(f"{report['cpu']}, {report['cores']} cores; matmul peak "
-          + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()) + f"; report in {out}")
+    print(
+        f"{report['cpu']}, {report['cores']} cores; matmul peak "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items())
+        + f"; report in {out}"
+    )
     print(table(results, peak, args.baseline))
     return 0
 

@@ -35,9 +35,14 @@ def main(argv=None):
     print("| precision | compared with the whole image | gradient (relative L2) | loss (relative) |")
     print("| --- | --- | --- | --- |")
     for precision in args.precisions.split(","):
-        config = tfnst.StyleConfig(**{**TEST_OPTIONS, "precision": precision,
-                                      "style_layers": ("block1_conv1", "block2_conv1", "block3_conv1"),
-                                      "content_layers": ("block3_conv3",)})
+        config = tfnst.StyleConfig(
+            **{
+                **TEST_OPTIONS,
+                "precision": precision,
+                "style_layers": ("block1_conv1", "block2_conv1", "block3_conv1"),
+                "content_layers": ("block3_conv3",),
+            }
+        )
         vgg = VGG19(feature_layers(config), precision=precision)
 
         def run(features, tile=None, short=0, config=config):
@@ -49,12 +54,17 @@ def main(argv=None):
             return float(total), g.numpy()
 
         loss, gradient = run(vgg)
-        rows = {"one type wider": run(_wider(VGG19(feature_layers(config), precision=precision))),
-                f"tiles of {args.tile}": run(vgg, args.tile),
-                f"tiles of {args.tile}, margin 16 px short": run(vgg, args.tile, 16)}
+        rows = {
+            "one type wider": run(_wider(VGG19(feature_layers(config), precision=precision))),
+            f"tiles of {args.tile}": run(vgg, args.tile),
+            f"tiles of {args.tile}, margin 16 px short": run(vgg, args.tile, 16),
+        }
         for name, (other_loss, other) in rows.items():
-            print(f"| {precision} | {name} | {np.linalg.norm(other - gradient) / np.linalg.norm(gradient):.2g} | "
-                  f"{abs(other_loss - loss) / loss:.2g} |", flush=True)
+            print(
+                f"| {precision} | {name} | {np.linalg.norm(other - gradient) / np.linalg.norm(gradient):.2g} | "
+                f"{abs(other_loss - loss) / loss:.2g} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

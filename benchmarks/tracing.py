@@ -24,8 +24,10 @@ def main(argv=None) -> int:
     content, style = images(args.size)
     print(f"{cpu_model()}, {os.cpu_count()} cores; longest side {args.size}, scales=3")
     for optimizer in args.optimizers.split(","):
-        stylizer, seconds = tfnst.Stylizer(precision="float32", tolerance=0.0,
-                                           **({"ema_decay": 0.0} if optimizer == "adam" else {})), []
+        stylizer, seconds = (
+            tfnst.Stylizer(precision="float32", tolerance=0.0, **({"ema_decay": 0.0} if optimizer == "adam" else {})),
+            [],
+        )
         for _ in ("cold", "warm"):
             start = time.perf_counter()
             stylizer.stylize(content, style, size=args.size, iterations=2, scales=3, optimizer=optimizer)

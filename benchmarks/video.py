@@ -82,33 +82,55 @@ def main(argv=None):
         source = clip_source(args.clip, args.frames, args.size, tmp)
         contents = list(read_video(source)[0])
         print(f"{args.clip}: {len(contents)} frames {contents[0].shape[1]}x{contents[0].shape[0]}")
-        print("| temporal weight | frame iterations | warping error | vs independent | style (mean) | "
-              "vs independent | content (mean) | s frame 1 | s per later frame |")
+        print(
+            "| temporal weight | frame iterations | warping error | vs independent | style (mean) | "
+            "vs independent | content (mean) | s frame 1 | s per later frame |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         base = None
         for weight in (float(w) for w in args.weights.split(",")):
-            for fi in ((args.frame_iterations.split(",")[0],) if weight == 0 else args.frame_iterations.split(",")):
+            for fi in (args.frame_iterations.split(",")[0],) if weight == 0 else args.frame_iterations.split(","):
                 cfg = config.replace(temporal_weight=weight)
                 out = tmp / f"out_{weight:g}_{fi}"
                 start = time.perf_counter()
-                result = stylize_video(source, STYLE, out, cfg, frame_iterations=int(fi),
-                                       temporal_frames=args.temporal_frames, stylizer=stylizer, restart=True)
+                result = stylize_video(
+                    source,
+                    STYLE,
+                    out,
+                    cfg,
+                    frame_iterations=int(fi),
+                    temporal_frames=args.temporal_frames,
+                    stylizer=stylizer,
+                    restart=True,
+                )
                 wall = time.perf_counter() - start
                 results = list(read_video(out)[0])
                 err = warping_error(results, contents)
                 terms = terms_per_frame(stylizer, cfg, contents, results)
-                row = dict(clip=args.clip, frames=len(results), size=args.size, weight=weight,
-                           frame_iterations=int(fi) if weight else args.iterations,
-                           temporal_frames=args.temporal_frames, warping_error=err.mean,
-                           style=float(np.mean(terms["style"])), content=float(np.mean(terms["content"])),
-                           style_per_frame=terms["style"], first_s=result.seconds[0],
-                           later_s=float(np.mean(result.seconds[1:])), wall_s=wall)
+                row = dict(
+                    clip=args.clip,
+                    frames=len(results),
+                    size=args.size,
+                    weight=weight,
+                    frame_iterations=int(fi) if weight else args.iterations,
+                    temporal_frames=args.temporal_frames,
+                    warping_error=err.mean,
+                    style=float(np.mean(terms["style"])),
+                    content=float(np.mean(terms["content"])),
+                    style_per_frame=terms["style"],
+                    first_s=result.seconds[0],
+                    later_s=float(np.mean(result.seconds[1:])),
+                    wall_s=wall,
+                )
                 base = base or row
                 runs[(weight, fi)] = results
-                print(f"| {weight:g} | {row['frame_iterations']} | {err.mean:.5f} | "
-                      f"{err.mean / base['warping_error']:.2f}x | {row['style']:.4f} | "
-                      f"{row['style'] / base['style'] - 1:+.1%} | {row['content']:.3f} | "
-                      f"{row['first_s']:.1f} | {row['later_s']:.2f} |", flush=True)
+                print(
+                    f"| {weight:g} | {row['frame_iterations']} | {err.mean:.5f} | "
+                    f"{err.mean / base['warping_error']:.2f}x | {row['style']:.4f} | "
+                    f"{row['style'] / base['style'] - 1:+.1%} | {row['content']:.3f} | "
+                    f"{row['first_s']:.1f} | {row['later_s']:.2f} |",
+                    flush=True,
+                )
                 if args.json:
                     with open(args.json, "a") as f:
                         f.write(json.dumps(row) + "\n")

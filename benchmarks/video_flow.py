@@ -39,8 +39,10 @@ def main(argv=None):
     for width in (int(s) for s in args.sizes.split(",")):
         size = (width * 3 // 4, width)
         source = video_clips.photo(max(2 * width, 256), PHOTO)
-        clips = {"pan": video_clips.pan(args.frames, size=size, shift=(1.5, 0.5), source=source),
-                 "zoom": video_clips.zoom(args.frames, size=size, factor=1.03, source=source)}
+        clips = {
+            "pan": video_clips.pan(args.frames, size=size, shift=(1.5, 0.5), source=source),
+            "zoom": video_clips.zoom(args.frames, size=size, factor=1.03, source=source),
+        }
         for name, clip in clips.items():
             t_dis = t_fb = t_w = t_warp = 0.0
             epe = []
@@ -54,8 +56,10 @@ def main(argv=None):
                 t_w += timed(lambda f=fwd, w=back: consistency_weights(f, w), 1)[0]
                 t_warp += timed(lambda a=a, w=back: warp(a, w).numpy(), 1)[0]
                 epe.append(np.linalg.norm(back - clip.backward[t], axis=-1)[8:-8, 8:-8].mean())
-            print(f"| {width} | {name} | {t_dis / n:.4f} | {t_fb / n:.4f} | {t_w / n:.4f} | "
-                  f"{t_warp / n:.4f} | {np.mean(epe):.3f} |")
+            print(
+                f"| {width} | {name} | {t_dis / n:.4f} | {t_fb / n:.4f} | {t_w / n:.4f} | "
+                f"{t_warp / n:.4f} | {np.mean(epe):.3f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -56,10 +56,13 @@ def time_tfnst(optimizer, size, iterations, precision="float32"):
 
     content, style = images(size)
     history = tfnst.History()
-    options = {**PLAIN, "optimizer": optimizer, "precision": precision,
-               **({"ema_decay": None, "learning_rate": None} if optimizer == "lbfgs" else {})}
-    tfnst.Stylizer(**options).stylize(
-        content, style, size=size, iterations=WARMUP + iterations, callbacks=[history])
+    options = {
+        **PLAIN,
+        "optimizer": optimizer,
+        "precision": precision,
+        **({"ema_decay": None, "learning_rate": None} if optimizer == "lbfgs" else {}),
+    }
+    tfnst.Stylizer(**options).stylize(content, style, size=size, iterations=WARMUP + iterations, callbacks=[history])
     records = history.records
     return (records[-1].elapsed - records[WARMUP - 1].elapsed) / (len(records) - WARMUP), content.shape[:2]
 
@@ -158,11 +161,16 @@ def run_stylize(size, iterations, options):
     seconds = time.perf_counter() - start
     config = stylizer.config.replace(size=size, iterations=iterations)
     tile = stylizer._tile(config, out.shape[:2], True)
-    result = {"seconds": seconds, "hw": list(out.shape[:2]), "peak_rss_bytes": peak_rss_bytes(),
-              "estimate_bytes": memory.estimate_bytes(out.shape[:2], config, True, tile), "tile": tile,
-              "iterations_run": history.records[-1].iteration if history.records else 0,
-              "stop_reason": run.stop_reason,
-              "seconds_per_iteration": steady_seconds_per_iteration(history.records)}
+    result = {
+        "seconds": seconds,
+        "hw": list(out.shape[:2]),
+        "peak_rss_bytes": peak_rss_bytes(),
+        "estimate_bytes": memory.estimate_bytes(out.shape[:2], config, True, tile),
+        "tile": tile,
+        "iterations_run": history.records[-1].iteration if history.records else 0,
+        "stop_reason": run.stop_reason,
+        "seconds_per_iteration": steady_seconds_per_iteration(history.records),
+    }
     if save:
         tfnst.save_image(out, save)
     if score:
@@ -189,10 +197,19 @@ def time_train(size, iterations, options):
 
     batch = options.get("batch_size", 4)
     photos = os.path.join(os.path.dirname(EXAMPLES), "data", "photos")
-    train(os.path.join(EXAMPLES, "starry_night.jpg"), photos, size=size, steps=WARMUP + iterations,
-          batch_size=batch, width=options.get("width", 32), depth=options.get("depth", 5),
-          precision=options.get("precision", "auto"), crops=8, verbose=0,
-          callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=mark)])
+    train(
+        os.path.join(EXAMPLES, "starry_night.jpg"),
+        photos,
+        size=size,
+        steps=WARMUP + iterations,
+        batch_size=batch,
+        width=options.get("width", 32),
+        depth=options.get("depth", 5),
+        precision=options.get("precision", "auto"),
+        crops=8,
+        verbose=0,
+        callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=mark)],
+    )
     seconds = (marks[-1] - marks[WARMUP - 1]) / (len(marks) - WARMUP)
     return {"seconds_per_step": seconds, "images_per_second": batch / seconds, "hw": [size, size]}
 
@@ -228,8 +245,18 @@ def main():
     runs = {"stylize": run_stylize, "train": time_train, "apply": time_apply}
     if impl in runs:
         result = runs[impl](size, iterations, dict(options))
-        print(json.dumps({"impl": impl, "size": size, "iterations": iterations, "options": options,
-                          "peak_rss_bytes": peak_rss_bytes(), **result}))
+        print(
+            json.dumps(
+                {
+                    "impl": impl,
+                    "size": size,
+                    "iterations": iterations,
+                    "options": options,
+                    "peak_rss_bytes": peak_rss_bytes(),
+                    **result,
+                }
+            )
+        )
         return
     if impl == "tfnst-adam-xla":
         import tensorflow as tf
@@ -249,7 +276,7 @@ def main():
     elif impl == "tfnst-adam-bf16":
         seconds, hw = time_tfnst("adam", size, iterations, precision="bfloat16")
     elif impl.startswith("tfnst-"):
-        seconds, hw = time_tfnst(impl[len("tfnst-"):], size, iterations)
+        seconds, hw = time_tfnst(impl[len("tfnst-") :], size, iterations)
     elif impl == "reference":
         seconds, hw = time_reference(size, iterations)
     elif impl == "pastiche":
@@ -257,8 +284,18 @@ def main():
     else:
         raise SystemExit(f"unknown implementation {impl}")
     peak = peak_rss_bytes()
-    print(json.dumps({"impl": impl, "size": size, "hw": list(hw), "iterations": iterations,
-                      "seconds_per_iteration": seconds, "peak_rss_bytes": peak}))
+    print(
+        json.dumps(
+            {
+                "impl": impl,
+                "size": size,
+                "hw": list(hw),
+                "iterations": iterations,
+                "seconds_per_iteration": seconds,
+                "peak_rss_bytes": peak,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

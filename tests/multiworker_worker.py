@@ -35,17 +35,24 @@ def main() -> int:
             if epoch == spec.get("crash_after_epoch"):
                 raise RuntimeError("power cut")
 
-    callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: begun.append(e),
-                                                on_epoch_end=lambda e, logs: losses.append(float(logs["loss"])))]
+    callbacks = [
+        keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda e, logs: begun.append(e),
+            on_epoch_end=lambda e, logs: losses.append(float(logs["loss"])),
+        )
+    ]
     if spec.get("backup"):
         callbacks.insert(0, keras.callbacks.BackupAndRestore(spec["backup"]))
     if spec.get("crash_after_epoch") is not None:
         callbacks.append(Crash())
-    report = {"task": json.loads(os.environ.get("TF_CONFIG", "{}")).get("task"),
-              "replicas": strategy.num_replicas_in_sync if strategy else 1}
+    report = {
+        "task": json.loads(os.environ.get("TF_CONFIG", "{}")).get("task"),
+        "replicas": strategy.num_replicas_in_sync if strategy else 1,
+    }
     try:
-        model = train(spec["style"], spec["images"], strategy=strategy, callbacks=callbacks, verbose=0,
-                      **spec["options"])
+        model = train(
+            spec["style"], spec["images"], strategy=strategy, callbacks=callbacks, verbose=0, **spec["options"]
+        )
         np.savez(spec["out"] + ".npz", *model.get_weights())
     except RuntimeError as e:
         if "power cut" not in str(e):

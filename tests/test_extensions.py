@@ -5,11 +5,11 @@ import pytest
 import tensorflow as tf
 
 import tfnst
-from tfnst import color, losses
-from tfnst.plan import plan
-from tfnst.features import VGG19
-from tfnst.resize import fit_size, resize
 from tests.conftest import TEST_OPTIONS, small
+from tfnst import color, losses
+from tfnst.features import VGG19
+from tfnst.plan import plan
+from tfnst.resize import fit_size, resize
 
 STYLE_LAYERS = tfnst.StyleConfig().style_layers
 
@@ -39,7 +39,8 @@ def test_each_term_is_about_1_for_a_random_image(vgg, content64, style64):
     # 0.27-2.3 at 64 and 256 px; TV is 1/3 exactly for uniform noise), while Gatys' raw
     # E_l differ by 4e5-1e6 between block1_conv1 and block4_conv1.
     engine = tfnst.Stylizer(**TEST_OPTIONS, hist_weight=1.0, lap_weight=1.0, lap_pool=(4,)).engine(
-        tfnst.StyleConfig(**TEST_OPTIONS, hist_weight=1.0, lap_weight=1.0, lap_pool=(4,)), True)
+        tfnst.StyleConfig(**TEST_OPTIONS, hist_weight=1.0, lap_weight=1.0, lap_pool=(4,)), True
+    )
     targets = engine.targets(engine.inputs(content64, [style64]), content64.shape[:2])
     noise = np.random.default_rng(0).uniform(size=content64.shape).astype(np.float32)
     terms = engine.objective(tf.constant(noise), targets)[1]
@@ -49,7 +50,10 @@ def test_each_term_is_about_1_for_a_random_image(vgg, content64, style64):
     assert float(terms["tv"]) == pytest.approx(1 / 3, rel=0.05)
     f, s = vgg(noise[None]), vgg(fitted(style64, 64)[None])
     # Gatys' raw eq. 4 (not relative): 1/4 of the mean squared difference of normalised Grams.
-    raw = {n: 0.25 * float(tf.reduce_mean(tf.square(losses.gram_matrix(f[n]) - losses.gram_matrix(s[n])))) for n in STYLE_LAYERS}
+    raw = {
+        n: 0.25 * float(tf.reduce_mean(tf.square(losses.gram_matrix(f[n]) - losses.gram_matrix(s[n]))))
+        for n in STYLE_LAYERS
+    }
     assert raw["block4_conv1"] / raw["block1_conv1"] > 1e5
 
 
@@ -107,8 +111,10 @@ def test_a_blend_lies_between_its_styles(vgg, style64, scream64, stat):
     blend = stylizer.synthesize_texture([a, b], (48, 40), style_blend=(1, 1), **options)
     statistic = losses.style_statistic(stat)
     for style in (a, b):
-        d = {name: distance(vgg, statistic, image, style)
-             for name, image in (("a", only_a), ("b", only_b), ("blend", blend))}
+        d = {
+            name: distance(vgg, statistic, image, style)
+            for name, image in (("a", only_a), ("b", only_b), ("blend", blend))
+        }
         assert min(d["a"], d["b"]) < d["blend"] < max(d["a"], d["b"]), d
     # Weights that favour one style pull the result towards it.
     mostly_a = stylizer.synthesize_texture([a, b], (48, 40), style_blend=(9, 1), **options)
@@ -180,8 +186,8 @@ def test_coarse_to_fine_wins_at_equal_work(stylizer):
     # cost is linear in the pixel count, so the single-scale run gets as many
     # full-size iterations as the three scales' pixel-iterations add up to.
     content, style = small("tubingen.jpg", 128), small("starry_night.jpg", 128)
-    options = dict(size=128, init="noise", seed=0, scale_factor=2 ** 0.5, coarse_iterations=40)
-    sizes = [scale.hw for scale in plan(tfnst.StyleConfig(scales=3, scale_factor=2 ** 0.5), content.shape[:2])]
+    options = dict(size=128, init="noise", seed=0, scale_factor=2**0.5, coarse_iterations=40)
+    sizes = [scale.hw for scale in plan(tfnst.StyleConfig(scales=3, scale_factor=2**0.5), content.shape[:2])]
     multi = stylizer.stylize(content, style, iterations=40, scales=3, **options)
     work = sum(40 * h * w for h, w in sizes)
     single_iterations = round(work / (content.shape[0] * content.shape[1]))
@@ -195,9 +201,20 @@ def test_coarse_to_fine_wins_at_equal_work(stylizer):
 
 
 def test_options_compose(content64, style64, scream64):
-    out = tfnst.stylize(content64, [style64, scream64], style_statistic="meancov", hist_weight=1.0,
-                        lap_weight=1.0, lap_pool=(4,), preserve_color="luminance", style_blend=(0.6, 0.4),
-                        ema_decay=0.9, size=64, iterations=5, **{**TEST_OPTIONS, "scales": 3, "coarse_iterations": 5})
+    out = tfnst.stylize(
+        content64,
+        [style64, scream64],
+        style_statistic="meancov",
+        hist_weight=1.0,
+        lap_weight=1.0,
+        lap_pool=(4,),
+        preserve_color="luminance",
+        style_blend=(0.6, 0.4),
+        ema_decay=0.9,
+        size=64,
+        iterations=5,
+        **{**TEST_OPTIONS, "scales": 3, "coarse_iterations": 5},
+    )
     assert out.shape == (48, 64, 3) and np.isfinite(out).all()
 
 
@@ -213,7 +230,7 @@ def heldout_accuracy(vgg, image, style, steps=400, seed=0):
         halves = []
         for vectors in (t[n].numpy().reshape(-1, t[n].shape[-1]), f[n].numpy().reshape(-1, f[n].shape[-1])):
             order = rng.permutation(len(vectors))
-            halves.append((vectors[order[: len(order) // 2]], vectors[order[len(order) // 2:]]))
+            halves.append((vectors[order[: len(order) // 2]], vectors[order[len(order) // 2 :]]))
         (style_train, style_test), (image_train, image_test) = halves
         d = losses.DiscriminatorStatistic()
         state, target = d.initial_state(style_train.shape[1]), d.target(tf.constant(style_train[None, :, None]))
@@ -230,8 +247,9 @@ def heldout_accuracy(vgg, image, style, steps=400, seed=0):
 def discriminator_texture(style, quadratic=True, history=None):
     stylizer = tfnst.Stylizer(**TEST_OPTIONS, style_statistic="discriminator")
     stylizer.engine(stylizer.config.replace(content_weight=0.0), False).objective.statistic.quadratic = quadratic
-    return stylizer.synthesize_texture(style, (48, 40), iterations=150, seed=1, learning_rate=0.05,
-                                       callbacks=history and [history])
+    return stylizer.synthesize_texture(
+        style, (48, 40), iterations=150, seed=1, learning_rate=0.05, callbacks=history and [history]
+    )
 
 
 def test_discriminator_style_loss_fools_a_fresh_discriminator(vgg, style64):
@@ -311,10 +329,12 @@ def test_discriminator_sees_covariance_where_a_linear_one_cannot():
 def test_discriminator_with_several_styles_without_blend(style64, scream64):
     # Styles of different sizes: the discriminator sees the mixture of their vectors.
     out = tfnst.Stylizer(**TEST_OPTIONS, style_statistic="discriminator").synthesize_texture(
-        [style64, small("the_scream.jpg", 50)], (40, 32), iterations=3, seed=0)
+        [style64, small("the_scream.jpg", 50)], (40, 32), iterations=3, seed=0
+    )
     assert out.shape == (32, 40, 3) and np.isfinite(out).all()
     with pytest.raises(tfnst.TfnstError, match="Stylizer"):
-        tfnst.StyleLoss(tfnst.build_feature_model(["block1_conv1"]), style64, ["block1_conv1"],
-                        statistic="discriminator")
+        tfnst.StyleLoss(
+            tfnst.build_feature_model(["block1_conv1"]), style64, ["block1_conv1"], statistic="discriminator"
+        )
     with pytest.raises(tfnst.TfnstError, match="adam"):
         tfnst.StyleConfig(style_statistic="discriminator", optimizer="lbfgs").validated()

@@ -7,8 +7,15 @@ import pytest
 import tensorflow as tf
 
 from tfnst.errors import TfnstError
-from tfnst.features import CAFFE_BGR_MEAN, CONV_LAYERS, VGG19, VGG19Features, build_feature_model, \
-    native_bfloat16, resolve_precision
+from tfnst.features import (
+    CAFFE_BGR_MEAN,
+    CONV_LAYERS,
+    VGG19,
+    VGG19Features,
+    build_feature_model,
+    native_bfloat16,
+    resolve_precision,
+)
 from tfnst.weights import load_vgg19_weights
 
 
@@ -40,8 +47,10 @@ def test_outputs_named_layers_and_truncates():
     assert out["block2_conv1"].shape == (1, 16, 20, 128)
     assert len(module.kernels) == 3  # block1_conv1, block1_conv2, block2_conv1: nothing deeper
     model = build_feature_model(["block2_conv1", "block1_conv1"])
-    np.testing.assert_array_equal(model(np.ones((1, 32, 40, 3), np.float32))["block2_conv1"],
-                                  module(np.ones((1, 32, 40, 3), np.float32))["block2_conv1"])
+    np.testing.assert_array_equal(
+        model(np.ones((1, 32, 40, 3), np.float32))["block2_conv1"],
+        module(np.ones((1, 32, 40, 3), np.float32))["block2_conv1"],
+    )
 
 
 def test_preprocessing_is_caffe_inside_the_model():
@@ -64,8 +73,9 @@ def test_average_pooling_is_average_pooling():
     assert not np.allclose(a, b)
 
 
-@pytest.mark.parametrize("layers,pooling", [(["block9_conv1"], "max"), ([], "max"), (["block1_conv1"], "min"),
-                                            ("block1_conv1", "max")])
+@pytest.mark.parametrize(
+    "layers,pooling", [(["block9_conv1"], "max"), ([], "max"), (["block1_conv1"], "min"), ("block1_conv1", "max")]
+)
 def test_bad_arguments(layers, pooling):
     with pytest.raises(TfnstError):
         build_feature_model(layers, pooling=pooling)
@@ -147,15 +157,18 @@ def test_bfloat16_convolutions_give_float32_features_close_to_float32():
         build_feature_model(layers, precision="float16")
 
 
-@pytest.mark.parametrize("flags,gpus,tpus,native", [
-    ({"avx2", "fma"}, [], [], False),  # AMD EPYC with AVX2 only
-    ({"avx512f", "avx512_bf16"}, [], [], True),  # AMD EPYC / Intel with AVX512_BF16
-    ({"avx512f", "amx_bf16", "amx_tile"}, [], [], True),  # Intel with AMX
-    ({"avx2"}, [(7, 5)], [], False),  # a T4 (Turing)
-    ({"avx2"}, [(8, 0)], [], True),  # an A100 (Ampere)
-    ({"avx2"}, [(9, 0), (7, 0)], [], False),  # one card without it: not on every device
-    ({"avx2"}, [], ["TPU:0"], True),
-])
+@pytest.mark.parametrize(
+    "flags,gpus,tpus,native",
+    [
+        ({"avx2", "fma"}, [], [], False),  # AMD EPYC with AVX2 only
+        ({"avx512f", "avx512_bf16"}, [], [], True),  # AMD EPYC / Intel with AVX512_BF16
+        ({"avx512f", "amx_bf16", "amx_tile"}, [], [], True),  # Intel with AMX
+        ({"avx2"}, [(7, 5)], [], False),  # a T4 (Turing)
+        ({"avx2"}, [(8, 0)], [], True),  # an A100 (Ampere)
+        ({"avx2"}, [(9, 0), (7, 0)], [], False),  # one card without it: not on every device
+        ({"avx2"}, [], ["TPU:0"], True),
+    ],
+)
 def test_auto_precision_is_bfloat16_where_it_is_native(flags, gpus, tpus, native):
     assert native_bfloat16(flags, gpus, tpus) is native
 

@@ -22,8 +22,9 @@ from tfnst.flow import (
 from tfnst.video_metrics import pair_warping_error, warping_error
 
 # Warping, the weights and the metric are TF and numpy; the flow needs the video extra.
-needs_cv2 = pytest.mark.skipif(importlib.util.find_spec("cv2") is None,
-                               reason="optical flow needs opencv-python-headless (tfnst[video])")
+needs_cv2 = pytest.mark.skipif(
+    importlib.util.find_spec("cv2") is None, reason="optical flow needs opencv-python-headless (tfnst[video])"
+)
 M = 8  # the interior: frames without an 8-pixel border
 
 
@@ -53,8 +54,12 @@ def test_warp_subpixel_by_hand():
     image = rng.random((16, 18, 3), dtype=np.float32)
     ax, ay = 0.25, 0.625
     flow = np.broadcast_to(np.array([ax, ay], np.float32), (16, 18, 2))
-    expect = ((1 - ax) * (1 - ay) * image[:-1, :-1] + ax * (1 - ay) * image[:-1, 1:]
-              + (1 - ax) * ay * image[1:, :-1] + ax * ay * image[1:, 1:])
+    expect = (
+        (1 - ax) * (1 - ay) * image[:-1, :-1]
+        + ax * (1 - ay) * image[:-1, 1:]
+        + (1 - ax) * ay * image[1:, :-1]
+        + ax * ay * image[1:, 1:]
+    )
     out = warp(image, flow).numpy()
     np.testing.assert_allclose(out[:-1, :-1], expect, atol=1e-6)
 
@@ -123,8 +128,7 @@ def test_true_flow_warps_subpixel_pan_and_zoom(source):
     # later frames are themselves interpolated, and warping them blurs a little
     # (measured on tubingen at 256 px: mean 0.006, max 0.21 for the pan, mean 0.010,
     # max 0.15 for the zoom, in [0, 1] units).
-    for clip in [video_clips.pan(4, shift=(1.5, 0.75), source=source),
-                 video_clips.zoom(4, factor=1.02, source=source)]:
+    for clip in [video_clips.pan(4, shift=(1.5, 0.75), source=source), video_clips.zoom(4, factor=1.02, source=source)]:
         for t in range(3):
             out = warp(clip.frames[t], clip.backward[t]).numpy()
             diff = np.abs(interior(out) - interior(clip.frames[t + 1]))
@@ -139,9 +143,11 @@ def test_dis_flow_on_the_pan_and_zoom(source):
     # End-point error of DIS (preset medium) against the true backward flow, interior,
     # measured: integer pan mean 0.000 (max 0.006), sub-pixel pan mean 0.10-0.17
     # (99th percentile 0.46), zoom 1.04 mean 0.15 (99th percentile 0.47).
-    cases = [(video_clips.pan(3, shift=(2.0, 0.0), source=source), 0.02, 0.05),
-             (video_clips.pan(3, shift=(1.5, 0.75), source=source), 0.25, 0.6),
-             (video_clips.zoom(3, factor=1.04, source=source), 0.25, 0.6)]
+    cases = [
+        (video_clips.pan(3, shift=(2.0, 0.0), source=source), 0.02, 0.05),
+        (video_clips.pan(3, shift=(1.5, 0.75), source=source), 0.25, 0.6),
+        (video_clips.zoom(3, factor=1.04, source=source), 0.25, 0.6),
+    ]
     for clip, mean_bound, p99_bound in cases:
         for t in range(2):
             epe = np.linalg.norm(optical_flow(clip.frames[t + 1], clip.frames[t]) - clip.backward[t], axis=-1)
@@ -230,7 +236,7 @@ def test_motion_boundary_threshold_by_hand():
 
 def test_weights_combine_both_tests():
     backward = np.zeros((6, 8, 2), np.float32)
-    backward[:, 4:, 0] = 0.3   # a motion boundary at x = 3, 4
+    backward[:, 4:, 0] = 0.3  # a motion boundary at x = 3, 4
     forward = np.zeros((6, 8, 2), np.float32)
     forward[:, 4:, 0] = -0.3
     forward[0, 0] = (1.0, 0.0)  # a disocclusion at (0, 0)
@@ -272,7 +278,9 @@ def test_pair_warping_error_by_hand():
     expect = sum(sq[y, x].sum() for y in range(10) for x in range(12) if c[y, x]) / (3 * c.sum())
     assert pair_warping_error(prev, nxt, backward, c) == pytest.approx(expect, rel=1e-6)
     # No reliable pixel: every pixel counts.
-    assert pair_warping_error(prev, nxt, backward, 0 * c) == pytest.approx(((nxt - warp(prev, backward).numpy()) ** 2).mean(), rel=1e-6)
+    assert pair_warping_error(prev, nxt, backward, 0 * c) == pytest.approx(
+        ((nxt - warp(prev, backward).numpy()) ** 2).mean(), rel=1e-6
+    )
 
 
 def test_warping_error_of_a_clip_by_hand(source):

@@ -49,10 +49,13 @@ def test_rgba_transparency_composites_on_white(tmp_path):
     np.testing.assert_allclose(read_image(tmp_path / "t.png"), 1.0)
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"", "not a readable image"),
-    (b"hello, I am text", "not a readable image"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "not a readable image"),
+        (b"hello, I am text", "not a readable image"),
+    ],
+)
 def test_bad_files(tmp_path, content, match):
     path = tmp_path / "bad.jpg"
     path.write_bytes(content)

@@ -34,8 +34,9 @@ def psnr(a, b) -> float:
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
     path = tmp_path_factory.mktemp("litert") / "net.keras"
-    model = train(STYLE, PHOTOS, size=32, batch_size=2, width=8, depth=1, crops=1, precision="float32",
-                  steps=5, verbose=0)
+    model = train(
+        STYLE, PHOTOS, size=32, batch_size=2, width=8, depth=1, crops=1, precision="float32", steps=5, verbose=0
+    )
     return save_network(model, path)
 
 
@@ -105,12 +106,14 @@ def test_convert_refuses_bad_requests():
 @pytest.mark.slow
 def test_the_command_exports_a_model_that_runs_without_tensorflow(network, tmp_path, capsys):
     out = tmp_path / "net.tflite"
-    assert cli.main(["export", "--network", str(network), "--format", "tflite", "--quantize", "dynamic",
-                     "-o", str(out)]) == 0
+    assert (
+        cli.main(["export", "--network", str(network), "--format", "tflite", "--quantize", "dynamic", "-o", str(out)])
+        == 0
+    )
     assert "exported" in capsys.readouterr().err and out.stat().st_size > 0
     image = images()[0]
     np.save(tmp_path / "in.npy", image)
-    script = textwrap.dedent('''
+    script = textwrap.dedent("""
         import json, sys
         import numpy as np
         from ai_edge_litert.interpreter import Interpreter
@@ -125,39 +128,74 @@ def test_the_command_exports_a_model_that_runs_without_tensorflow(network, tmp_p
         print(json.dumps({"tensorflow": "tensorflow" in sys.modules, "tfnst": "tfnst" in sys.modules,
                           "signature": it.get_signature_list(),
                           "shape": it.get_input_details()[0]["shape_signature"].tolist()}))
-    ''')
-    r = subprocess.run([sys.executable, "-c", script, str(out), str(tmp_path / "in.npy"), str(tmp_path / "out.npy")],
-                       capture_output=True, text=True, timeout=300, cwd="/")
+    """)
+    r = subprocess.run(
+        [sys.executable, "-c", script, str(out), str(tmp_path / "in.npy"), str(tmp_path / "out.npy")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads(r.stdout.strip().splitlines()[-1])
-    assert report == {"tensorflow": False, "tfnst": False, "shape": [1, -1, -1, 3],
-                      "signature": {"serving_default": {"inputs": ["image"], "outputs": ["stylized"]}}}
+    assert report == {
+        "tensorflow": False,
+        "tfnst": False,
+        "shape": [1, -1, -1, 3],
+        "signature": {"serving_default": {"inputs": ["image"], "outputs": ["stylized"]}},
+    }
     expected = load_network(network)(image[None]).numpy()
     assert psnr(np.load(tmp_path / "out.npy"), expected) >= 30
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--quantize", "dynamic", "--out", "{tmp}/s"], "--quantize is an option of --format tflite"),
-    (["--images", "{photos}", "--out", "{tmp}/s"], "--images is an option of --format tflite"),
-    (["--format", "tflite", "-o", "{tmp}/n.tflite"], "exports a trained network: give --network"),
-    (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--quantize", "int8"],
-     "--quantize int8 needs --images"),
-    (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--images", "{photos}"],
-     "--images is for --quantize int8"),
-    (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--max-size", "512"],
-     "--max-size is an option of the SavedModel"),
-    (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--version", "2"],
-     "--version is an option of the SavedModel"),
-    (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--style-weight", "3"],
-     "a trained network has its style built in"),
-    (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/folder"], "the model file, MODEL.tflite"),
-    (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/missing/n.tflite"], "no such folder"),
-    (["--format", "tflite", "--network", "{tmp}/none.keras", "-o", "{tmp}/n.tflite"], "no such network file"),
-    (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--quantize", "int8", "--images",
-      "{tmp}/nowhere"], "no such folder"),
-    (["--format", "onnx", "--network", "{net}", "-o", "{tmp}/n.onnx"], "invalid choice"),
-    (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--quantize", "int4"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--quantize", "dynamic", "--out", "{tmp}/s"], "--quantize is an option of --format tflite"),
+        (["--images", "{photos}", "--out", "{tmp}/s"], "--images is an option of --format tflite"),
+        (["--format", "tflite", "-o", "{tmp}/n.tflite"], "exports a trained network: give --network"),
+        (
+            ["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--quantize", "int8"],
+            "--quantize int8 needs --images",
+        ),
+        (
+            ["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--images", "{photos}"],
+            "--images is for --quantize int8",
+        ),
+        (
+            ["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--max-size", "512"],
+            "--max-size is an option of the SavedModel",
+        ),
+        (
+            ["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--version", "2"],
+            "--version is an option of the SavedModel",
+        ),
+        (
+            ["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--style-weight", "3"],
+            "a trained network has its style built in",
+        ),
+        (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/folder"], "the model file, MODEL.tflite"),
+        (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/missing/n.tflite"], "no such folder"),
+        (["--format", "tflite", "--network", "{tmp}/none.keras", "-o", "{tmp}/n.tflite"], "no such network file"),
+        (
+            [
+                "--format",
+                "tflite",
+                "--network",
+                "{net}",
+                "-o",
+                "{tmp}/n.tflite",
+                "--quantize",
+                "int8",
+                "--images",
+                "{tmp}/nowhere",
+            ],
+            "no such folder",
+        ),
+        (["--format", "onnx", "--network", "{net}", "-o", "{tmp}/n.onnx"], "invalid choice"),
+        (["--format", "tflite", "--network", "{net}", "-o", "{tmp}/n.tflite", "--quantize", "int4"], "invalid choice"),
+    ],
+)
 def test_export_refuses_meaningless_combinations_in_one_line(capsys, tmp_path, args, message):
     net = tmp_path / "net.keras"
     net.write_bytes(b"checked for existence only; refused before it is read")

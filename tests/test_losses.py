@@ -126,8 +126,10 @@ def test_mean_and_meancov_statistics_match_numpy():
     np.testing.assert_allclose(target[0], sm.mean(0), rtol=1e-6)
     np.testing.assert_allclose(target[1:], np.cov(sm.T, bias=True), rtol=1e-6, atol=1e-9)
     cov_f = np.cov(fm.T, bias=True)
-    want = 0.5 * (np.mean((fm.mean(0) - sm.mean(0)) ** 2) / np.mean(sm.mean(0) ** 2)
-                  + np.mean((cov_f - target[1:]) ** 2) / np.mean(target[1:] ** 2))
+    want = 0.5 * (
+        np.mean((fm.mean(0) - sm.mean(0)) ** 2) / np.mean(sm.mean(0) ** 2)
+        + np.mean((cov_f - target[1:]) ** 2) / np.mean(target[1:] ** 2)
+    )
     assert mc.loss(tf.constant(f), mc.target(tf.constant(s))).numpy()[0] == pytest.approx(want, rel=1e-6)
 
 
@@ -197,9 +199,12 @@ def test_discriminator_update_is_a_gradient_step_of_its_logistic_loss():
     style = tf.constant(rng.normal(size=(1, 5, 6, 4)), tf.float32)
     current = tf.constant(rng.normal(loc=0.5, size=(1, 4, 4, 4)), tf.float32)
     target = d.target(style)
-    state = {"w": tf.constant(rng.normal(size=4) * 0.1, tf.float32),
-             "a": tf.constant(rng.normal(size=(4, 4)) * 0.05, tf.float32),
-             "b": tf.constant(0.2), "accuracy": tf.constant(0.0)}
+    state = {
+        "w": tf.constant(rng.normal(size=4) * 0.1, tf.float32),
+        "a": tf.constant(rng.normal(size=(4, 4)) * 0.05, tf.float32),
+        "b": tf.constant(0.2),
+        "accuracy": tf.constant(0.0),
+    }
     generator, new = d.loss_and_update(current, target, state)
     s, c = style.numpy()[0].reshape(-1, 4), current.numpy()[0].reshape(-1, 4)
     mu = s.mean(0)
@@ -207,10 +212,14 @@ def test_discriminator_update_is_a_gradient_step_of_its_logistic_loss():
     s, c = (s - mu) / sd, (c - mu) / sd
     params = {k: tf.Variable(state[k]) for k in ("w", "a", "b")}
     with tf.GradientTape() as tape:
-        logit = lambda v: (tf.linalg.matvec(v, params["w"]) + tf.reduce_sum((v @ params["a"]) * v, -1) / 4.0
-                           + params["b"])
-        loss = (tf.reduce_mean(tf.nn.softplus(-logit(tf.constant(s)))) + tf.reduce_mean(tf.nn.softplus(logit(tf.constant(c))))
-                + 0.15 * (tf.reduce_sum(params["w"] ** 2) + tf.reduce_sum(params["a"] ** 2)))
+        logit = lambda v: (
+            tf.linalg.matvec(v, params["w"]) + tf.reduce_sum((v @ params["a"]) * v, -1) / 4.0 + params["b"]
+        )
+        loss = (
+            tf.reduce_mean(tf.nn.softplus(-logit(tf.constant(s))))
+            + tf.reduce_mean(tf.nn.softplus(logit(tf.constant(c))))
+            + 0.15 * (tf.reduce_sum(params["w"] ** 2) + tf.reduce_sum(params["a"] ** 2))
+        )
     grads = tape.gradient(loss, params)
     for k in ("w", "a", "b"):
         np.testing.assert_allclose(new[k], state[k] - 0.1 * grads[k], rtol=1e-4, atol=1e-6)

@@ -34,10 +34,22 @@ def start(out: Path, strategy: str, task=None, workers=(), **spec):
     env.pop("TF_CONFIG", None)
     if task is not None:
         env["TF_CONFIG"] = json.dumps({"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": task}})
-    spec = {"out": str(out), "strategy": strategy, "style": str(ROOT / "examples" / "starry_night.jpg"),
-            "images": str(ROOT / "data" / "photos"), "options": OPTIONS, **spec}
-    return subprocess.Popen([sys.executable, "-m", "tests.multiworker_worker", json.dumps(spec)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    spec = {
+        "out": str(out),
+        "strategy": strategy,
+        "style": str(ROOT / "examples" / "starry_night.jpg"),
+        "images": str(ROOT / "data" / "photos"),
+        "options": OPTIONS,
+        **spec,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.multiworker_worker", json.dumps(spec)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(processes) -> list[dict]:
@@ -56,10 +68,19 @@ def finish(processes) -> list[dict]:
 
 def cluster(tmp_path: Path, name: str, **spec) -> list[tuple[Path, subprocess.Popen]]:
     workers = [f"localhost:{p}" for p in free_ports(2)]
-    return [(tmp_path / f"{name}{i}.json",
-             start(tmp_path / f"{name}{i}.json", "multiworker", i, workers,
-                   **{k: v.format(task=i) if isinstance(v, str) else v for k, v in spec.items()}))
-            for i in range(2)]
+    return [
+        (
+            tmp_path / f"{name}{i}.json",
+            start(
+                tmp_path / f"{name}{i}.json",
+                "multiworker",
+                i,
+                workers,
+                **{k: v.format(task=i) if isinstance(v, str) else v for k, v in spec.items()},
+            ),
+        )
+        for i in range(2)
+    ]
 
 
 def weights(path) -> list[np.ndarray]:
@@ -73,8 +94,11 @@ def test_two_workers_train_like_one_and_resume_from_backups(tmp_path):
     one = [(tmp_path / "one.json", start(tmp_path / "one.json", "none"))]
     two = cluster(tmp_path, "two")
     [single], (w0, w1) = finish(one), finish(two)
-    assert (w0["replicas"], w0["task"], w1["task"]) == (2, {"type": "worker", "index": 0},
-                                                         {"type": "worker", "index": 1})
+    assert (w0["replicas"], w0["task"], w1["task"]) == (
+        2,
+        {"type": "worker", "index": 0},
+        {"type": "worker", "index": 1},
+    )
     assert single["epochs"] == w0["epochs"] == w1["epochs"] == [0, 1, 2]
     # The workers are one synchronous training: the same losses, the same weights.
     assert w0["losses"] == w1["losses"]

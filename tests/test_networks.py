@@ -17,10 +17,10 @@ import tensorflow as tf
 from PIL import Image
 
 import tfnst
+from tests.conftest import EXAMPLES, small
 from tfnst import cli
 from tfnst.errors import TfnstError
 from tfnst.networks import Preview, StyleTransformer, export_network, load_network, save_network, train
-from tests.conftest import EXAMPLES, small
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "data" / "photos"
@@ -49,17 +49,26 @@ def test_the_architecture_is_johnsons(tmp_path):
     assert sum(n.endswith("_in") for n in names) == 1 + 2 + 2 * 5 + 2
     assert sum(isinstance(layer, keras.layers.UpSampling2D) for layer in model.core.layers) == 2
     assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in model.core.layers)
-    assert all(layer.groups == layer.input.shape[-1] for layer in model.core.layers
-               if isinstance(layer, keras.layers.GroupNormalization))  # one group per channel
+    assert all(
+        layer.groups == layer.input.shape[-1]
+        for layer in model.core.layers
+        if isinstance(layer, keras.layers.GroupNormalization)
+    )  # one group per channel
     # Johnson et al.'s supplementary table: about 1.68 M parameters (ours adds the norms' scales/offsets).
     assert 1.6e6 < model.count_params() < 1.8e6
 
 
 def test_save_and_load_round_trip_without_custom_objects(tmp_path):
     model = StyleTransformer(width=4, depth=1, seed=3)
-    model.compile(optimizer="adam", loss=tfnst.PerceptualLoss(
-        tfnst.build_feature_model(["block1_conv2", "block2_conv2"]), small("starry_night.jpg", 32),
-        content_layers=["block2_conv2"], style_layers=["block1_conv2"]))
+    model.compile(
+        optimizer="adam",
+        loss=tfnst.PerceptualLoss(
+            tfnst.build_feature_model(["block1_conv2", "block2_conv2"]),
+            small("starry_night.jpg", 32),
+            content_layers=["block2_conv2"],
+            style_layers=["block1_conv2"],
+        ),
+    )
     image = np.random.default_rng(1).random((1, 24, 20, 3)).astype(np.float32)
     path = save_network(model, tmp_path / "net.keras")
     loaded = keras.saving.load_model(path)  # compiled: the loss comes back from its config
@@ -77,9 +86,13 @@ def test_training_with_fit_lowers_the_loss():
     # 60 steps at 64 px from a random network, epochs of 10 steps (10 images x 2 crops,
     # batches of 2). The mean loss of the last epoch is under 0.75x the first's.
     history = []
-    model = train(STYLE, PHOTOS, **{**TINY, "size": 64, "steps": 60, "width": 8, "crops": 2},
-                  callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: history.append(logs["loss"]))],
-                  verbose=0)
+    model = train(
+        STYLE,
+        PHOTOS,
+        **{**TINY, "size": 64, "steps": 60, "width": 8, "crops": 2},
+        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: history.append(logs["loss"]))],
+        verbose=0,
+    )
     assert len(history) == 6
     assert history[-1] < 0.75 * history[0], history
     assert isinstance(model, StyleTransformer)
@@ -98,9 +111,16 @@ def test_backup_and_restore_resumes_to_the_uninterrupted_result(tmp_path):
     with pytest.raises(RuntimeError, match="power cut"):
         train(STYLE, PHOTOS, **options, callbacks=[backup, Crash()], verbose=0)
     epochs = []
-    resumed = train(STYLE, PHOTOS, **options, verbose=0, callbacks=[
-        keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
-        keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: epochs.append(e))])
+    resumed = train(
+        STYLE,
+        PHOTOS,
+        **options,
+        verbose=0,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(str(tmp_path / "backup")),
+            keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: epochs.append(e)),
+        ],
+    )
     assert epochs == [1, 2]  # the first epoch, saved before the crash, did not run again
     for a, b in zip(whole.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-6)
@@ -108,10 +128,17 @@ def test_backup_and_restore_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_keras_callbacks_work(tmp_path):
     preview = tmp_path / "preview_{step}.png"
-    train(STYLE, PHOTOS, **{**TINY, "steps": 10}, verbose=0, callbacks=[
-        Preview(EXAMPLES / "tubingen.jpg", preview, every=5),
-        keras.callbacks.ModelCheckpoint(str(tmp_path / "checkpoint.keras")),
-        keras.callbacks.TensorBoard(str(tmp_path / "logs"))])
+    train(
+        STYLE,
+        PHOTOS,
+        **{**TINY, "steps": 10},
+        verbose=0,
+        callbacks=[
+            Preview(EXAMPLES / "tubingen.jpg", preview, every=5),
+            keras.callbacks.ModelCheckpoint(str(tmp_path / "checkpoint.keras")),
+            keras.callbacks.TensorBoard(str(tmp_path / "logs")),
+        ],
+    )
     assert sorted(p.name for p in tmp_path.glob("preview_*.png")) == ["preview_10.png", "preview_5.png"]
     assert Image.open(tmp_path / "preview_5.png").size == (512, 384)
     assert isinstance(keras.saving.load_model(tmp_path / "checkpoint.keras"), StyleTransformer)
@@ -120,8 +147,7 @@ def test_keras_callbacks_work(tmp_path):
 
 def test_a_keras_callback_in_the_image_optimizer_is_refused_with_a_reason(content64, style64):
     with pytest.raises(TfnstError, match="Keras callback.*optimizes an image"):
-        tfnst.Stylizer().stylize(content64, style64, size=32, iterations=1,
-                                 callbacks=[keras.callbacks.EarlyStopping()])
+        tfnst.Stylizer().stylize(content64, style64, size=32, iterations=1, callbacks=[keras.callbacks.EarlyStopping()])
 
 
 def test_unreadable_training_files_are_skipped_with_a_warning(tmp_path, caplog):
@@ -146,7 +172,7 @@ def test_mirrored_strategy_on_two_devices_matches_one(tmp_path):
     # suite in two workers, 2.4e-5 relative on the first epoch's mean loss; 6e-4 on the
     # third (15 steps). A loss summed rather than averaged over the two replicas
     # would be 2x.
-    script = textwrap.dedent(f'''
+    script = textwrap.dedent(f"""
         import json, sys
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
@@ -162,7 +188,7 @@ def test_mirrored_strategy_on_two_devices_matches_one(tmp_path):
             losses[name] = seen
         losses["replicas"] = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).num_replicas_in_sync
         print(json.dumps(losses))
-    ''')
+    """)
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     losses = json.loads(r.stdout.strip().splitlines()[-1])
@@ -182,7 +208,7 @@ def test_exported_network_serves_without_tfnst(tiny_network, tmp_path):
     image = (small("tubingen.jpg", 60) * 255).astype(np.uint8)  # 60x45: clamped to 40x30
     Image.fromarray(image).save(tmp_path / "in.png")
     np.save(tmp_path / "in.npy", image.astype(np.float32)[None] / 255.0)
-    script = textwrap.dedent('''
+    script = textwrap.dedent("""
         import json, sys
         import numpy as np
         import tensorflow as tf
@@ -194,20 +220,54 @@ def test_exported_network_serves_without_tfnst(tiny_network, tmp_path):
                           "inputs": sorted(m.signatures["serving_default"].structured_input_signature[1]),
                           "outputs": sorted(m.signatures["serving_default"].structured_outputs)}))
         np.save(sys.argv[4], floats)
-    ''')
-    r = subprocess.run([sys.executable, "-c", script, str(out), str(tmp_path / "in.png"), str(tmp_path / "in.npy"),
-                        str(tmp_path / "out.npy")], capture_output=True, text=True, timeout=300, cwd="/")
+    """)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(out),
+            str(tmp_path / "in.png"),
+            str(tmp_path / "in.npy"),
+            str(tmp_path / "out.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads(r.stdout.strip().splitlines()[-1])
-    assert report == {"tfnst": False, "png": [30, 40, 3], "float": [1, 30, 40, 3],
-                      "inputs": ["images"], "outputs": ["stylized_bytes"]}
+    assert report == {
+        "tfnst": False,
+        "png": [30, 40, 3],
+        "float": [1, 30, 40, 3],
+        "inputs": ["images"],
+        "outputs": ["stylized_bytes"],
+    }
     library = load_network(tiny_network)(tfnst.resize.fit_longest(image.astype(np.float32) / 255.0, 40)[None])
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), library.numpy(), atol=1e-5)
     saved_model_cli = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable))
     np.save(tmp_path / "bytes.npy", np.array([(tmp_path / "in.png").read_bytes()], dtype=bytes))
-    run = subprocess.run([saved_model_cli, "run", "--dir", str(out), "--tag_set", "serve", "--signature_def",
-                          "serving_default", "--inputs", f"images={tmp_path / 'bytes.npy'}", "--outdir",
-                          str(tmp_path / "cli")], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            saved_model_cli,
+            "run",
+            "--dir",
+            str(out),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"images={tmp_path / 'bytes.npy'}",
+            "--outdir",
+            str(tmp_path / "cli"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
 
 
@@ -217,21 +277,36 @@ def run_cli(capsys, *args):
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--images", "{empty}"], "holds no image files"),
-    (["--images", "{missing}"], "no such folder"),
-    (["--images", "{junk}"], "no readable image"),
-    (["--images", str(PHOTOS), "--steps", "0"], "must be positive"),
-    (["--images", str(PHOTOS), "--batch-size", "abc"], "whole number"),
-    (["--images", str(PHOTOS), "--style-weight", "-2"], "style_weight must be a number >= 0"),
-    (["--images", str(PHOTOS), "--batch-size", "64", "--crops", "1"], "fewer than one batch"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--images", "{empty}"], "holds no image files"),
+        (["--images", "{missing}"], "no such folder"),
+        (["--images", "{junk}"], "no readable image"),
+        (["--images", str(PHOTOS), "--steps", "0"], "must be positive"),
+        (["--images", str(PHOTOS), "--batch-size", "abc"], "whole number"),
+        (["--images", str(PHOTOS), "--style-weight", "-2"], "style_weight must be a number >= 0"),
+        (["--images", str(PHOTOS), "--batch-size", "64", "--crops", "1"], "fewer than one batch"),
+    ],
+)
 def test_train_errors_are_one_line(capsys, tmp_path, args, message):
     (tmp_path / "empty").mkdir()
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "a.jpg").write_text("not an image")
-    argv = ["train", STYLE, "-o", tmp_path / "net.keras", "--size", "32", "--width", "4", "--depth", "1", "-q",
-            *[a.format(empty=tmp_path / "empty", missing=tmp_path / "missing", junk=tmp_path / "junk") for a in args]]
+    argv = [
+        "train",
+        STYLE,
+        "-o",
+        tmp_path / "net.keras",
+        "--size",
+        "32",
+        "--width",
+        "4",
+        "--depth",
+        "1",
+        "-q",
+        *[a.format(empty=tmp_path / "empty", missing=tmp_path / "missing", junk=tmp_path / "junk") for a in args],
+    ]
     code, err = run_cli(capsys, *argv)
     assert code == 2 and err.startswith("tfnst: error:") and err.count("\n") == 1, err
     assert message in err
@@ -240,30 +315,86 @@ def test_train_errors_are_one_line(capsys, tmp_path, args, message):
 
 def test_train_apply_export_end_to_end(tmp_path):
     net = tmp_path / "net.keras"
-    r = subprocess.run([sys.executable, "-m", "tfnst", "train", str(STYLE), "--images", str(PHOTOS), "-o", str(net),
-                        "--size", "32", "--steps", "5", "--batch-size", "2", "--width", "4", "--depth", "1",
-                        "--crops", "1", "--precision", "float32", "--preview", str(EXAMPLES / "tubingen.jpg"),
-                        "--preview-every", "5"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfnst",
+            "train",
+            str(STYLE),
+            "--images",
+            str(PHOTOS),
+            "-o",
+            str(net),
+            "--size",
+            "32",
+            "--steps",
+            "5",
+            "--batch-size",
+            "2",
+            "--width",
+            "4",
+            "--depth",
+            "1",
+            "--crops",
+            "1",
+            "--precision",
+            "float32",
+            "--preview",
+            str(EXAMPLES / "tubingen.jpg"),
+            "--preview-every",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "loss" in r.stdout + r.stderr  # Keras' progress bar
     assert net.exists() and (tmp_path / "net_preview_5.png").exists()
     assert not (tmp_path / "net.keras.backup").exists()  # removed once training ended
     out = tmp_path / "out"
     out.mkdir()
-    r = subprocess.run([sys.executable, "-m", "tfnst", "apply", str(net), str(EXAMPLES / "tubingen.jpg"),
-                        str(EXAMPLES / "the_scream.jpg"), "-o", str(out), "--size", "64"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfnst",
+            "apply",
+            str(net),
+            str(EXAMPLES / "tubingen.jpg"),
+            str(EXAMPLES / "the_scream.jpg"),
+            "-o",
+            str(out),
+            "--size",
+            "64",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert Image.open(out / "tubingen.png").size == (64, 48) and (out / "the_scream.png").exists()
-    r = subprocess.run([sys.executable, "-m", "tfnst", "export", "--network", str(net), "--out",
-                        str(tmp_path / "served")], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "tfnst", "export", "--network", str(net), "--out", str(tmp_path / "served")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "served" / "1" / "saved_model.pb").exists()
 
 
 def test_apply_and_export_errors(capsys, tmp_path, tiny_network):
-    code, err = run_cli(capsys, "apply", tiny_network, EXAMPLES / "tubingen.jpg", EXAMPLES / "the_scream.jpg",
-                        "-o", tmp_path / "one.png")
+    code, err = run_cli(
+        capsys,
+        "apply",
+        tiny_network,
+        EXAMPLES / "tubingen.jpg",
+        EXAMPLES / "the_scream.jpg",
+        "-o",
+        tmp_path / "one.png",
+    )
     assert code == 2 and "several images need an output folder" in err
     code, err = run_cli(capsys, "apply", tmp_path / "none.keras", EXAMPLES / "tubingen.jpg", "-o", tmp_path / "o.png")
     assert code == 2 and "no such network file" in err

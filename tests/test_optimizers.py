@@ -137,8 +137,7 @@ HALF = {"target": tf.constant(np.full_like(TARGET, 0.5))}
 def test_recovers_from_a_nan_region_its_first_steps_enter():
     history = History()
     start = np.zeros_like(TARGET)
-    result = minimize(Adam(ObjectiveFunction(overshoot, ["toy"])), start, HALF, 60, [history],
-                      learning_rate=0.1)
+    result = minimize(Adam(ObjectiveFunction(overshoot, ["toy"])), start, HALF, 60, [history], learning_rate=0.1)
     losses = [r.loss for r in history.records]
     skipped = [i for i in range(1, 61) if i not in {r.iteration for r in history.records}]
     assert skipped and skipped[0] < 10  # the first steps did enter the region
@@ -172,8 +171,15 @@ def test_persistent_nan_stops_with_the_best_image():
     assert f"{MAX_REJECTED} non-finite in a row" in result.stop_reason
     assert [r.iteration for r in history.records] == [1, 2, 3, 4, 5]
     # The best image is the last iterate whose loss was evaluated (finite), not a later one.
-    np.testing.assert_allclose(result.image, numpy_adam(np.zeros_like(TARGET), [
-        2 * (x - 0.5) * np.array([1.0, 10.0, 100.0], np.float32) for x in _iterates(4)], 0.05), atol=1e-5)
+    np.testing.assert_allclose(
+        result.image,
+        numpy_adam(
+            np.zeros_like(TARGET),
+            [2 * (x - 0.5) * np.array([1.0, 10.0, 100.0], np.float32) for x in _iterates(4)],
+            0.05,
+        ),
+        atol=1e-5,
+    )
 
 
 def _iterates(n):
@@ -227,8 +233,7 @@ def test_stops_when_the_loss_stalls():
     # The toy loss converges within a few dozen steps at lr 0.05; after that the best
     # loss improves by less than 1e-3 (relative) over 10 iterations.
     history = History()
-    result = minimize(Adam(TOY, patience=10), START, TARGETS, 2000, [history], learning_rate=0.05,
-                      tolerance=1e-3)
+    result = minimize(Adam(TOY, patience=10), START, TARGETS, 2000, [history], learning_rate=0.05, tolerance=1e-3)
     assert result.stop_reason.startswith("converged") and not result.failed
     stopped = history.records[-1].iteration
     assert 10 < stopped < 2000
@@ -322,8 +327,9 @@ def test_lbfgs_steps_match_numpy():
         state = lbfgs.step(state, TARGETS)
         # float32 against float64: 1e-5 apart by step 9 (superlinear steps amplify it)
         np.testing.assert_allclose(lbfgs.image(state), xs[k - 1], atol=5e-5, err_msg=f"step {k}")
-        assert float(state.progress.loss) == pytest.approx(float(np.sum((xs[k - 1] - TARGET) ** 2 * WEIGHTS)),
-                                                     rel=1e-4, abs=1e-9)
+        assert float(state.progress.loss) == pytest.approx(
+            float(np.sum((xs[k - 1] - TARGET) ** 2 * WEIGHTS)), rel=1e-4, abs=1e-9
+        )
 
 
 def test_lbfgs_solves_an_ill_conditioned_quadratic_that_adam_does_not_in_as_many_steps():
@@ -401,8 +407,11 @@ def test_keep_if_finite_takes_the_proposal_or_goes_back_at_half_the_rate():
 
 def test_track_best_keeps_the_lowest_finite_loss():
     best = (tf.constant([0.0]), tf.constant(5.0))
-    for x, loss, finite, want in ((1.0, 4.0, True, (1.0, 4.0)), (2.0, 3.0, False, (0.0, 5.0)),
-                                  (3.0, 6.0, True, (0.0, 5.0))):
+    for x, loss, finite, want in (
+        (1.0, 4.0, True, (1.0, 4.0)),
+        (2.0, 3.0, False, (0.0, 5.0)),
+        (3.0, 6.0, True, (0.0, 5.0)),
+    ):
         got = optimizers.track_best(*best, tf.constant([x]), tf.constant(loss), tf.constant(finite))
         assert (float(got[0][0]), float(got[1])) == want
 
@@ -415,8 +424,9 @@ def test_track_stall_after_patience_accepted_iterations_of_too_little_progress()
     accepted = [True, True, True, True, False, True, True]
     stalls = []
     for best, ok in zip(bests, accepted):
-        window, count, stalled = optimizers.track_stall(window, count, tf.constant(best), tf.constant(ok),
-                                                        tf.constant(0.1))
+        window, count, stalled = optimizers.track_stall(
+            window, count, tf.constant(best), tf.constant(ok), tf.constant(0.1)
+        )
         stalls.append(bool(stalled))
     # By hand: at the 4th (39) the window holds 100, 50, 40: 100 - 39 > 3.9. The 5th is
     # rejected. At the 6th (37) it holds 50, 40, 39: 13 > 3.7. At the 7th (36.5): 40, 39, 37:
@@ -512,8 +522,11 @@ def test_tfp_lbfgs_minimizes_a_quadratic_to_the_numpy_answer_in_a_while_loop_and
 
     @tf.function
     def run(state):  # as the served graph runs it; the step's one trace serves the library too
-        return tf.while_loop(lambda i, s: (i < 60) & ~optimizers.done(s),
-                             lambda i, s: (i + 1, optimizer.compiled_step(s, targets)), (0, state))[1]
+        return tf.while_loop(
+            lambda i, s: (i < 60) & ~optimizers.done(s),
+            lambda i, s: (i + 1, optimizer.compiled_step(s, targets)),
+            (0, state),
+        )[1]
 
     state = run(optimizer.init_state(START, targets))
     np.testing.assert_allclose(optimizer.image(state), want, atol=1e-3)

@@ -32,37 +32,57 @@ STYLIZE = {
     "--size": [(["--size", "40"], None)],
     "--iterations": [(["--iterations", "3"], None)],
     "--optimizer": [(["--optimizer", "adam"], None), (["--optimizer", "tfp-lbfgs"], None)],
-    "--learning-rate": [(["--learning-rate", "0.05"], None),
-                        (["--learning-rate", "0.05"], ["--optimizer", "adam"]),
-                        (["--learning-rate", "0.05", "--optimizer", "lbfgs"], REFUSED)],
-    "--ema-decay": [(["--ema-decay", "0.5"], None), (["--ema-decay", "0.5"], ["--optimizer", "adam"]),
-                    (["--ema-decay", "0.5", "--optimizer", "lbfgs"], REFUSED)],
+    "--learning-rate": [
+        (["--learning-rate", "0.05"], None),
+        (["--learning-rate", "0.05"], ["--optimizer", "adam"]),
+        (["--learning-rate", "0.05", "--optimizer", "lbfgs"], REFUSED),
+    ],
+    "--ema-decay": [
+        (["--ema-decay", "0.5"], None),
+        (["--ema-decay", "0.5"], ["--optimizer", "adam"]),
+        (["--ema-decay", "0.5", "--optimizer", "lbfgs"], REFUSED),
+    ],
     "--tolerance": [(["--tolerance", "0.5", "--patience", "1"], ["--patience", "1", "--tolerance", "1e-9"])],
     "--patience": [(["--patience", "1"], REFUSED), (["--patience", "1", "--tolerance", "0.5"], ["--tolerance", "0.5"])],
     "--content-weight": [(["--content-weight", "0"], None)],
     "--style-weight": [(["--style-weight", "0"], None)],
     "--tv-weight": [(["--tv-weight", "0"], None)],
-    "--content-layers": [(["--content-layers", "block3_conv1"], None), (["--content-layers", "block3_conv1",
-                                                                         "--content-weight", "0"], REFUSED)],
+    "--content-layers": [
+        (["--content-layers", "block3_conv1"], None),
+        (["--content-layers", "block3_conv1", "--content-weight", "0"], REFUSED),
+    ],
     "--style-layers": [(["--style-layers", "block1_conv1,block2_conv1"], None)],
     "--style-layer-weights": [(["--style-layer-weights", "1,0,0,0,1"], None)],
-    "--style-stat": [(["--style-stat", "mean"], None), (["--style-loss", "meancov"], None),
-                     (["--style-stat", "discriminator"], None)],
+    "--style-stat": [
+        (["--style-stat", "mean"], None),
+        (["--style-loss", "meancov"], None),
+        (["--style-stat", "discriminator"], None),
+    ],
     "--hist-weight": [(["--hist-weight", "1"], None)],
-    "--hist-layers": [(["--hist-layers", "block2_conv1"], REFUSED),
-                      (["--hist-weight", "1", "--hist-layers", "block2_conv1"], ["--hist-weight", "1"])],
-    "--lap-weight": [(["--lap-weight", "1"], REFUSED),  # the default pools need 48 px a side
-                     (["--lap-weight", "1", "--lap-pool", "2,4"], None)],
-    "--lap-pool": [(["--lap-pool", "2"], REFUSED), (["--lap-weight", "1", "--lap-pool", "2"],
-                                                     ["--lap-weight", "1", "--lap-pool", "2,4"])],
+    "--hist-layers": [
+        (["--hist-layers", "block2_conv1"], REFUSED),
+        (["--hist-weight", "1", "--hist-layers", "block2_conv1"], ["--hist-weight", "1"]),
+    ],
+    "--lap-weight": [
+        (["--lap-weight", "1"], REFUSED),  # the default pools need 48 px a side
+        (["--lap-weight", "1", "--lap-pool", "2,4"], None),
+    ],
+    "--lap-pool": [
+        (["--lap-pool", "2"], REFUSED),
+        (["--lap-weight", "1", "--lap-pool", "2"], ["--lap-weight", "1", "--lap-pool", "2,4"]),
+    ],
     "--style-blend": [(["--style-blend", "1"], REFUSED), (["--style-blend", "1,3"], [], [S, S2])],
     "--preserve-color": [(["--preserve-color", "luminance"], None), (["--preserve-color", "histogram"], None)],
     "--normalize-vgg": [(["--normalize-vgg"], None)],
     "--scales": [(["--scales", "2"], None)],
-    "--scale-factor": [(["--scale-factor", "1.5"], REFUSED), (["--scales", "2", "--scale-factor", "1.5"],
-                                                               ["--scales", "2"])],
-    "--coarse-iterations": [(["--coarse-iterations", "1"], REFUSED),
-                            (["--scales", "2", "--coarse-iterations", "1"], ["--scales", "2"])],
+    "--scale-factor": [
+        (["--scale-factor", "1.5"], REFUSED),
+        (["--scales", "2", "--scale-factor", "1.5"], ["--scales", "2"]),
+    ],
+    "--coarse-iterations": [
+        (["--coarse-iterations", "1"], REFUSED),
+        (["--scales", "2", "--coarse-iterations", "1"], ["--scales", "2"]),
+    ],
     "--pooling": [(["--pooling", "avg"], None)],
     "--precision": [(["--precision", "bfloat16"], None)],
     "--vgg-weights": [(["--vgg-weights", "{d}/missing.h5"], REFUSED)],
@@ -76,8 +96,10 @@ STYLIZE = {
     # logical CPUs): here, one device, refused.
     "--devices": [(["--devices", "2"], REFUSED), (["--devices", "2", "--tile", "16"], REFUSED)],
     "--masks": [(["--masks", HALF], None), (["--masks", HALF, MASK], [], [S, S2])],
-    "--style-masks": [(["--style-masks", HALF], REFUSED),
-                      (["--masks", HALF, "--style-masks", HALF], ["--masks", HALF])],
+    "--style-masks": [
+        (["--style-masks", HALF], REFUSED),
+        (["--masks", HALF, "--style-masks", HALF], ["--masks", HALF]),
+    ],
     "--save-every": [(["--save-every", "1"], None)],
     "--checkpoint": [(["--checkpoint", "{o}/run.ckpt.npz"], None)],  # {o}: the run's own folder
     "--checkpoint-every": [(["--checkpoint-every", "1"], None)],
@@ -96,8 +118,9 @@ def options_of(command: str) -> set[str]:
 
 def test_every_option_is_walked():
     # The canonical flag is the longest: --style-stat and its alias --style-loss are one option.
-    assert options_of("stylize") - RUN_ONLY - {"--style-loss"} <= set(STYLIZE) | {"--style-stat"}, \
-        sorted(options_of("stylize") - RUN_ONLY - set(STYLIZE))
+    assert options_of("stylize") - RUN_ONLY - {"--style-loss"} <= set(STYLIZE) | {"--style-stat"}, sorted(
+        options_of("stylize") - RUN_ONLY - set(STYLIZE)
+    )
     missing = {c: sorted(options_of(c) - RUN_ONLY - set(WALKED[c])) for c in WALKED}
     assert not any(missing.values()), missing
 
@@ -129,8 +152,10 @@ def test_every_stylize_option_changes_the_run_or_is_refused(capsys, tmp_path_fac
         styles = variant[2] if len(variant) > 2 else [S]
         args = [a.replace("{d}", str(masks)) for a in args]
         if reference == "without -q":
-            code, err = cli.main(["stylize", C, S, "-o", str(tmp_path / "q.png"), *[a for a in BASE if a != "-q"]]), \
-                capsys.readouterr().err
+            code, err = (
+                cli.main(["stylize", C, S, "-o", str(tmp_path / "q.png"), *[a for a in BASE if a != "-q"]]),
+                capsys.readouterr().err,
+            )
             assert code == 0 and ("it/s" in err or "s/it" in err), err
             continue
         got = observe_in(capsys, tmp_path, base_args + args, styles)
@@ -155,8 +180,13 @@ def observe_in(capsys, tmp_path, args, styles):
         return code, err
     pixels = np.asarray(Image.open(out_dir / "out.png"), np.int16)
     files = sorted(p.name for p in out_dir.iterdir())
-    log = sorted({re.sub(r"[\d.]+", "#", line) for line in err.splitlines()
-                  if line.strip() and "it/s" not in line and "s/it" not in line})
+    log = sorted(
+        {
+            re.sub(r"[\d.]+", "#", line)
+            for line in err.splitlines()
+            if line.strip() and "it/s" not in line and "s/it" not in line
+        }
+    )
     return code, pixels, files, log
 
 
@@ -173,61 +203,84 @@ BASES = {
 }
 WALKED = {
     "texture": {
-        "--size": [(["--size", "40x24"], None)], "--iterations": [(["--iterations", "3"], None)],
-        "--optimizer": [(["--optimizer", "adam"], None)], "--learning-rate": [(["--learning-rate", "0.1"], None)],
+        "--size": [(["--size", "40x24"], None)],
+        "--iterations": [(["--iterations", "3"], None)],
+        "--optimizer": [(["--optimizer", "adam"], None)],
+        "--learning-rate": [(["--learning-rate", "0.1"], None)],
         "--ema-decay": [(["--ema-decay", "0.5"], None)],
         "--tolerance": [(["--tolerance", "0.1"], None)],
-        "--patience": [(["--patience", "2"], REFUSED), (["--patience", "2", "--tolerance", "0.1"], ["--tolerance", "0.1"])],
-        "--style-weight": [(["--style-weight", "2"], None)], "--tv-weight": [(["--tv-weight", "2"], None)],
+        "--patience": [
+            (["--patience", "2"], REFUSED),
+            (["--patience", "2", "--tolerance", "0.1"], ["--tolerance", "0.1"]),
+        ],
+        "--style-weight": [(["--style-weight", "2"], None)],
+        "--tv-weight": [(["--tv-weight", "2"], None)],
         "--style-layers": [(["--style-layers", "block1_conv1"], None)],
         "--style-layer-weights": [(["--style-layer-weights", "1,2,3,4,5"], None)],
         "--style-stat": [(["--style-stat", "mean"], None)],
         "--hist-weight": [(["--hist-weight", "1"], None)],
-        "--hist-layers": [(["--hist-layers", "block2_conv1"], REFUSED),
-                          (["--hist-weight", "1", "--hist-layers", "block2_conv1"], ["--hist-weight", "1"])],
+        "--hist-layers": [
+            (["--hist-layers", "block2_conv1"], REFUSED),
+            (["--hist-weight", "1", "--hist-layers", "block2_conv1"], ["--hist-weight", "1"]),
+        ],
         "--style-blend": [(["--style-blend", "1"], REFUSED)],
         "--normalize-vgg": [(["--normalize-vgg"], None)],
         "--scales": [(["--scales", "1"], None)],
         "--scale-factor": [(["--scale-factor", "3"], None)],
         "--coarse-iterations": [(["--coarse-iterations", "3"], None)],
-        "--pooling": [(["--pooling", "avg"], None)], "--precision": [(["--precision", "float32"], None)],
+        "--pooling": [(["--pooling", "avg"], None)],
+        "--precision": [(["--precision", "float32"], None)],
         "--vgg-weights": [(["--vgg-weights", "/nonexistent.h5"], REFUSED)],
         "--init": [(["--init", "style"], None), (["--init", "content"], REFUSED)],
         "--seed": [(["--seed", "3"], None), (["--seed", "3", "--init", "style"], REFUSED)],
         "--style-scale": [(["--style-scale", "0.5"], None)],
         "--max-pixels": [(["--max-pixels", "1000"], REFUSED)],
-        "--max-memory": [(["--max-memory", "4GB"], None)], "--tile": [(["--tile", "32"], None)],
+        "--max-memory": [(["--max-memory", "4GB"], None)],
+        "--tile": [(["--tile", "32"], None)],
         "--devices": [(["--devices", "2"], REFUSED), (["--devices", "2", "--tile", "32"], ["--tile", "32"])],
-        "--save-every": [(["--save-every", "1"], None)], "--checkpoint": [(["--checkpoint", "{t}/c.npz"], None)],
-        "--checkpoint-every": [(["--checkpoint-every", "2"], None)], "--resume": [(["--resume"], None)],
-        "--quiet": [(["-q"], None)], "--verbose": [(["-v"], None)],
+        "--save-every": [(["--save-every", "1"], None)],
+        "--checkpoint": [(["--checkpoint", "{t}/c.npz"], None)],
+        "--checkpoint-every": [(["--checkpoint-every", "2"], None)],
+        "--resume": [(["--resume"], None)],
+        "--quiet": [(["-q"], None)],
+        "--verbose": [(["-v"], None)],
     },
     "export": {
-        "--out": [(["--out", "{t}/other"], None)], "--max-size": [(["--max-size", "64"], None)],
+        "--out": [(["--out", "{t}/other"], None)],
+        "--max-size": [(["--max-size", "64"], None)],
         "--version": [(["--version", "7"], None)],
         "--network": [(["--network", "{t}/missing.keras"], REFUSED)],
         "--format": [(["--format", "tflite"], REFUSED)],  # a TFLite file is of a network (--network)
         "--quantize": [(["--quantize", "int8"], REFUSED)],
         "--images": [(["--images", "{t}"], REFUSED)],
         "--iterations": [(["--iterations", "3"], None)],
-        "--optimizer": [(["--optimizer", "adam"], None)], "--learning-rate": [(["--learning-rate", "0.1"], None)],
-        "--ema-decay": [(["--ema-decay", "0.5"], None)], "--tolerance": [(["--tolerance", "0.1"], None)],
-        "--patience": [(["--patience", "2"], REFUSED), (["--patience", "2", "--tolerance", "0.1"], ["--tolerance", "0.1"])],
+        "--optimizer": [(["--optimizer", "adam"], None)],
+        "--learning-rate": [(["--learning-rate", "0.1"], None)],
+        "--ema-decay": [(["--ema-decay", "0.5"], None)],
+        "--tolerance": [(["--tolerance", "0.1"], None)],
+        "--patience": [
+            (["--patience", "2"], REFUSED),
+            (["--patience", "2", "--tolerance", "0.1"], ["--tolerance", "0.1"]),
+        ],
         "--content-weight": [(["--content-weight", "2"], None)],
-        "--style-weight": [(["--style-weight", "2"], None)], "--tv-weight": [(["--tv-weight", "2"], None)],
+        "--style-weight": [(["--style-weight", "2"], None)],
+        "--tv-weight": [(["--tv-weight", "2"], None)],
         "--content-layers": [(["--content-layers", "block3_conv1"], None)],
         "--style-layers": [(["--style-layers", "block1_conv1"], None)],
         "--style-layer-weights": [(["--style-layer-weights", "1,2,3,4,5"], None)],
         "--style-stat": [(["--style-stat", "mean"], None)],
         "--hist-weight": [(["--hist-weight", "1"], None)],
         "--hist-layers": [(["--hist-layers", "block2_conv1"], REFUSED)],
-        "--lap-weight": [(["--lap-weight", "1"], None)], "--lap-pool": [(["--lap-pool", "2"], REFUSED)],
+        "--lap-weight": [(["--lap-weight", "1"], None)],
+        "--lap-pool": [(["--lap-pool", "2"], REFUSED)],
         "--style-blend": [(["--style-blend", "1,2"], None)],
         "--preserve-color": [(["--preserve-color", "luminance"], None)],
-        "--normalize-vgg": [(["--normalize-vgg"], None)], "--scales": [(["--scales", "1"], None)],
+        "--normalize-vgg": [(["--normalize-vgg"], None)],
+        "--scales": [(["--scales", "1"], None)],
         "--scale-factor": [(["--scale-factor", "3"], None)],
         "--coarse-iterations": [(["--coarse-iterations", "3"], None)],
-        "--pooling": [(["--pooling", "avg"], None)], "--precision": [(["--precision", "float32"], None)],
+        "--pooling": [(["--pooling", "avg"], None)],
+        "--precision": [(["--precision", "float32"], None)],
         "--vgg-weights": [(["--vgg-weights", "/nonexistent.h5"], REFUSED)],
         "--init": [(["--init", "noise"], None), (["--init", C], REFUSED)],
         "--seed": [(["--seed", "3"], REFUSED), (["--seed", "3", "--init", "noise"], ["--init", "noise"])],
@@ -235,19 +288,30 @@ WALKED = {
         "--verbose": [(["-v"], None)],
     },
     "train": {
-        "--size": [(["--size", "64"], None)], "--steps": [(["--steps", "3"], None)],
-        "--batch-size": [(["--batch-size", "2"], None)], "--learning-rate": [(["--learning-rate", "0.01"], None)],
-        "--content-weight": [(["--content-weight", "2"], None)], "--style-weight": [(["--style-weight", "2"], None)],
-        "--tv-weight": [(["--tv-weight", "2"], None)], "--width": [(["--width", "8"], None)],
-        "--depth": [(["--depth", "2"], None)], "--content-layers": [(["--content-layers", "block2_conv2"], None)],
-        "--style-layers": [(["--style-layers", "block1_conv2"], None)], "--crops": [(["--crops", "2"], None)],
-        "--precision": [(["--precision", "float32"], None)], "--seed": [(["--seed", "3"], None)],
+        "--size": [(["--size", "64"], None)],
+        "--steps": [(["--steps", "3"], None)],
+        "--batch-size": [(["--batch-size", "2"], None)],
+        "--learning-rate": [(["--learning-rate", "0.01"], None)],
+        "--content-weight": [(["--content-weight", "2"], None)],
+        "--style-weight": [(["--style-weight", "2"], None)],
+        "--tv-weight": [(["--tv-weight", "2"], None)],
+        "--width": [(["--width", "8"], None)],
+        "--depth": [(["--depth", "2"], None)],
+        "--content-layers": [(["--content-layers", "block2_conv2"], None)],
+        "--style-layers": [(["--style-layers", "block1_conv2"], None)],
+        "--crops": [(["--crops", "2"], None)],
+        "--precision": [(["--precision", "float32"], None)],
+        "--seed": [(["--seed", "3"], None)],
         "--images": [(["--images", "{t}/missing"], REFUSED)],
         "--preview": [(["--preview", C], None)],
-        "--preview-every": [(["--preview-every", "5"], REFUSED), (["--preview", C, "--preview-every", "5"],
-                                                                 ["--preview", C])],
-        "--backup": [(["--backup", "{t}/b"], None)], "--tensorboard": [(["--tensorboard", "{t}/tb"], None)],
-        "--quiet": [(["-q"], None)], "--verbose": [(["-v"], None)],
+        "--preview-every": [
+            (["--preview-every", "5"], REFUSED),
+            (["--preview", C, "--preview-every", "5"], ["--preview", C]),
+        ],
+        "--backup": [(["--backup", "{t}/b"], None)],
+        "--tensorboard": [(["--tensorboard", "{t}/tb"], None)],
+        "--quiet": [(["-q"], None)],
+        "--verbose": [(["-v"], None)],
     },
     "apply": {"--size": [(["--size", "64"], None)], "--verbose": [(["-v"], None)]},
     "batch": {
@@ -255,8 +319,10 @@ WALKED = {
         "--input": [(["--input", str(EXAMPLES / "t*.jpg")], None)],
         "--output": [(["--output", "{t}/elsewhere"], None)],
         "--style": [(["--style", S], REFUSED)],  # a network has its style built in
-        "--batch-size": [(["--batch-size", "2"], None)], "--keep-extension": [(["--keep-extension"], None)],
-        "--max-pixels": [(["--max-pixels", "1000"], None)], "--verbose": [(["-v"], None)],
+        "--batch-size": [(["--batch-size", "2"], None)],
+        "--keep-extension": [(["--keep-extension"], None)],
+        "--max-pixels": [(["--max-pixels", "1000"], None)],
+        "--verbose": [(["-v"], None)],
     },
 }
 
@@ -276,8 +342,11 @@ def describe(value):
         return repr(value)
     if hasattr(value, "shape") and hasattr(value, "dtype"):  # an image: its shape and a digest
         return f"array{tuple(value.shape)}:{float(np.asarray(value, np.float64).sum()):.6g}"
-    plain = {k: v for k, v in sorted(vars(value).items()) if isinstance(v, (str, int, float, bool, tuple))} \
-        if hasattr(value, "__dict__") else {}
+    plain = (
+        {k: v for k, v in sorted(vars(value).items()) if isinstance(v, (str, int, float, bool, tuple))}
+        if hasattr(value, "__dict__")
+        else {}
+    )
     return f"{type(value).__name__}{plain}"
 
 
@@ -293,8 +362,18 @@ def capture(monkeypatch):
 
     def record(what):
         def stand_in(*args, **kwargs):
-            raise Captured(repr((what, describe(args), describe(kwargs), logging.getLogger("tfnst").level,
-                                 logging.getLogger().level)))
+            raise Captured(
+                repr(
+                    (
+                        what,
+                        describe(args),
+                        describe(kwargs),
+                        logging.getLogger("tfnst").level,
+                        logging.getLogger().level,
+                    )
+                )
+            )
+
         return stand_in
 
     def stylizer_init(self, config=None, **options):  # everything but VGG19
@@ -332,11 +411,13 @@ def reached(capsys, command, args, tmp_path, model=""):
 
 
 @pytest.mark.parametrize("command", sorted(WALKED))
-def test_every_option_of_the_other_commands_reaches_the_library_or_is_refused(capsys, tmp_path, capture,
-                                                                              command, request):
+def test_every_option_of_the_other_commands_reaches_the_library_or_is_refused(
+    capsys, tmp_path, capture, command, request
+):
     if command == "batch" and not BEAM:
         pytest.skip("needs the beam extra")
     model = request.getfixturevalue("network_model") if command == "batch" else ""
+
     def call(args):
         return reached(capsys, command, args, tmp_path, model)
 
@@ -346,8 +427,11 @@ def test_every_option_of_the_other_commands_reaches_the_library_or_is_refused(ca
         for args, reference in variants:
             got = call(args)
             if reference == REFUSED:
-                assert got[0] == 2 and got[1].startswith("tfnst: error:") and got[1].count("\n") == 1, \
-                    (command, args, got)
+                assert got[0] == 2 and got[1].startswith("tfnst: error:") and got[1].count("\n") == 1, (
+                    command,
+                    args,
+                    got,
+                )
                 continue
             assert got[0] == 0, (command, args, got)
             ref = base if reference is None else call(reference)

@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tfnst
+from tests.conftest import TEST_OPTIONS
 from tfnst.config import StyleConfig
 from tfnst.errors import TfnstError
 from tfnst.plan import plan
-from tests.conftest import TEST_OPTIONS
 
 
 def expected_plan(hw, scales, factor, iterations, coarse, cap=None):
@@ -27,14 +27,18 @@ def expected_plan(hw, scales, factor, iterations, coarse, cap=None):
     return sizes, counts
 
 
-configs = st.integers(1, 4).flatmap(lambda scales: st.tuples(
-    st.just(scales),
-    st.sampled_from([1.25, 2 ** 0.5, 2.0, 3.0]),
-    st.integers(1, 50),
-    st.none() | st.lists(st.integers(1, 60), min_size=1, max_size=1) | st.lists(
-        st.integers(1, 60), min_size=max(1, scales - 1), max_size=max(1, scales - 1)),
-    st.tuples(st.integers(16, 600), st.integers(16, 600)),
-    st.integers(0, 70)))
+configs = st.integers(1, 4).flatmap(
+    lambda scales: st.tuples(
+        st.just(scales),
+        st.sampled_from([1.25, 2**0.5, 2.0, 3.0]),
+        st.integers(1, 50),
+        st.none()
+        | st.lists(st.integers(1, 60), min_size=1, max_size=1)
+        | st.lists(st.integers(1, 60), min_size=max(1, scales - 1), max_size=max(1, scales - 1)),
+        st.tuples(st.integers(16, 600), st.integers(16, 600)),
+        st.integers(0, 70),
+    )
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -42,8 +46,12 @@ configs = st.integers(1, 4).flatmap(lambda scales: st.tuples(
 def test_the_plan_follows_its_rule_eagerly_and_in_a_graph(case):
     scales, factor, iterations, coarse, hw, cap = case
     coarse = coarse if scales > 1 else None
-    config = StyleConfig(scales=scales, iterations=iterations, **(
-        {"scale_factor": factor} if scales > 1 else {}), **({"coarse_iterations": tuple(coarse)} if coarse else {}))
+    config = StyleConfig(
+        scales=scales,
+        iterations=iterations,
+        **({"scale_factor": factor} if scales > 1 else {}),
+        **({"coarse_iterations": tuple(coarse)} if coarse else {}),
+    )
     sizes, counts = expected_plan(hw, scales, factor, iterations, coarse)
     eager = plan(config, hw)
     assert [s.hw for s in eager] == sizes and [s.iterations for s in eager] == counts
@@ -67,20 +75,35 @@ def test_coarse_iterations_need_a_count_per_coarser_scale():
 @pytest.fixture(scope="module")
 def small_stylizer():
     # Shallow layers: the property is about the plan and the loop, not VGG19's depth.
-    return tfnst.Stylizer(**{**TEST_OPTIONS, "style_layers": ("block1_conv1", "block2_conv1"),
-                             "content_layers": ("block2_conv1",)})
+    return tfnst.Stylizer(
+        **{**TEST_OPTIONS, "style_layers": ("block1_conv1", "block2_conv1"), "content_layers": ("block2_conv1",)}
+    )
 
 
 @pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.integers(1, 3), st.sampled_from([2 ** 0.5, 2.0, 3.0]), st.integers(1, 4), st.integers(1, 4),
-       st.sampled_from([(16, 24), (20, 20), (28, 40), (40, 36)]), st.sampled_from(["adam", "lbfgs"]))
-def test_the_library_and_the_served_graph_take_the_same_steps(small_stylizer, scales, factor, iterations,
-                                                              coarse, hw, optimizer):
+@given(
+    st.integers(1, 3),
+    st.sampled_from([2**0.5, 2.0, 3.0]),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.sampled_from([(16, 24), (20, 20), (28, 40), (40, 36)]),
+    st.sampled_from(["adam", "lbfgs"]),
+)
+def test_the_library_and_the_served_graph_take_the_same_steps(
+    small_stylizer, scales, factor, iterations, coarse, hw, optimizer
+):
     rng = np.random.default_rng(0)
     content, style = rng.random((*hw, 3)).astype(np.float32), rng.random((24, 24, 3)).astype(np.float32)
-    options = dict(scales=scales, iterations=iterations, optimizer=optimizer, style_scale=1.5, init="noise", seed=1,
-                   **({"scale_factor": factor, "coarse_iterations": coarse} if scales > 1 else {}))
+    options = dict(
+        scales=scales,
+        iterations=iterations,
+        optimizer=optimizer,
+        style_scale=1.5,
+        init="noise",
+        seed=1,
+        **({"scale_factor": factor, "coarse_iterations": coarse} if scales > 1 else {}),
+    )
     cap = max(iterations, coarse)  # the served graph's default: the plan's largest count
     history = tfnst.History()
     library = small_stylizer.run(content, style, size=max(hw), callbacks=[history], **options)

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import tfnst
+from tests.conftest import EXAMPLES, TEST_OPTIONS
 from tfnst import cli, memory
 from tfnst.errors import TfnstError
 from tfnst.image_io import read_image
 from tfnst.optimizers import Interrupted
-from tests.conftest import EXAMPLES, TEST_OPTIONS
 
 CONTENT, STYLE = str(EXAMPLES / "tubingen.jpg"), str(EXAMPLES / "starry_night.jpg")
 RGB = (np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8)
@@ -36,8 +36,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def make_bomb(path):
     """A tiny PNG whose header declares 100000 x 100000 pixels."""
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
-                     + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +64,19 @@ def hostile(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("name,shape", [
-    ("animated.gif", (40, 48)), ("pages.tiff", (40, 48)), ("cmyk.jpg", (40, 48)),
-    ("gray16.png", (40, 48)), ("float.tiff", (40, 48)), ("one_pixel.png", (1, 1)),
-    ("rotated.jpg", (48, 40)), ("with space ü.png", (40, 48)),
-])
+@pytest.mark.parametrize(
+    "name,shape",
+    [
+        ("animated.gif", (40, 48)),
+        ("pages.tiff", (40, 48)),
+        ("cmyk.jpg", (40, 48)),
+        ("gray16.png", (40, 48)),
+        ("float.tiff", (40, 48)),
+        ("one_pixel.png", (1, 1)),
+        ("rotated.jpg", (48, 40)),
+        ("with space ü.png", (40, 48)),
+    ],
+)
 def test_unusual_images_load(hostile, name, shape):
     a = read_image(hostile / name)
     assert a.shape == (*shape, 3) and np.isfinite(a).all() and 0 <= a.min() and a.max() <= 1
@@ -97,27 +109,68 @@ def test_hostile_inputs_through_the_cli(capsys, hostile, tmp_path):
         code, err = run_cli(capsys, "stylize", hostile / name, STYLE, "-o", out, "--iterations", "1")
         assert code == 2 and message in err and err.count("\n") == 1, err
         assert not out.exists()
-    code, err = run_cli(capsys, "stylize", hostile / "bomb.png", STYLE, "-o", out,
-                        "--max-pixels", "20000000000", "--iterations", "1")
+    code, err = run_cli(
+        capsys, "stylize", hostile / "bomb.png", STYLE, "-o", out, "--max-pixels", "20000000000", "--iterations", "1"
+    )
     assert code == 2 and "damaged or truncated" in err  # past the limit, the data is bad
     # A 1x1 content is upscaled; an animated style uses its first frame.
-    code, err = run_cli(capsys, "stylize", hostile / "one_pixel.png", hostile / "animated.gif",
-                        "-o", out, "--size", "32", "--iterations", "1")
+    code, err = run_cli(
+        capsys,
+        "stylize",
+        hostile / "one_pixel.png",
+        hostile / "animated.gif",
+        "-o",
+        out,
+        "--size",
+        "32",
+        "--iterations",
+        "1",
+    )
     assert code == 0, err
     assert Image.open(out).size == (32, 32)
 
 
 # ----------------------------------------------------------------- signals
-@pytest.mark.parametrize("signum,code,word,options,snapshot,what", [
-    (signal.SIGINT, 130, "interrupted", [], "out_s1_3.png", "the best image so far"),  # the defaults
-    (signal.SIGTERM, 143, "terminated", ["--optimizer", "adam", "--scales", "1"], "out_3.png",
-     "the average of the iterates so far")])
+@pytest.mark.parametrize(
+    "signum,code,word,options,snapshot,what",
+    [
+        (signal.SIGINT, 130, "interrupted", [], "out_s1_3.png", "the best image so far"),  # the defaults
+        (
+            signal.SIGTERM,
+            143,
+            "terminated",
+            ["--optimizer", "adam", "--scales", "1"],
+            "out_3.png",
+            "the average of the iterates so far",
+        ),
+    ],
+)
 def test_signal_writes_best_image_so_far(tmp_path, signum, code, word, options, snapshot, what):
     out = tmp_path / "out.png"
-    proc = subprocess.Popen([sys.executable, "-m", "tfnst", "stylize", CONTENT, STYLE, "-o", str(out),
-                             "--size", "48", "--iterations", "100000", "--save-every", "3", "-q",
-                             "--tolerance", "0", *options],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tfnst",
+            "stylize",
+            CONTENT,
+            STYLE,
+            "-o",
+            str(out),
+            "--size",
+            "48",
+            "--iterations",
+            "100000",
+            "--save-every",
+            "3",
+            "-q",
+            "--tolerance",
+            "0",
+            *options,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     snapshot = tmp_path / snapshot
     deadline = time.time() + 120
     while not snapshot.exists() and time.time() < deadline and proc.poll() is None:
@@ -161,13 +214,13 @@ def test_resume_gives_the_uninterrupted_result(stylizer, content64, style64, tmp
     options = dict(size=40, iterations=8, init="noise", seed=11, optimizer=optimizer, **extra)
     whole = stylizer.stylize(content64, style64, **options)
     ckpt = tmp_path / "run.ckpt.npz"
-    stylizer.stylize(content64, style64, **{**options, "iterations": 5}, checkpoint=ckpt,
-                     checkpoint_every=5)
+    stylizer.stylize(content64, style64, **{**options, "iterations": 5}, checkpoint=ckpt, checkpoint_every=5)
     assert ckpt.exists()
     resumed = stylizer.stylize(content64, style64, **options, checkpoint=ckpt, resume=True)
     np.testing.assert_allclose(resumed, whole, atol=1e-5)
-    assert not np.allclose(whole, stylizer.stylize(content64, style64, **{**options, "iterations": 5}),
-                           atol=1e-4)  # the resumed part did real work
+    assert not np.allclose(
+        whole, stylizer.stylize(content64, style64, **{**options, "iterations": 5}), atol=1e-4
+    )  # the resumed part did real work
 
 
 def test_resume_with_the_discriminator_gives_the_uninterrupted_result(content64, style64, tmp_path):
@@ -195,24 +248,43 @@ class CtrlCAt(tfnst.Callback):
 
 
 @pytest.mark.parametrize("optimizer,stop_scale", [("adam", 1), ("lbfgs", 0)])
-def test_coarse_to_fine_resumes_at_its_scale(stylizer, content64, style64, tmp_path, optimizer,
-                                             stop_scale):
-    from tfnst.plan import plan
+def test_coarse_to_fine_resumes_at_its_scale(stylizer, content64, style64, tmp_path, optimizer, stop_scale):
     from tfnst.checkpoint import load_checkpoint
+    from tfnst.plan import plan
 
-    options = dict(size=64, iterations=6, scales=3, scale_factor=2 ** 0.5, init="noise", seed=3, optimizer=optimizer,
-                   **({"ema_decay": 0.8} if optimizer == "adam" else {}))
+    options = dict(
+        size=64,
+        iterations=6,
+        scales=3,
+        scale_factor=2**0.5,
+        init="noise",
+        seed=3,
+        optimizer=optimizer,
+        **({"ema_decay": 0.8} if optimizer == "adam" else {}),
+    )
     whole = stylizer.stylize(content64, style64, **options)
     ckpt = tmp_path / "c2f.ckpt.npz"
-    sizes = [scale.hw for scale in plan(tfnst.StyleConfig(scales=3, scale_factor=2 ** 0.5), (48, 64))]
+    sizes = [scale.hw for scale in plan(tfnst.StyleConfig(scales=3, scale_factor=2**0.5), (48, 64))]
     with pytest.raises(Interrupted):
-        stylizer.stylize(content64, style64, **options, checkpoint=ckpt, checkpoint_every=2,
-                         callbacks=[CtrlCAt(sizes[stop_scale], 5)])
+        stylizer.stylize(
+            content64,
+            style64,
+            **options,
+            checkpoint=ckpt,
+            checkpoint_every=2,
+            callbacks=[CtrlCAt(sizes[stop_scale], 5)],
+        )
     saved = load_checkpoint(ckpt)
     assert (saved.scale, saved.iteration) == (stop_scale, 4)
     seen = []
-    resumed = stylizer.stylize(content64, style64, **options, checkpoint=ckpt, resume=True,
-                               callbacks=[lambda r: seen.append((r.size, r.iteration))])
+    resumed = stylizer.stylize(
+        content64,
+        style64,
+        **options,
+        checkpoint=ckpt,
+        resume=True,
+        callbacks=[lambda r: seen.append((r.size, r.iteration))],
+    )
     assert seen[0] == (sizes[stop_scale], 5)  # no scale before the checkpoint's runs again
     np.testing.assert_allclose(resumed, whole, atol=1e-5)
 
@@ -221,26 +293,24 @@ def test_resume_refuses_other_runs_and_bad_files(stylizer, content64, style64, t
     ckpt = tmp_path / "run.ckpt.npz"
     stylizer.stylize(content64, style64, size=40, iterations=2, checkpoint=ckpt, checkpoint_every=2)
     with pytest.raises(TfnstError, match="other inputs or options"):
-        stylizer.stylize(content64, style64, size=40, iterations=4, style_weight=99.0,
-                         checkpoint=ckpt, resume=True)
+        stylizer.stylize(content64, style64, size=40, iterations=4, style_weight=99.0, checkpoint=ckpt, resume=True)
     with pytest.raises(TfnstError, match="other inputs or options"):
         stylizer.stylize(style64, style64, size=40, iterations=4, checkpoint=ckpt, resume=True)
     ckpt.write_bytes(b"junk")
     with pytest.raises(TfnstError, match="not a readable tfnst checkpoint"):
         stylizer.stylize(content64, style64, size=40, iterations=4, checkpoint=ckpt, resume=True)
     with pytest.raises(TfnstError, match="no checkpoint"):
-        stylizer.stylize(content64, style64, size=40, iterations=4, checkpoint=tmp_path / "none",
-                         resume=True)
+        stylizer.stylize(content64, style64, size=40, iterations=4, checkpoint=tmp_path / "none", resume=True)
 
 
 def test_cli_checkpoint_and_resume(capsys, tmp_path):
     out = tmp_path / "o.png"
-    code, err = run_cli(capsys, "stylize", CONTENT, STYLE, "-o", out, "--size", "32",
-                        "--iterations", "4", "--checkpoint-every", "2")
+    code, err = run_cli(
+        capsys, "stylize", CONTENT, STYLE, "-o", out, "--size", "32", "--iterations", "4", "--checkpoint-every", "2"
+    )
     assert code == 0, err
     assert (tmp_path / "o.png.ckpt.npz").exists()
-    code, err = run_cli(capsys, "stylize", CONTENT, STYLE, "-o", out, "--size", "32",
-                        "--iterations", "6", "--resume")
+    code, err = run_cli(capsys, "stylize", CONTENT, STYLE, "-o", out, "--size", "32", "--iterations", "6", "--resume")
     assert code == 0, err
 
 
@@ -249,8 +319,22 @@ def test_overflowing_weights_through_the_cli(capsys, tmp_path):
     out = tmp_path / "o.png"
     # Every evaluation overflows, the start's included: nothing to go back to; the run
     # gives up after 8 and still writes an image.
-    code, err = run_cli(capsys, "stylize", CONTENT, STYLE, "-o", out, "--size", "32",
-                        "--iterations", "20", "--style-weight", "1e39", "--precision", "float32")
+    code, err = run_cli(
+        capsys,
+        "stylize",
+        CONTENT,
+        STYLE,
+        "-o",
+        out,
+        "--size",
+        "32",
+        "--iterations",
+        "20",
+        "--style-weight",
+        "1e39",
+        "--precision",
+        "float32",
+    )
     assert code == 1
     assert "stopped early" in err and "best image so far" in err and "8 non-finite in a row" in err
     assert Image.open(out).size == (32, 24)
@@ -261,13 +345,17 @@ def test_memory_estimate_grows_with_what_a_run_holds():
     config = tfnst.StyleConfig(precision="float32", optimizer="adam")
     base = memory.estimate_bytes((384, 512), config)
     assert memory.estimate_bytes((768, 1024), config) > 2.5 * (base - memory.FIT[("adam", "float32")][0])
-    for option in ({"optimizer": "lbfgs"}, {"hist_weight": 1.0}, {"style_scale": 2.0},
-                   {"style_statistic": "discriminator"}):
+    for option in (
+        {"optimizer": "lbfgs"},
+        {"hist_weight": 1.0},
+        {"style_scale": 2.0},
+        {"style_statistic": "discriminator"},
+    ):
         assert memory.estimate_bytes((384, 512), config.replace(**option)) > base, option
     assert memory.available_bytes() is None or memory.available_bytes() > 0
 
 
-TILED_PEAK_RUN = '''
+TILED_PEAK_RUN = """
 import json, sys
 import tfnst
 from tfnst import memory
@@ -276,7 +364,7 @@ stylizer = tfnst.Stylizer(**options)
 out = stylizer.stylize(sys.argv[1], sys.argv[2], iterations=1)
 estimate = memory.estimate_bytes(out.shape[:2], stylizer.config, tile=stylizer.config.tile)
 print(json.dumps({"peak": memory.peak_bytes(), "estimate": estimate}))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -288,8 +376,12 @@ def peaks():
     base = {"size": 512, "precision": "float32", "optimizer": "adam", "scales": 1}
     report = {}
     for name, options in (("whole", base), ("tiled", {**base, "tile": 128})):
-        r = subprocess.run([sys.executable, "-c", TILED_PEAK_RUN, CONTENT, STYLE, json.dumps(options)],
-                           capture_output=True, text=True, timeout=900)
+        r = subprocess.run(
+            [sys.executable, "-c", TILED_PEAK_RUN, CONTENT, STYLE, json.dumps(options)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert r.returncode == 0, r.stderr[-2000:]
         report[name] = json.loads(r.stdout.strip().splitlines()[-1])
     return report
@@ -303,8 +395,11 @@ def test_tiles_lower_the_measured_peak(peaks):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 21, item 1: the memory model, fitted on an AVX512_BF16 machine, "
-                   "estimates 1.45 and 1.26 GB against peaks of 1.89 and 1.39 GB here; strict, so a fix shows")
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 21, item 1: the memory model, fitted on an AVX512_BF16 machine, "
+    "estimates 1.45 and 1.26 GB against peaks of 1.89 and 1.39 GB here; strict, so a fix shows",
+)
 def test_the_estimates_bound_the_measured_peaks(peaks):
     for name in peaks:
         assert peaks[name]["estimate"] >= peaks[name]["peak"], (name, peaks)
@@ -329,8 +424,12 @@ def test_a_size_no_machine_holds_is_refused_by_the_estimate(tmp_path):
     # used to fail allocating, exit 1; then the tile search walked down from the image's
     # side, 6 million estimates): exit 2, one line with the estimate's number.
     out = tmp_path / "o.png"
-    r = subprocess.run([sys.executable, "-m", "tfnst", "stylize", CONTENT, STYLE, "-o", str(out),
-                        "--size", "99999999"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "tfnst", "stylize", CONTENT, STYLE, "-o", str(out), "--size", "99999999"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 2, r.stderr[-2000:]
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("tfnst: error:"), r.stderr
     assert re.search(r"needs about [0-9.]+ GB", r.stderr), r.stderr
@@ -371,21 +470,78 @@ def test_fuzz_mutated_png(tmp_path, seed):
         pass
 
 
-FLAGS = ["--size", "--iterations", "--optimizer", "--learning-rate", "--content-weight",
-         "--style-weight", "--tv-weight", "--init", "--seed", "--pooling", "--style-scale",
-         "--style-layers", "--style-layer-weights", "--content-layers", "--weights",
-         "--max-pixels", "--save-every", "--checkpoint-every", "--style-stat", "--hist-weight",
-         "--hist-layers", "--lap-weight", "--lap-pool", "--preserve-color", "--scales",
-         "--style-blend", "--ema-decay", "--tolerance", "--patience"]
-VALUES = ["0", "-1", "1", "3", "1e309", "nan", "abc", "", "max", "avg", "lbfgs", "block1_conv1",
-          "block9_conv1,", "1,2,3", "noise", "style", "content", "/nonexistent", "16", "x", "--",
-          "gram", "mean", "meancov", "discriminator", "luminance", "histogram", "0.5", "2", "1,1", "4"]
+FLAGS = [
+    "--size",
+    "--iterations",
+    "--optimizer",
+    "--learning-rate",
+    "--content-weight",
+    "--style-weight",
+    "--tv-weight",
+    "--init",
+    "--seed",
+    "--pooling",
+    "--style-scale",
+    "--style-layers",
+    "--style-layer-weights",
+    "--content-layers",
+    "--weights",
+    "--max-pixels",
+    "--save-every",
+    "--checkpoint-every",
+    "--style-stat",
+    "--hist-weight",
+    "--hist-layers",
+    "--lap-weight",
+    "--lap-pool",
+    "--preserve-color",
+    "--scales",
+    "--style-blend",
+    "--ema-decay",
+    "--tolerance",
+    "--patience",
+]
+VALUES = [
+    "0",
+    "-1",
+    "1",
+    "3",
+    "1e309",
+    "nan",
+    "abc",
+    "",
+    "max",
+    "avg",
+    "lbfgs",
+    "block1_conv1",
+    "block9_conv1,",
+    "1,2,3",
+    "noise",
+    "style",
+    "content",
+    "/nonexistent",
+    "16",
+    "x",
+    "--",
+    "gram",
+    "mean",
+    "meancov",
+    "discriminator",
+    "luminance",
+    "histogram",
+    "0.5",
+    "2",
+    "1,1",
+    "4",
+]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(command=st.sampled_from(["stylize", "texture", "export", "bogus"]),
-       pairs=st.lists(st.tuples(st.sampled_from(FLAGS), st.sampled_from(VALUES)), max_size=4),
-       positional=st.lists(st.sampled_from([CONTENT, STYLE, "/nope.png", ""]), max_size=3))
+@given(
+    command=st.sampled_from(["stylize", "texture", "export", "bogus"]),
+    pairs=st.lists(st.tuples(st.sampled_from(FLAGS), st.sampled_from(VALUES)), max_size=4),
+    positional=st.lists(st.sampled_from([CONTENT, STYLE, "/nope.png", ""]), max_size=3),
+)
 def test_fuzz_cli_arguments(monkeypatch, tmp_path, capsys, command, pairs, positional):
     # Real runs (tiny: 24 px, one iteration, unless the fuzzed flags say otherwise): every
     # combination ends in exit 0, 1 (a numerical stop, still writing an image) or a
@@ -441,12 +597,19 @@ def test_unreadable_input_and_read_only_output_dir(tmp_path):
         os.mkdir(readonly, 0o555)
         writable = os.path.join(work, "writable")
         os.mkdir(writable, 0o777)
-        cases = [([secret, STYLE, "-o", os.path.join(writable, "o.png")], "permission denied"),
-                 ([CONTENT, STYLE, "-o", os.path.join(readonly, "o.png")], "not writable")]
+        cases = [
+            ([secret, STYLE, "-o", os.path.join(writable, "o.png")], "permission denied"),
+            ([CONTENT, STYLE, "-o", os.path.join(readonly, "o.png")], "not writable"),
+        ]
         for args, message in cases:
-            r = subprocess.run([sys.executable, "-m", "tfnst", "stylize", *args, "-q"],
-                               capture_output=True, text=True, timeout=120, user=user,
-                               env={**os.environ, "HOME": work})
+            r = subprocess.run(
+                [sys.executable, "-m", "tfnst", "stylize", *args, "-q"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                user=user,
+                env={**os.environ, "HOME": work},
+            )
             assert r.returncode == 2, r.stderr
             assert r.stderr.startswith("tfnst: error:") and message in r.stderr, r.stderr
             assert r.stderr.count("\n") == 1
@@ -481,7 +644,7 @@ def test_permission_errors_are_one_line(capsys, tmp_path, monkeypatch):
     assert not list(readonly.iterdir())
 
 
-PEAK_RUN = '''
+PEAK_RUN = """
 import json, sys
 import tfnst
 from tfnst import memory
@@ -493,22 +656,29 @@ estimate = memory.estimate_bytes(out.shape[:2], config)
 with open("/proc/self/status") as f:
     peak = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
 print(json.dumps({"peak": peak, "estimate": estimate}))
-'''
+"""
 
 
-@pytest.mark.parametrize("options", [
-    {"size": 192, "precision": "float32"},
-    {"size": 128, "precision": "float32", "optimizer": "lbfgs"},
-    {"size": 192, "precision": "float32", "hist_weight": 1.0, "style_statistic": "meancov"},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"size": 192, "precision": "float32"},
+        {"size": 128, "precision": "float32", "optimizer": "lbfgs"},
+        {"size": 192, "precision": "float32", "hist_weight": 1.0, "style_statistic": "meancov"},
+    ],
+)
 def test_the_memory_estimate_bounds_the_measured_peak(options):
     # In a fresh process, so that the peak (VmHWM) is the run's own: the estimate is at
     # least the peak (a refusal never stops a run that fits… by much) and at most 1.3x it
     # (the model, fitted at 128-1024 px: docs/reliability.md, python -m benchmarks.memory).
     import json
 
-    r = subprocess.run([sys.executable, "-c", PEAK_RUN, CONTENT, STYLE, json.dumps(options)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", PEAK_RUN, CONTENT, STYLE, json.dumps(options)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(r.stdout.strip().splitlines()[-1])
     assert report["peak"] <= report["estimate"] <= 1.3 * report["peak"], report

@@ -20,8 +20,9 @@ def test_graph_sizes_equal_python_sizes(longest):
     # The served graph sizes images with fit_size_tensor, the library with fit_size:
     # they must agree everywhere, .5 rounding cases included (e.g. 30x40 -> longest 37).
     rng = np.random.default_rng(longest)
-    shapes = [(30, 40), (40, 30), (25, 40), (1, 7), (768, 1024)] + \
-        [tuple(int(v) for v in rng.integers(1, 3000, 2)) for _ in range(200)]
+    shapes = [(30, 40), (40, 30), (25, 40), (1, 7), (768, 1024)] + [
+        tuple(int(v) for v in rng.integers(1, 3000, 2)) for _ in range(200)
+    ]
     graph = tf.function(lambda s: fit_size_tensor(s, longest))
     for shape in shapes:
         assert tuple(graph(tf.constant(shape, tf.int32)).numpy()) == fit_size(shape, longest), shape
@@ -30,11 +31,11 @@ def test_graph_sizes_equal_python_sizes(longest):
 def test_same_size_is_bit_exact_in_eager_and_graph():
     image = np.random.default_rng(0).random((30, 40, 3)).astype(np.float32)
     assert np.array_equal(resize(image, (30, 40)).numpy(), image)
-    graph = tf.function(lambda x, s: resize(x, s),
-                        input_signature=[tf.TensorSpec([None, None, 3]), tf.TensorSpec([2], tf.int32)])
+    graph = tf.function(
+        lambda x, s: resize(x, s), input_signature=[tf.TensorSpec([None, None, 3]), tf.TensorSpec([2], tf.int32)]
+    )
     assert np.array_equal(graph(image, tf.constant([30, 40])).numpy(), image)
-    np.testing.assert_allclose(graph(image, tf.constant([15, 20])).numpy(), resize(image, (15, 20)).numpy(),
-                               atol=1e-6)
+    np.testing.assert_allclose(graph(image, tf.constant([15, 20])).numpy(), resize(image, (15, 20)).numpy(), atol=1e-6)
 
 
 def test_shrinking_is_an_antialiased_lanczos_like_pil():
@@ -45,8 +46,9 @@ def test_shrinking_is_an_antialiased_lanczos_like_pil():
     image = np.stack([0.5 + 0.4 * np.sin(6 * xx), 0.5 + 0.4 * np.cos(5 * yy), 0.3 + 0.4 * xx * yy], -1)
     image = np.clip(image + 0.02 * rng.standard_normal(image.shape), 0, 1).astype(np.float32)
     ours = resize(image, (48, 64)).numpy()
-    pil = np.stack([np.asarray(Image.fromarray(image[..., c], mode="F").resize((64, 48), Image.LANCZOS))
-                    for c in range(3)], -1)
+    pil = np.stack(
+        [np.asarray(Image.fromarray(image[..., c], mode="F").resize((64, 48), Image.LANCZOS)) for c in range(3)], -1
+    )
     interior = (slice(4, -4), slice(4, -4))
     assert np.abs(ours[interior] - pil[interior]).mean() < 0.005
     # Not a plain subsampling (no antialiasing): that would keep the noise.

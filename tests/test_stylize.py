@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 import tfnst
+from tests.conftest import TEST_OPTIONS, small
 from tfnst import losses
 from tfnst.errors import TfnstError
 from tfnst.resize import fit_size, resize
-from tests.conftest import TEST_OPTIONS, small
 
 
 def run(stylizer, content, style, **options):
@@ -21,8 +21,9 @@ def run(stylizer, content, style, **options):
 def test_optimizers_reduce_total_loss_5x(stylizer, content64, style64, optimizer, iterations):
     # From noise the loss starts high (content and style both far); each optimizer
     # must cut it at least 5x in a few seconds at 64 px.
-    out, records = run(stylizer, content64, style64, size=64, iterations=iterations,
-                       optimizer=optimizer, init="noise", seed=1)
+    out, records = run(
+        stylizer, content64, style64, size=64, iterations=iterations, optimizer=optimizer, init="noise", seed=1
+    )
     assert out.shape == (48, 64, 3) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
     assert len(records) == iterations
@@ -42,8 +43,7 @@ def test_stylization_moves_towards_style_and_keeps_content(stylizer, content64, 
 
 def test_texture_synthesis_matches_style_grams(stylizer, style64):
     history = tfnst.History()
-    out = stylizer.synthesize_texture(style64, (48, 40), iterations=80, seed=3, learning_rate=0.05,
-                                      callbacks=[history])
+    out = stylizer.synthesize_texture(style64, (48, 40), iterations=80, seed=3, learning_rate=0.05, callbacks=[history])
     assert out.shape == (40, 48, 3)
     assert "content" not in history.records[-1].terms
     model = tfnst.build_feature_model(tfnst.StyleConfig().style_layers)
@@ -53,8 +53,7 @@ def test_texture_synthesis_matches_style_grams(stylizer, style64):
 
     def gram_distance(image):
         feats = model(image[None])
-        return sum(float(losses.GramStatistic().loss(feats[n], losses.gram_matrix(target[n]))[0])
-                   for n in target)
+        return sum(float(losses.GramStatistic().loss(feats[n], losses.gram_matrix(target[n]))[0]) for n in target)
 
     # Measured: noise 2.8, result 0.2 after 80 steps.
     assert gram_distance(out) < 0.25 * gram_distance(noise)
@@ -69,8 +68,11 @@ def test_same_seed_same_result(stylizer, content64, style64):
 
 
 def traces(stylizer, optimizer):
-    return sum(e.optimizer.compiled_step.experimental_get_tracing_count()
-               for e in stylizer._engines.values() if e.optimizer.name == optimizer)
+    return sum(
+        e.optimizer.compiled_step.experimental_get_tracing_count()
+        for e in stylizer._engines.values()
+        if e.optimizer.name == optimizer
+    )
 
 
 def test_no_retracing_for_the_same_size(stylizer, content64, style64):
@@ -81,8 +83,16 @@ def test_no_retracing_for_the_same_size(stylizer, content64, style64):
     before = traces_now()
     # Another style image (of another size), new loss weights, rate: the same compiled step.
     other_style = small("the_scream.jpg", 50)
-    stylizer.stylize(content64, other_style, size=40, iterations=2, style_weight=50.0, tv_weight=1.0,
-                     learning_rate=0.03, tolerance=0.01)
+    stylizer.stylize(
+        content64,
+        other_style,
+        size=40,
+        iterations=2,
+        style_weight=50.0,
+        tv_weight=1.0,
+        learning_rate=0.03,
+        tolerance=0.01,
+    )
     assert traces_now() == before
 
 
@@ -115,11 +125,23 @@ def test_callbacks_see_every_iteration(stylizer, content64, style64):
 
 
 def test_bad_options_raise_tfnst_error(stylizer, content64, style64):
-    for options in ({"iterations": 0}, {"size": 0}, {"style_weight": -1}, {"optimizer": "sgd"},
-                    {"learning_rate": float("nan")}, {"bogus": 1}, {"style_layers": ("block9_conv9",)},
-                    {"ema_decay": 1.0}, {"ema_decay": -0.1}, {"ema_decay": 0.9, "optimizer": "lbfgs"},
-                    {"learning_rate": 0.1, "optimizer": "lbfgs"}, {"tolerance": -1}, {"patience": 0},
-                    {"init": "contnet"}, {"style_layers": "block1_conv1"}):
+    for options in (
+        {"iterations": 0},
+        {"size": 0},
+        {"style_weight": -1},
+        {"optimizer": "sgd"},
+        {"learning_rate": float("nan")},
+        {"bogus": 1},
+        {"style_layers": ("block9_conv9",)},
+        {"ema_decay": 1.0},
+        {"ema_decay": -0.1},
+        {"ema_decay": 0.9, "optimizer": "lbfgs"},
+        {"learning_rate": 0.1, "optimizer": "lbfgs"},
+        {"tolerance": -1},
+        {"patience": 0},
+        {"init": "contnet"},
+        {"style_layers": "block1_conv1"},
+    ):
         with pytest.raises(TfnstError):
             stylizer.stylize(content64, style64, **options)
     with pytest.raises(TfnstError, match="define the network"):
@@ -160,9 +182,13 @@ def test_bfloat16_reaches_the_float32_loss(content64, style64):
 
 def test_list_valued_options_work(content64, style64):
     # Python users write lists; they were a TypeError (tuple + list) before.
-    stylizer = tfnst.Stylizer(**TEST_OPTIONS, style_layers=["block1_conv1", "block2_conv1"],
-                              content_layers=["block2_conv2"], hist_layers=["block1_conv1"],
-                              style_layer_weights=[1, 2])
+    stylizer = tfnst.Stylizer(
+        **TEST_OPTIONS,
+        style_layers=["block1_conv1", "block2_conv1"],
+        content_layers=["block2_conv2"],
+        hist_layers=["block1_conv1"],
+        style_layer_weights=[1, 2],
+    )
     out = stylizer.stylize(content64, style64, size=32, iterations=2, hist_weight=1.0, style_blend=[1])
     assert out.shape == (24, 32, 3)
     with pytest.raises(TfnstError, match="list of VGG19 layer names"):
@@ -183,11 +209,13 @@ def test_the_defaults_run_lbfgs_at_half_size_then_full_size(content64, style64):
     # `tfnst.Stylizer()` as a user gets it (float32 here, and fewer iterations):
     # --coarse-iterations at half size, then --iterations at full size, by L-BFGS.
     history = tfnst.History()
-    out = tfnst.Stylizer(precision="float32").stylize(content64, style64, size=64, iterations=6,
-                                                      coarse_iterations=4, callbacks=[history])
+    out = tfnst.Stylizer(precision="float32").stylize(
+        content64, style64, size=64, iterations=6, coarse_iterations=4, callbacks=[history]
+    )
     assert out.shape == (48, 64, 3)
-    assert [(r.scale, r.iteration, r.size) for r in history.records] == \
-        [(1, i, (24, 32)) for i in range(1, 5)] + [(2, i, (48, 64)) for i in range(1, 7)]
+    assert [(r.scale, r.iteration, r.size) for r in history.records] == [(1, i, (24, 32)) for i in range(1, 5)] + [
+        (2, i, (48, 64)) for i in range(1, 7)
+    ]
     assert {r.optimizer for r in history.records} == {"lbfgs"}
     assert history.records[-1].loss < history.records[4].loss  # the full-size scale made progress
     # A coarser scale never gets more iterations than the full size (a quick run stays

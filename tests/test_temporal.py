@@ -18,12 +18,14 @@ def clip():
 
 def true_flow(clip):
     """The pan's exact flow between any two of its frames (found by identity)."""
+
     def flow(a, b):
         i = next(k for k, f in enumerate(clip.frames) if f is a)
         j = next(k for k, f in enumerate(clip.frames) if f is b)
         out = np.zeros_like(clip.backward[0])
         out[..., 0] = 2.0 * (i - j)  # frame i at p is frame j at p + 2 (i - j)
         return out
+
     return flow
 
 
@@ -32,8 +34,9 @@ def test_loss_by_hand():
     x = rng.random((6, 7, 3), dtype=np.float32)
     w = rng.random((6, 7, 3), dtype=np.float32)
     c = (rng.random((6, 7)) > 0.3).astype(np.float32)
-    expect = sum(c[i, j] * (x[i, j, k] - w[i, j, k]) ** 2
-                 for i in range(6) for j in range(7) for k in range(3)) / (6 * 7 * 3)
+    expect = sum(c[i, j] * (x[i, j, k] - w[i, j, k]) ** 2 for i in range(6) for j in range(7) for k in range(3)) / (
+        6 * 7 * 3
+    )
     assert float(temporal_loss(x, w, c)) == pytest.approx(expect, rel=1e-5)
     assert float(temporal_loss(x[None], w, c)) == pytest.approx(expect, rel=1e-5)
     xv = tf.Variable(x)

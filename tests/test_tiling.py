@@ -12,11 +12,11 @@ import tensorflow as tf
 from PIL import Image
 
 import tfnst
+from tests.conftest import EXAMPLES, TEST_OPTIONS, small
 from tfnst import cli, tiling
 from tfnst.engine import Engine
 from tfnst.features import VGG19
 from tfnst.objective import feature_layers
-from tests.conftest import EXAMPLES, TEST_OPTIONS, small
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLE_LAYERS = tfnst.StyleConfig().style_layers
@@ -38,8 +38,9 @@ def test_a_tiles_interior_features_equal_the_whole_images():
         for n in layers:
             rows, cols = tiling.slices(window, 2 ** (int(n[5]) - 1), False)
             rows_w, cols_w = tiling.slices(window, 2 ** (int(n[5]) - 1), True)
-            np.testing.assert_allclose(part[n][:, rows, cols], whole[n][:, rows_w, cols_w], rtol=1e-5, atol=1e-3,
-                                       err_msg=f"{n} {tile}")
+            np.testing.assert_allclose(
+                part[n][:, rows, cols], whole[n][:, rows_w, cols_w], rtol=1e-5, atol=1e-3, err_msg=f"{n} {tile}"
+            )
     # A margin under the receptive radius is visibly wrong at block5_conv1 (a tile in
     # the middle of a larger image, so its crop does not reach the image's edges).
     image = tf.random.stateless_uniform([320, 320, 3], seed=[3, 4])
@@ -63,9 +64,16 @@ def engine_pair(options, content, styles, size, masks=None):
     return (whole, targets[0]), (tiled, targets[1])
 
 
-@pytest.mark.parametrize("options", [{}, {"style_statistic": "mean"}, {"style_statistic": "meancov"},
-                                     {"lap_weight": 1.0, "lap_pool": (4,), "pooling": "avg"},
-                                     {"masks": True}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"style_statistic": "mean"},
+        {"style_statistic": "meancov"},
+        {"lap_weight": 1.0, "lap_pool": (4,), "pooling": "avg"},
+        {"masks": True},
+    ],
+)
 def test_tiled_loss_and_gradient_equal_the_untiled(options):
     # 144x176 in tiles of 64: 3x3 tiles. Loss to 1e-5 (relative), gradient to 1e-4 of
     # its largest value (float32 sums over tiles in another order).
@@ -115,9 +123,14 @@ def test_tiling_differs_from_the_whole_image_less_than_the_precision_does(precis
     # bfloat16's (5.2e-3) hides in its own rounding.
     content, style = small("tubingen.jpg", 144), small("starry_night.jpg", 120)
     size = (112, 144)
-    config = tfnst.StyleConfig(**{**TEST_OPTIONS, "precision": precision,
-                                  "style_layers": ("block1_conv1", "block2_conv1", "block3_conv1"),
-                                  "content_layers": ("block3_conv3",)})
+    config = tfnst.StyleConfig(
+        **{
+            **TEST_OPTIONS,
+            "precision": precision,
+            "style_layers": ("block1_conv1", "block2_conv1", "block3_conv1"),
+            "content_layers": ("block3_conv3",),
+        }
+    )
     image = tf.constant(tfnst.resize.resize(content, size).numpy() * 0.8 + 0.1)
     vgg = VGG19(feature_layers(config), precision=precision)
 
@@ -129,8 +142,10 @@ def test_tiling_differs_from_the_whole_image_less_than_the_precision_does(precis
         total, _, _, gradient = engine.objective.value_and_gradient(image, targets, engine.objective.initial_state())
         return float(total), gradient.numpy()
 
-    (loss, gradient), (loss_wide, gradient_wide) = run(vgg), run(_wider(VGG19(feature_layers(config),
-                                                                                precision=precision)))
+    (loss, gradient), (loss_wide, gradient_wide) = (
+        run(vgg),
+        run(_wider(VGG19(feature_layers(config), precision=precision))),
+    )
     loss_tiled, gradient_tiled = run(vgg, tile=64)
     relative = lambda g: float(np.linalg.norm(g - gradient) / np.linalg.norm(gradient))  # noqa: E731
     bound = relative(gradient_wide)
@@ -138,7 +153,10 @@ def test_tiling_differs_from_the_whole_image_less_than_the_precision_does(precis
     assert relative(gradient_tiled) <= bound, (relative(gradient_tiled), bound)
     # The loss: no further than the wider computation's, or a float32 ulp of it.
     assert abs(loss_tiled - loss) <= max(abs(loss_wide - loss), float(np.spacing(np.float32(loss)))), (
-        loss_tiled, loss, loss_wide)
+        loss_tiled,
+        loss,
+        loss_wide,
+    )
     if precision == "float32":  # the bound sees a tiling that is wrong
         assert relative(run(vgg, tile=64, short=16)[1]) > bound
 
@@ -165,13 +183,18 @@ def test_what_cannot_be_tiled_is_refused(content64, style64):
     for options in ({"hist_weight": 1.0}, {"style_statistic": "discriminator"}):
         with pytest.raises(tfnst.TfnstError, match="not tiled"):
             tfnst.Stylizer(**TEST_OPTIONS, **{k: v for k, v in options.items() if k == "style_statistic"}).stylize(
-                content64, style64, size=64, iterations=1, tile=32,
-                **{k: v for k, v in options.items() if k != "style_statistic"})
+                content64,
+                style64,
+                size=64,
+                iterations=1,
+                tile=32,
+                **{k: v for k, v in options.items() if k != "style_statistic"},
+            )
     with pytest.raises(tfnst.TfnstError, match="multiple of 16"):
         tfnst.StyleConfig(tile=50).validated()
 
 
-MEMORY_RUN = '''
+MEMORY_RUN = """
 import json, sys
 import tfnst
 tfnst.Stylizer(precision="float32", optimizer="adam", scales=1).stylize(
@@ -179,15 +202,26 @@ tfnst.Stylizer(precision="float32", optimizer="adam", scales=1).stylize(
 with open("/proc/self/status") as f:
     peak = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
 print(json.dumps({"peak": peak}))
-'''
+"""
 
 
 def test_a_1536_px_run_with_a_2gb_budget_stays_under_2_5gb():
     # A fresh process, so that the peak is its own. That tiles lower a measured peak, and
     # by how much: tests/test_reliability.py (512 px, tiled and untiled, both measured).
-    r = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(EXAMPLES / "tubingen.jpg"),
-                        str(EXAMPLES / "starry_night.jpg"), str(2 * 2**30)],
-                       capture_output=True, text=True, timeout=900, cwd=ROOT)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEMORY_RUN,
+            str(EXAMPLES / "tubingen.jpg"),
+            str(EXAMPLES / "starry_night.jpg"),
+            str(2 * 2**30),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     peak = json.loads(r.stdout.strip().splitlines()[-1])["peak"]
     assert peak < 2.5 * 2**30, peak / 2**30
@@ -202,8 +236,9 @@ def test_two_regions_each_take_their_own_style():
     h, w = content.shape[:2]
     left = np.zeros((h, w), np.float32)
     left[:, : w // 2] = 1.0
-    out = tfnst.Stylizer(**TEST_OPTIONS).stylize(content, [starry, scream], masks=[left, 1 - left], size=96,
-                                                 iterations=80, style_weight=50.0)
+    out = tfnst.Stylizer(**TEST_OPTIONS).stylize(
+        content, [starry, scream], masks=[left, 1 - left], size=96, iterations=80, style_weight=50.0
+    )
     vgg = VGG19(STYLE_LAYERS)
     gram = tfnst.losses.GramStatistic()
 
@@ -211,7 +246,7 @@ def test_two_regions_each_take_their_own_style():
         f, t = vgg(image[None]), vgg(style[None])
         return sum(float(gram.loss(f[n], gram.target(t[n]))[0]) for n in STYLE_LAYERS)
 
-    halves = {"left": out[:, : w // 2], "right": out[:, w // 2:]}
+    halves = {"left": out[:, : w // 2], "right": out[:, w // 2 :]}
     own = {"left": starry, "right": scream}
     other = {"left": scream, "right": starry}
     for side, half in halves.items():
@@ -233,8 +268,10 @@ def test_style_masks_take_part_of_a_style_image(content64):
     without = stylizer.stylize(content64, [combined], masks=[full], **options)
     vgg = VGG19(STYLE_LAYERS)
     gram = tfnst.losses.GramStatistic()
-    d = lambda image: sum(float(gram.loss(vgg(image[None])[n], gram.target(vgg(scream[None])[n]))[0])  # noqa: E731
-                          for n in STYLE_LAYERS)
+    d = lambda image: sum(
+        float(gram.loss(vgg(image[None])[n], gram.target(vgg(scream[None])[n]))[0])  # noqa: E731
+        for n in STYLE_LAYERS
+    )
     assert d(with_mask) < 0.8 * d(without)
 
 
@@ -250,15 +287,32 @@ def mask_files(tmp_path):
     return paths
 
 
-@pytest.mark.parametrize("masks,message", [
-    (["{missing}"], "no such file"),
-    (["{white}", "{white}"], "2 masks for 1 style images"),
-    (["{black}"], "mask 1 is all black"),
-])
+@pytest.mark.parametrize(
+    "masks,message",
+    [
+        (["{missing}"], "no such file"),
+        (["{white}", "{white}"], "2 masks for 1 style images"),
+        (["{black}"], "mask 1 is all black"),
+    ],
+)
 def test_bad_masks_are_one_line_exit_2(capsys, tmp_path, mask_files, masks, message):
     masks = [m.format(missing=tmp_path / "missing.png", **mask_files) for m in masks]
-    code = cli.main(["stylize", str(EXAMPLES / "tubingen.jpg"), str(EXAMPLES / "starry_night.jpg"), "-o",
-                     str(tmp_path / "o.png"), "--size", "32", "--iterations", "1", "-q", "--masks", *masks])
+    code = cli.main(
+        [
+            "stylize",
+            str(EXAMPLES / "tubingen.jpg"),
+            str(EXAMPLES / "starry_night.jpg"),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--size",
+            "32",
+            "--iterations",
+            "1",
+            "-q",
+            "--masks",
+            *masks,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("tfnst: error:") and err.count("\n") == 1, err
     assert message in err
@@ -268,10 +322,28 @@ def test_bad_masks_are_one_line_exit_2(capsys, tmp_path, mask_files, masks, mess
 def test_masks_through_the_cli(tmp_path, mask_files):
     left = Image.open(mask_files["left"])
     Image.fromarray(255 - np.asarray(left)).save(tmp_path / "right.png")
-    code = cli.main(["stylize", str(EXAMPLES / "tubingen.jpg"), str(EXAMPLES / "starry_night.jpg"),
-                     str(EXAMPLES / "the_scream.jpg"), "-o", str(tmp_path / "o.png"), "--size", "48",
-                     "--iterations", "2", "-q", "--precision", "float32", "--masks", str(mask_files["left"]),
-                     str(tmp_path / "right.png"), "--tile", "32"])
+    code = cli.main(
+        [
+            "stylize",
+            str(EXAMPLES / "tubingen.jpg"),
+            str(EXAMPLES / "starry_night.jpg"),
+            str(EXAMPLES / "the_scream.jpg"),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--size",
+            "48",
+            "--iterations",
+            "2",
+            "-q",
+            "--precision",
+            "float32",
+            "--masks",
+            str(mask_files["left"]),
+            str(tmp_path / "right.png"),
+            "--tile",
+            "32",
+        ]
+    )
     assert code == 0 and Image.open(tmp_path / "o.png").size == (48, 36)
 
 
@@ -282,8 +354,9 @@ def test_masks_work_with_every_statistic(statistic, content64):
     left[:, :32] = 1.0
     history = tfnst.History()
     stylizer = tfnst.Stylizer(**TEST_OPTIONS, style_statistic=statistic)
-    result = stylizer.run(content64, [starry, scream], masks=[left, 1 - left], size=64, iterations=6,
-                          callbacks=[history])
+    result = stylizer.run(
+        content64, [starry, scream], masks=[left, 1 - left], size=64, iterations=6, callbacks=[history]
+    )
     out = result.image
     assert np.isfinite(out).all() and len(history.records) == 6
     if statistic == "discriminator":
@@ -298,7 +371,7 @@ def test_masks_work_with_every_statistic(statistic, content64):
 
 
 # ------------------------------------------------------------------ several devices
-DEVICES_RUN = '''
+DEVICES_RUN = """
 import json, sys
 import numpy as np
 import tensorflow as tf
@@ -339,7 +412,7 @@ report["cli"] = cli.main(["stylize", *sys.argv[2:5], "--size", "48", "--iteratio
 report["cli_three"] = cli.main(["stylize", *sys.argv[2:5], "--size", "48", "--iterations", "1", "-q",
                                 "--tile", "32", "--devices", "3"])
 print(json.dumps(report))
-'''
+"""
 
 
 @pytest.mark.slow
@@ -350,9 +423,21 @@ def test_tiles_spread_over_two_devices_give_the_one_device_loss_and_gradient(tmp
     # 7e-8 (relative L2) from one device's against a bound of 1.7e-5; after three Adam
     # steps in tiles of 32 the images differ by 2.8e-9 on average (at most 1.8e-7).
     out = tmp_path / "o.png"
-    r = subprocess.run([sys.executable, "-c", DEVICES_RUN, str(ROOT), str(EXAMPLES / "tubingen.jpg"),
-                        str(EXAMPLES / "starry_night.jpg"), f"-o{out}"],
-                       capture_output=True, text=True, timeout=900, cwd=ROOT)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            DEVICES_RUN,
+            str(ROOT),
+            str(EXAMPLES / "tubingen.jpg"),
+            str(EXAMPLES / "starry_night.jpg"),
+            f"-o{out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads(r.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2 and report["tiles"] == 6

@@ -90,8 +90,14 @@ def runs(pan, stylizer, tmp_path_factory):
     out = {}
     for weight in (0.0, StyleConfig().temporal_weight):
         path = tmp_path_factory.mktemp("runs") / f"w{weight:g}"
-        stylize_video(pan[0], STYLE, path, StyleConfig(**FAST, temporal_weight=weight),
-                      frame_iterations=FRAME_ITERATIONS, stylizer=stylizer)
+        stylize_video(
+            pan[0],
+            STYLE,
+            path,
+            StyleConfig(**FAST, temporal_weight=weight),
+            frame_iterations=FRAME_ITERATIONS,
+            stylizer=stylizer,
+        )
         out[weight] = [f for f in read_video(path)[0]]
         assert not work_folder(path).exists()  # removed once the video is written
     return out
@@ -105,8 +111,25 @@ def run_cli(capsys, *args):
 @pytest.mark.slow
 def test_cli_writes_a_video_with_the_frames_and_rate_of_the_input(pan, tmp_path, capsys):
     out = tmp_path / "out.mp4"
-    code, err = run_cli(capsys, "video", pan[0], STYLE, "-o", out, "--size", 64, "--iterations", 3, "--scales", 1,
-                        "--frame-iterations", 2, "--temporal-frames", "1,2", "-q")
+    code, err = run_cli(
+        capsys,
+        "video",
+        pan[0],
+        STYLE,
+        "-o",
+        out,
+        "--size",
+        64,
+        "--iterations",
+        3,
+        "--scales",
+        1,
+        "--frame-iterations",
+        2,
+        "--temporal-frames",
+        "1,2",
+        "-q",
+    )
     assert code == 0, err
     assert "wrote" in err and "6 frames" in err
     frames, info = read_video(out)
@@ -135,13 +158,21 @@ def test_an_interrupted_run_resumes_at_the_first_unfinished_frame(pan, runs, sty
             raise KeyboardInterrupt
 
     with pytest.raises(VideoInterrupted) as e:
-        stylize_video(pan[0], STYLE, out, config, frame_iterations=FRAME_ITERATIONS, stylizer=stylizer,
-                      on_frame=stop_after_third)
+        stylize_video(
+            pan[0], STYLE, out, config, frame_iterations=FRAME_ITERATIONS, stylizer=stylizer, on_frame=stop_after_third
+        )
     assert e.value.done == 3 and not out.exists()
     assert sorted(p.name for p in work_folder(out).glob("*.png")) == ["000001.png", "000002.png", "000003.png"]
     seen = []
-    result = stylize_video(pan[0], STYLE, out, config, frame_iterations=FRAME_ITERATIONS, stylizer=stylizer,
-                           on_frame=lambda index, image: seen.append(index))
+    result = stylize_video(
+        pan[0],
+        STYLE,
+        out,
+        config,
+        frame_iterations=FRAME_ITERATIONS,
+        stylizer=stylizer,
+        on_frame=lambda index, image: seen.append(index),
+    )
     assert result.resumed == 3 and seen == [3, 4, 5] and result.frames == 6
     resumed = [f for f in read_video(out)[0]]
     uninterrupted = runs[StyleConfig().temporal_weight]
@@ -159,14 +190,17 @@ def test_a_work_folder_of_another_run_is_refused(pan, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ bad input
-@pytest.mark.parametrize("case,message", [
-    ("text.mp4", "is not a readable video"),
-    ("empty", "no frames"),
-    ("sizes", "frames change size"),
-    ("missing.mp4", "no such file"),
-    ("out.xyz", "out.xyz"),
-    ("style", "no such file"),
-])
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("text.mp4", "is not a readable video"),
+        ("empty", "no frames"),
+        ("sizes", "frames change size"),
+        ("missing.mp4", "no such file"),
+        ("out.xyz", "out.xyz"),
+        ("style", "no such file"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(pan, tmp_path, capsys, case, message):
     source, out, style = pan[0], tmp_path / "out.mp4", STYLE
     if case == "text.mp4":

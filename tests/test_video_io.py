@@ -38,8 +38,9 @@ def psnr(a, b):
 
 def streams(path):
     with av.open(str(path)) as c:
-        return {s.type: (s.codec_context.name, float(s.duration * s.time_base) if s.duration else None)
-                for s in c.streams}
+        return {
+            s.type: (s.codec_context.name, float(s.duration * s.time_base) if s.duration else None) for s in c.streams
+        }
 
 
 # --------------------------------------------------------------------------- round trips
@@ -176,7 +177,7 @@ def make_late_video(path, lead=0.5, total=2.0):
         t = np.arange(int(48000 * total)) / 48000
         sound = np.where(t >= lead, 0.5 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
         for k in range(0, len(sound), 1024):
-            f = av.AudioFrame.from_ndarray(sound[None, k:k + 1024], format="fltp", layout="mono")
+            f = av.AudioFrame.from_ndarray(sound[None, k : k + 1024], format="fltp", layout="mono")
             f.sample_rate, f.pts, f.time_base = 48000, k, Fraction(1, 48000)
             out.mux(a.encode(f))
         out.mux(a.encode(None))
@@ -260,7 +261,7 @@ def test_bad_inputs_give_one_line(tmp_path):
     whole = write_video(tmp_path / "whole.mp4", [np.zeros((48, 64, 3), np.float32)] * 8, 24).read_bytes()
     assert whole.find(b"moov") < whole.find(b"mdat")  # faststart: the index first
     empty = tmp_path / "empty.mp4"
-    empty.write_bytes(whole[:whole.find(b"mdat") + 4])
+    empty.write_bytes(whole[: whole.find(b"mdat") + 4])
     one_line("no frames", VideoReader, empty)
     # Folders: empty, or frames of changing size.
     (tmp_path / "none").mkdir()
@@ -277,8 +278,11 @@ def test_bad_inputs_give_one_line(tmp_path):
 
 
 def test_bad_outputs_fail_before_any_work(tmp_path, clip):
-    for name, match in [("a.avi", "cannot write .avi"), ("a.gif", "cannot write .gif"),
-                        ("missing/a.mp4", "does not exist")]:
+    for name, match in [
+        ("a.avi", "cannot write .avi"),
+        ("a.gif", "cannot write .gif"),
+        ("missing/a.mp4", "does not exist"),
+    ]:
         with pytest.raises(TfnstError, match=match):
             check_video_output(tmp_path / name)
         with pytest.raises(TfnstError, match=match):
@@ -296,6 +300,7 @@ def test_bad_outputs_fail_before_any_work(tmp_path, clip):
 
 def test_missing_extra_says_what_to_install(monkeypatch, tmp_path):
     from tfnst.video_deps import require_av, require_cv2
+
     monkeypatch.setitem(sys.modules, "av", None)
     monkeypatch.setitem(sys.modules, "cv2", None)
     for require in (require_av, require_cv2):

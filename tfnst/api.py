@@ -44,8 +44,9 @@ def _parse_hw(size, name="size") -> tuple[int, int]:
         except (TypeError, ValueError):
             raise TfnstError(f"{name} must be an int or (width, height), received {size!r}") from None
     if min(w, h) < MIN_SIDE:
-        raise TfnstError(f"{name} must be at least {MIN_SIDE}x{MIN_SIDE} pixels (VGG19 pools 4 times), "
-                         f"received {w}x{h}")
+        raise TfnstError(
+            f"{name} must be at least {MIN_SIDE}x{MIN_SIDE} pixels (VGG19 pools 4 times), received {w}x{h}"
+        )
     return h, w
 
 
@@ -86,9 +87,19 @@ class Stylizer:
         TfnstError: for bad options.
     """
 
-    NETWORK_OPTIONS = ("content_layers", "style_layers", "pooling", "vgg_weights", "style_statistic",
-                       "style_layer_weights", "hist_layers", "lap_pool", "normalize_vgg", "precision",
-                       "devices")
+    NETWORK_OPTIONS = (
+        "content_layers",
+        "style_layers",
+        "pooling",
+        "vgg_weights",
+        "style_statistic",
+        "style_layer_weights",
+        "hist_layers",
+        "lap_pool",
+        "normalize_vgg",
+        "precision",
+        "devices",
+    )
 
     def __init__(self, config: StyleConfig | None = None, **options):
         self.config = (config or StyleConfig()).replace(**options)
@@ -99,8 +110,13 @@ class Stylizer:
         # VGG19's weights are made in the strategy's scope: a copy on each device.
         self.strategy = tiling.strategy_for(cfg.devices)
         with self.strategy.scope() if self.strategy else contextlib.nullcontext():
-            self.features = VGG19(layers, pooling=cfg.pooling, weights=cfg.vgg_weights, precision=cfg.precision,
-                                  normalize=cfg.normalize_vgg)
+            self.features = VGG19(
+                layers,
+                pooling=cfg.pooling,
+                weights=cfg.vgg_weights,
+                precision=cfg.precision,
+                normalize=cfg.normalize_vgg,
+            )
         self._engines: dict[tuple, Engine] = {}
 
     # -------------------------------------------------------------- public
@@ -117,8 +133,21 @@ class Stylizer:
         """
         return self.run(None, style, texture_size=size, **kwargs).image
 
-    def run(self, content, style, *, masks=None, style_masks=None, texture_size=None, callbacks=None,
-            checkpoint=None, checkpoint_every=None, resume=False, temporal=None, **options) -> StyleResult:
+    def run(
+        self,
+        content,
+        style,
+        *,
+        masks=None,
+        style_masks=None,
+        texture_size=None,
+        callbacks=None,
+        checkpoint=None,
+        checkpoint_every=None,
+        resume=False,
+        temporal=None,
+        **options,
+    ) -> StyleResult:
         """Restyle ``content`` after ``style``, or with ``content=None`` synthesize a texture
         of ``texture_size``.
 
@@ -170,16 +199,23 @@ class Stylizer:
             raise TfnstError(f"{', '.join(fixed)} define the network; make a new Stylizer to change them")
         return self.config.replace(**options)
 
-    def _load(self, cfg: StyleConfig, content, style, masks, style_masks, texture_size, temporal=None,
-              init_image=None):
+    def _load(self, cfg: StyleConfig, content, style, masks, style_masks, texture_size, temporal=None, init_image=None):
         """The call's images, read and checked once, at full size: (`Inputs`, (H, W))."""
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
-        as_list = lambda group: None if group is None else (  # noqa: E731
-            list(group) if isinstance(group, (list, tuple)) else [group])
+        as_list = lambda group: (
+            None
+            if group is None
+            # noqa: E731
+            else (list(group) if isinstance(group, (list, tuple)) else [group])
+        )
         masks, style_masks = as_list(masks), as_list(style_masks)
-        check_request(cfg, has_content=content is not None, styles=len(styles),
-                      masks=None if masks is None else len(masks),
-                      style_masks=None if style_masks is None else len(style_masks))
+        check_request(
+            cfg,
+            has_content=content is not None,
+            styles=len(styles),
+            masks=None if masks is None else len(masks),
+            style_masks=None if style_masks is None else len(style_masks),
+        )
         if content is not None:
             content = to_array(content, max_pixels=cfg.max_pixels)
             hw = fit_size(content.shape[:2], cfg.size)
@@ -189,8 +225,10 @@ class Stylizer:
         if content is not None:
             content = resize(content, hw).numpy()
         styles = [to_array(s, max_pixels=cfg.max_pixels) for s in styles]
-        masks, style_masks = (None if group is None else [self._mask(m, i, name, cfg) for i, m in enumerate(group, 1)]
-                              for name, group in (("mask", masks), ("style mask", style_masks)))
+        masks, style_masks = (
+            None if group is None else [self._mask(m, i, name, cfg) for i, m in enumerate(group, 1)]
+            for name, group in (("mask", masks), ("style mask", style_masks))
+        )
         init = cfg.init or ("content" if content is not None else "noise")  # unset: what the request has
         if init not in INITS:
             init = to_array(init, max_pixels=cfg.max_pixels)
@@ -201,12 +239,15 @@ class Stylizer:
             from tfnst.terms import Temporal
 
             temporal = Temporal.target(*temporal)
-            temporal = temporal._replace(warped=resize(temporal.warped, hw),
-                                         weights=resize(temporal.weights[..., None], hw)[..., 0])
-        engine = self.engine(cfg, content is not None, 0 if masks is None else len(masks),
-                             temporal=temporal is not None)
-        return engine.inputs(content, styles, masks=masks, style_masks=style_masks, init=init, seed=seed,
-                             temporal=temporal), hw
+            temporal = temporal._replace(
+                warped=resize(temporal.warped, hw), weights=resize(temporal.weights[..., None], hw)[..., 0]
+            )
+        engine = self.engine(
+            cfg, content is not None, 0 if masks is None else len(masks), temporal=temporal is not None
+        )
+        return engine.inputs(
+            content, styles, masks=masks, style_masks=style_masks, init=init, seed=seed, temporal=temporal
+        ), hw
 
     @staticmethod
     def _mask(mask, index: int, name: str, cfg: StyleConfig) -> np.ndarray:
@@ -216,8 +257,9 @@ class Stylizer:
             raise TfnstError(f"{name} {index} is all black: style {index} would apply nowhere")
         return array
 
-    def _run(self, cfg: StyleConfig, inputs: Inputs, hw, callbacks, checkpoint, checkpoint_every,
-             resume) -> StyleResult:
+    def _run(
+        self, cfg: StyleConfig, inputs: Inputs, hw, callbacks, checkpoint, checkpoint_every, resume
+    ) -> StyleResult:
         has_content = inputs.content is not None
         regions = 0 if inputs.masks is None else len(inputs.masks)
         temporal = inputs.temporal is not None
@@ -236,22 +278,36 @@ class Stylizer:
         resumed = None
         if resume:
             saved = self._resumable(checkpoint, meta, cfg.optimizer_name)
-            resumed = Resume(saved.scale, lambda engine, targets: engine.optimizer.state_from_arrays(
-                saved.state, engine.start(np.zeros((*scales[saved.scale].hw, 3), np.float32), targets)))
-            log.info("tfnst: resuming from %s at scale %d, iteration %d", checkpoint, saved.scale + 1,
-                     saved.iteration)
+            resumed = Resume(
+                saved.scale,
+                lambda engine, targets: engine.optimizer.state_from_arrays(
+                    saved.state, engine.start(np.zeros((*scales[saved.scale].hw, 3), np.float32), targets)
+                ),
+            )
+            log.info("tfnst: resuming from %s at scale %d, iteration %d", checkpoint, saved.scale + 1, saved.iteration)
 
         def iterate(engine, scale, state, targets, count):
             optimizer = engine.optimizer
             start = saved.iteration if resumed is not None and scale.index == resumed.index else 0
 
             def save(iteration, current):
-                save_checkpoint(checkpoint, Checkpoint(optimizer.name, iteration,
-                                                       optimizer.state_to_arrays(current), meta, scale.index))
+                save_checkpoint(
+                    checkpoint,
+                    Checkpoint(optimizer.name, iteration, optimizer.state_to_arrays(current), meta, scale.index),
+                )
 
-            result = minimize(optimizer, None, targets, int(count), callbacks, state=state, start_iteration=start,
-                              checkpoint=save if checkpoint else None, checkpoint_every=checkpoint_every,
-                              scale=(scale.index + 1, len(scales)))
+            result = minimize(
+                optimizer,
+                None,
+                targets,
+                int(count),
+                callbacks,
+                state=state,
+                start_iteration=start,
+                checkpoint=save if checkpoint else None,
+                checkpoint_every=checkpoint_every,
+                scale=(scale.index + 1, len(scales)),
+            )
             if checkpoint:
                 save(result.iterations, result.state)
             results.append(result)
@@ -264,8 +320,13 @@ class Stylizer:
             raise
         stopped = next((r for r in results if r.failed), results[-1] if results else None)
         image = self._full_size(engine, engine.optimizer.result_image(state).numpy(), inputs, hw)
-        return StyleResult(image, stopped.stop_reason if stopped else None, bool(failed(state)) or any(
-            r.failed for r in results), history.records, state)
+        return StyleResult(
+            image,
+            stopped.stop_reason if stopped else None,
+            bool(failed(state)) or any(r.failed for r in results),
+            history.records,
+            state,
+        )
 
     @staticmethod
     def _full_size(engine: Engine, image, inputs: Inputs, hw) -> np.ndarray:
@@ -277,17 +338,35 @@ class Stylizer:
         return np.clip(np.asarray(engine.restore_colors(image, inputs.original), np.float32), 0.0, 1.0)
 
     # -------------------------------------------------------------- internals
-    def engine(self, cfg: StyleConfig, has_content: bool, regions: int = 0, tile: int | None = None,
-               temporal: bool = False) -> Engine:
+    def engine(
+        self, cfg: StyleConfig, has_content: bool, regions: int = 0, tile: int | None = None, temporal: bool = False
+    ) -> Engine:
         """The engine for ``cfg``, cached per what shapes its graph (active terms,
         optimizer, regions, tiles, a temporal target), so that a repeat call reuses its
         compiled steps."""
         temporal = temporal and cfg.temporal_weight > 0
-        key = (has_content, cfg.content_weight > 0, cfg.hist_weight > 0, cfg.lap_weight > 0,
-               cfg.optimizer_name, cfg.averaging, cfg.patience, regions, tile, temporal)
+        key = (
+            has_content,
+            cfg.content_weight > 0,
+            cfg.hist_weight > 0,
+            cfg.lap_weight > 0,
+            cfg.optimizer_name,
+            cfg.averaging,
+            cfg.patience,
+            regions,
+            tile,
+            temporal,
+        )
         if key not in self._engines:
-            self._engines[key] = Engine(cfg, self.features, has_content=has_content, regions=regions, tile=tile,
-                                        temporal=temporal, strategy=self.strategy)
+            self._engines[key] = Engine(
+                cfg,
+                self.features,
+                has_content=has_content,
+                regions=regions,
+                tile=tile,
+                temporal=temporal,
+                strategy=self.strategy,
+            )
         engine = self._engines[key]
         engine.config = cfg  # per-call options (weights, colour, init, scales) that shape no graph
         return engine
@@ -311,13 +390,17 @@ class Stylizer:
         too large, or more memory than the machine has (by the estimate, before anything
         of that size is allocated)."""
         if min(hw) < MIN_SIDE:
-            raise TfnstError(f"the image is {hw[1]}x{hw[0]} at this size; VGG19 needs at least "
-                             f"{MIN_SIDE} pixels per side (raise size, or crop extreme aspect ratios)")
+            raise TfnstError(
+                f"the image is {hw[1]}x{hw[0]} at this size; VGG19 needs at least "
+                f"{MIN_SIDE} pixels per side (raise size, or crop extreme aspect ratios)"
+            )
         if has_content and cfg.lap_weight > 0:
             small = [p for p in cfg.lap_pool if min(hw) < laplacian_min_side(p)]
             if small:
-                raise TfnstError(f"lap_pool {small[0]} leaves no Laplacian at {hw[1]}x{hw[0]} (it needs "
-                                 f"{laplacian_min_side(small[0])} pixels a side); use smaller pools")
+                raise TfnstError(
+                    f"lap_pool {small[0]} leaves no Laplacian at {hw[1]}x{hw[0]} (it needs "
+                    f"{laplacian_min_side(small[0])} pixels a side); use smaller pools"
+                )
         tile = self._tile(cfg, hw, has_content)
         need = memory.additional_bytes(hw, cfg, has_content, tile)
         have = memory.available_bytes()
@@ -325,14 +408,17 @@ class Stylizer:
             raise TfnstError(
                 f"a {hw[1]}x{hw[0]} run needs about {memory.gigabytes(need)} of memory"
                 f"{f' in tiles of {tile} px' if tile else ''} and {memory.gigabytes(have)} is available; "
-                "use a smaller size or --max-memory")
+                "use a smaller size or --max-memory"
+            )
 
     @staticmethod
     def _resumable(checkpoint, meta, optimizer_name) -> Checkpoint:
         saved = load_checkpoint(checkpoint)
         if saved.meta != meta or saved.optimizer != optimizer_name:
-            raise TfnstError(f"{checkpoint} is from a run with other inputs or options; "
-                             "resume needs the same ones (only iterations may change)")
+            raise TfnstError(
+                f"{checkpoint} is from a run with other inputs or options; "
+                "resume needs the same ones (only iterations may change)"
+            )
         return saved
 
 

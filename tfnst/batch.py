@@ -71,8 +71,9 @@ def _require_beam(tensorflow: bool = True):
         if tensorflow:
             from apache_beam.ml.inference import tensorflow_inference  # noqa: F401
     except ImportError as e:
-        raise TfnstError(f"tfnst batch needs Apache Beam's TensorFlow support ({e.name} is missing): "
-                         "pip install 'tfnst[beam]'") from None
+        raise TfnstError(
+            f"tfnst batch needs Apache Beam's TensorFlow support ({e.name} is missing): pip install 'tfnst[beam]'"
+        ) from None
 
 
 # ------------------------------------------------------------------ names and paths
@@ -103,7 +104,7 @@ def relative_name(path: str, base: str) -> str:
     if not _has_scheme(path):
         path = os.path.abspath(path)
     if path.startswith(base):
-        return path[len(base):].lstrip("/")
+        return path[len(base) :].lstrip("/")
     return path.rsplit("/", 1)[-1]  # not under the base (cannot happen for a match): the file name
 
 
@@ -140,8 +141,10 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 if img.width * img.height > max_pixels:
-                    raise ValueError(f"{img.width}x{img.height} is over the limit of {max_pixels} pixels "
-                                     "(a decompression bomb?); raise it with --max-pixels")
+                    raise ValueError(
+                        f"{img.width}x{img.height} is over the limit of {max_pixels} pixels "
+                        "(a decompression bomb?); raise it with --max-pixels"
+                    )
                 img.seek(0)
                 array = to_array(img)
     except UnidentifiedImageError:
@@ -153,8 +156,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     except (OSError, SyntaxError, TypeError, IndexError, TfnstError) as e:  # truncated or corrupt data
         raise ValueError(f"damaged or truncated ({_first_line(e)})") from None
     if min(array.shape[:2]) < MIN_SIDE:
-        raise ValueError(f"{array.shape[1]}x{array.shape[0]} is under the {MIN_SIDE}x{MIN_SIDE} "
-                         "pixels the model takes")
+        raise ValueError(f"{array.shape[1]}x{array.shape[0]} is under the {MIN_SIDE}x{MIN_SIDE} pixels the model takes")
     return array
 
 
@@ -162,8 +164,7 @@ def to_uint8(stylized) -> np.ndarray:
     """float [H, W, 3] in [0, 1] -> uint8, exactly as the SavedModel's PNG signature does."""
     import tensorflow as tf
 
-    return tf.image.convert_image_dtype(tf.convert_to_tensor(stylized, tf.float32), tf.uint8,
-                                        saturate=True).numpy()
+    return tf.image.convert_image_dtype(tf.convert_to_tensor(stylized, tf.float32), tf.uint8, saturate=True).numpy()
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -196,8 +197,10 @@ def resolve_model(model: str) -> str:
         if name.isdigit():
             versions[int(name)] = folder
     if not versions:
-        raise TfnstError(f"{model}: no SavedModel there (no saved_model.pb, nor version folders with "
-                         "one); export one with tfnst export")
+        raise TfnstError(
+            f"{model}: no SavedModel there (no saved_model.pb, nor version folders with "
+            "one); export one with tfnst export"
+        )
     return versions[max(versions)]
 
 
@@ -210,7 +213,7 @@ def local_copy(model: str) -> str:
 
     target = tempfile.mkdtemp(prefix="tfnst-model-")
     for m in FileSystems.match([_join(model, "**")])[0].metadata_list:
-        rel = m.path[len(model):].lstrip("/")
+        rel = m.path[len(model) :].lstrip("/")
         if not rel or rel.endswith("/"):
             continue
         dest = os.path.join(target, rel)
@@ -239,8 +242,10 @@ def signature_inputs(model: str) -> list[str]:
             raise TfnstError(f"{model}: saved_model.pb cannot be read ({_first_line(e)})") from None
     signatures = proto.meta_graphs[0].signature_def if proto.meta_graphs else {}
     if SIGNATURE not in signatures:
-        raise TfnstError(f"{model}: no {SIGNATURE} signature (has {', '.join(sorted(signatures)) or 'none'}); "
-                         "use a SavedModel from tfnst export")
+        raise TfnstError(
+            f"{model}: no {SIGNATURE} signature (has {', '.join(sorted(signatures)) or 'none'}); "
+            "use a SavedModel from tfnst export"
+        )
     return sorted(signatures[SIGNATURE].inputs)
 
 
@@ -290,8 +295,9 @@ def model_handler(model: str, input_name: str, batch_size: int = 1):
         def get_num_bytes(self, batch):
             return sum(np.asarray(x).nbytes for x in batch)
 
-    handler = SavedModelHandler(model, inference_fn=CallSignature(input_name),
-                                min_batch_size=1, max_batch_size=batch_size)
+    handler = SavedModelHandler(
+        model, inference_fn=CallSignature(input_name), min_batch_size=1, max_batch_size=batch_size
+    )
     return KeyedModelHandler(handler)
 
 
@@ -377,7 +383,8 @@ def _unique_names(item):
     for m in files:
         others = ", ".join(o.path for o in files if o is not m)
         yield beam.pvalue.TaggedOutput(
-            "failed", _failure(m.path, f"output name {name} collides with {others}; use --keep-extension"))
+            "failed", _failure(m.path, f"output name {name} collides with {others}; use --keep-extension")
+        )
 
 
 def _to_json_fn():
@@ -397,9 +404,18 @@ def _to_json_fn():
     return ToJson()
 
 
-def build_pipeline(p, *, model: str, input_name: str, pattern: str, output: str,
-                   styles: dict | None = None, batch_size: int = 1, keep_extension: bool = False,
-                   max_pixels: int = DEFAULT_MAX_PIXELS):
+def build_pipeline(
+    p,
+    *,
+    model: str,
+    input_name: str,
+    pattern: str,
+    output: str,
+    styles: dict | None = None,
+    batch_size: int = 1,
+    keep_extension: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+):
     """Add the batch stylization to the Beam pipeline ``p``; returns the written paths."""
     import apache_beam as beam
     from apache_beam.io import fileio
@@ -409,47 +425,82 @@ def build_pipeline(p, *, model: str, input_name: str, pattern: str, output: str,
     files = p | "Match" >> fileio.MatchFiles(pattern)
     failures = []
     if not keep_extension:
-        named = (files
-                 | "ByName" >> beam.Map(lambda m: (output_name(m.path, base), m))
-                 | "GroupByName" >> beam.GroupByKey()
-                 | "UniqueNames" >> beam.FlatMap(_unique_names).with_outputs("failed", main="files"))
+        named = (
+            files
+            | "ByName" >> beam.Map(lambda m: (output_name(m.path, base), m))
+            | "GroupByName" >> beam.GroupByKey()
+            | "UniqueNames" >> beam.FlatMap(_unique_names).with_outputs("failed", main="files")
+        )
         files = named.files
         failures.append(named.failed)
-    decoded = (files
-               | "Read" >> fileio.ReadMatches()
-               | "Decode" >> beam.ParDo(_decode_fn(max_pixels)).with_outputs("failed", main="images"))
+    decoded = (
+        files
+        | "Read" >> fileio.ReadMatches()
+        | "Decode" >> beam.ParDo(_decode_fn(max_pixels)).with_outputs("failed", main="images")
+    )
     failures.append(decoded.failed)
-    results, dead = (decoded.images
-                     | "Stylize" >> RunInference(model_handler(model, input_name, batch_size),
-                                                 inference_args=styles or None).with_exception_handling())
+    results, dead = (
+        decoded.images
+        | "Stylize"
+        >> RunInference(
+            model_handler(model, input_name, batch_size), inference_args=styles or None
+        ).with_exception_handling()
+    )
     failures.append(dead.failed_inferences | "InferenceFailures" >> beam.FlatMap(_failed_batches))
     written = results | "WritePng" >> beam.ParDo(_write_fn(output, base, keep_extension))
-    (failures
-     | "AllFailures" >> beam.Flatten()
-     | "ToJson" >> beam.ParDo(_to_json_fn())
-     | "Manifest" >> beam.io.WriteToText(_join(output, FAILURES), shard_name_template="", num_shards=1))
+    (
+        failures
+        | "AllFailures" >> beam.Flatten()
+        | "ToJson" >> beam.ParDo(_to_json_fn())
+        | "Manifest" >> beam.io.WriteToText(_join(output, FAILURES), shard_name_template="", num_shards=1)
+    )
     return written
 
 
 # ------------------------------------------------------------------ the command
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """``tfnst batch``'s own options (any others are Beam pipeline options)."""
-    p.add_argument("--model", required=True, metavar="SAVEDMODEL",
-                   help="a SavedModel from tfnst export (a network's or the optimization graph's), or "
-                   "its --out folder (the highest version is used); any Beam file system")
-    p.add_argument("--input", required=True, metavar="PATTERN",
-                   help="input files, a glob ('photos/*.jpg', 'gs://bucket/photos/**'); any Beam file system")
-    p.add_argument("--output", required=True, metavar="DIR",
-                   help=f"results as DIR/<name>.png and the failures as DIR/{FAILURES}")
-    p.add_argument("--style", action="append", metavar="IMAGE",
-                   help="style image for an optimization graph (repeat for a blend); not for a network")
-    p.add_argument("--batch-size", type=int, default=1, metavar="N",
-                   help="most images per model call; images of different sizes are split into calls "
-                   "of one size each (default: 1)")
-    p.add_argument("--keep-extension", action="store_true",
-                   help="name results NAME.EXT.png (one per input path) instead of NAME.png")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
-                   help=f"inputs above this many pixels are failures (default: {DEFAULT_MAX_PIXELS})")
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="SAVEDMODEL",
+        help="a SavedModel from tfnst export (a network's or the optimization graph's), or "
+        "its --out folder (the highest version is used); any Beam file system",
+    )
+    p.add_argument(
+        "--input",
+        required=True,
+        metavar="PATTERN",
+        help="input files, a glob ('photos/*.jpg', 'gs://bucket/photos/**'); any Beam file system",
+    )
+    p.add_argument(
+        "--output", required=True, metavar="DIR", help=f"results as DIR/<name>.png and the failures as DIR/{FAILURES}"
+    )
+    p.add_argument(
+        "--style",
+        action="append",
+        metavar="IMAGE",
+        help="style image for an optimization graph (repeat for a blend); not for a network",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        metavar="N",
+        help="most images per model call; images of different sizes are split into calls of one size each (default: 1)",
+    )
+    p.add_argument(
+        "--keep-extension",
+        action="store_true",
+        help="name results NAME.EXT.png (one per input path) instead of NAME.png",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"inputs above this many pixels are failures (default: {DEFAULT_MAX_PIXELS})",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log details (Beam's too)")
 
 
@@ -504,21 +555,29 @@ def prepare(args) -> dict:
         raise TfnstError(f"{model}: {SIGNATURE} takes {', '.join(inputs)}; not a tfnst SavedModel")
     given = args.style or []
     if style_names and len(given) != len(style_names):
-        raise TfnstError(f"{model} is an optimization graph taking {len(style_names)} style image(s): "
-                         f"give them with --style (got {len(given)})")
+        raise TfnstError(
+            f"{model} is an optimization graph taking {len(style_names)} style image(s): "
+            f"give them with --style (got {len(given)})"
+        )
     if not style_names and given:
         raise TfnstError(f"{model} is a trained network with its style built in: leave out --style")
     order = sorted(style_names, key=lambda n: int(n.split("_")[1]) if "_" in n else 1)
     styles = {name: _read_style(path, args.max_pixels) for name, path in zip(order, given)}
     if not _has_scheme(output):
         os.makedirs(output, exist_ok=True)
-    return {"model": model, "input_name": content[0], "pattern": args.input, "output": output,
-            "styles": styles, "batch_size": args.batch_size, "keep_extension": args.keep_extension,
-            "max_pixels": args.max_pixels}
+    return {
+        "model": model,
+        "input_name": content[0],
+        "pattern": args.input,
+        "output": output,
+        "styles": styles,
+        "batch_size": args.batch_size,
+        "keep_extension": args.keep_extension,
+        "max_pixels": args.max_pixels,
+    }
 
 
-LOCAL_RUNNERS = ("directrunner", "switchingdirectrunner", "bundlebaseddirectrunner", "prismrunner",
-                 "interactiverunner")
+LOCAL_RUNNERS = ("directrunner", "switchingdirectrunner", "bundlebaseddirectrunner", "prismrunner", "interactiverunner")
 
 
 def remote_path_warning(beam_args: list[str], paths: list[str]) -> str | None:
@@ -537,8 +596,10 @@ def remote_path_warning(beam_args: list[str], paths: list[str]) -> str | None:
     local = [p for p in paths if not _has_scheme(p)]
     if not local:
         return None
-    return (f"{name}'s workers run elsewhere and will not see the local path(s) {', '.join(local)}; "
-            "use gs://, s3:// or a folder every worker mounts")
+    return (
+        f"{name}'s workers run elsewhere and will not see the local path(s) {', '.join(local)}; "
+        "use gs://, s3:// or a folder every worker mounts"
+    )
 
 
 def counters(result) -> dict:
@@ -576,8 +637,11 @@ def run_batch(args, beam_args: list[str]) -> int:
     totals = counters(p.result) if hasattr(p, "result") else {}
     manifest = _join(kwargs["output"], FAILURES)
     if totals:
-        print(f"tfnst: wrote {totals.get('written', 0)} images to {kwargs['output']}; "
-              f"{totals.get('failed', 0)} failed (listed in {manifest})", file=sys.stderr)
+        print(
+            f"tfnst: wrote {totals.get('written', 0)} images to {kwargs['output']}; "
+            f"{totals.get('failed', 0)} failed (listed in {manifest})",
+            file=sys.stderr,
+        )
     else:
         print(f"tfnst: done; results in {kwargs['output']}, failures in {manifest}", file=sys.stderr)
     return 0
@@ -590,8 +654,11 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv=None) -> int:
     """``python -m tfnst.batch``: the same as ``tfnst batch``."""
-    parser = _Parser(prog="python -m tfnst.batch", allow_abbrev=False,
-                                     description="Stylize a folder or bucket of images on Apache Beam.")
+    parser = _Parser(
+        prog="python -m tfnst.batch",
+        allow_abbrev=False,
+        description="Stylize a folder or bucket of images on Apache Beam.",
+    )
     add_arguments(parser)
     try:
         args, beam_args = parser.parse_known_args(argv)

@@ -77,7 +77,8 @@ def as_callbacks(callbacks) -> list[Callback]:
             raise TfnstError(
                 f"{type(c).__name__} is a Keras callback: it needs a Keras model in model.fit, and "
                 "this loop optimizes an image. Pass a tfnst.Callback or a function of an "
-                "IterationRecord (Keras callbacks work with tfnst.networks training)")
+                "IterationRecord (Keras callbacks work with tfnst.networks training)"
+            )
         if not (isinstance(c, Callback) or callable(c)):
             raise TfnstError(f"callbacks must be tfnst.Callback objects or functions, not {c!r}")
     return [c if isinstance(c, Callback) else _FunctionCallback(c) for c in callbacks]
@@ -103,8 +104,13 @@ class ProgressBar(Callback):
     def on_run_begin(self, iterations, size):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=iterations, desc=f"{self.description} {size[1]}x{size[0]}",
-                        file=self.file, unit="it", dynamic_ncols=True)
+        self.bar = tqdm(
+            total=iterations,
+            desc=f"{self.description} {size[1]}x{size[0]}",
+            file=self.file,
+            unit="it",
+            dynamic_ncols=True,
+        )
 
     def on_iteration_end(self, record, image):
         self.terms = record.terms or self.terms

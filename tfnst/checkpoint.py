@@ -30,8 +30,13 @@ class Checkpoint:
 def save_checkpoint(path, checkpoint: Checkpoint) -> None:
     path = Path(path)
     arrays = {f"state/{k}": v for k, v in checkpoint.state.items()}
-    header = {"format": FORMAT, "optimizer": checkpoint.optimizer,
-              "iteration": checkpoint.iteration, "meta": checkpoint.meta, "scale": checkpoint.scale}
+    header = {
+        "format": FORMAT,
+        "optimizer": checkpoint.optimizer,
+        "iteration": checkpoint.iteration,
+        "meta": checkpoint.meta,
+        "scale": checkpoint.scale,
+    }
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
@@ -43,10 +48,9 @@ def load_checkpoint(path) -> Checkpoint:
     try:
         with np.load(path, allow_pickle=False) as npz:
             header = json.loads(npz["header"].tobytes().decode())
-            state = {k[len("state/"):]: npz[k] for k in npz.files if k.startswith("state/")}
+            state = {k[len("state/") :]: npz[k] for k in npz.files if k.startswith("state/")}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
         raise TfnstError(f"{path} is not a readable tfnst checkpoint ({e})") from None
     if header.get("format") != FORMAT:
         raise TfnstError(f"{path}: checkpoint format {header.get('format')} is not supported")
-    return Checkpoint(header["optimizer"], int(header["iteration"]), state, header["meta"],
-                      int(header.get("scale", 0)))
+    return Checkpoint(header["optimizer"], int(header["iteration"]), state, header["meta"], int(header.get("scale", 0)))

@@ -89,8 +89,16 @@ def _memory(text):
 
 # How the command line reads each kind of option (`tfnst.config.Rule.kind`); the range
 # and the rest of the rule are checked by the config itself, once.
-PARSERS = {"int": _int, "number": _number, "text": str, "layers": _layers, "numbers": _numbers,
-           "ints": _ints, "paths": str, "memory": _memory}
+PARSERS = {
+    "int": _int,
+    "number": _number,
+    "text": str,
+    "layers": _layers,
+    "numbers": _numbers,
+    "ints": _ints,
+    "paths": str,
+    "memory": _memory,
+}
 
 
 def _shown(value) -> str:
@@ -123,16 +131,31 @@ def add_config_options(p: argparse.ArgumentParser, command: str, config=StyleCon
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options of a run on this machine (not of the stylization): stylize and texture."""
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, …), written atomically")
-    p.add_argument("--save-every", type=_positive_int, metavar="N",
-                   help="also save every N iterations, as OUTPUT_STEM_<iteration>.ext "
-                   "(OUTPUT_STEM_s<scale>_<iteration>.ext with --scales)")
-    p.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
-                   help="save the optimizer state every N iterations to the --checkpoint file")
-    p.add_argument("--checkpoint", metavar="PATH", help="checkpoint file, written at the end of each scale "
-                   "(and every --checkpoint-every iterations); default OUTPUT.ckpt.npz when either of "
-                   "--checkpoint-every or --resume is given")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint (same inputs and options; more iterations allowed)")
+    p.add_argument(
+        "--save-every",
+        type=_positive_int,
+        metavar="N",
+        help="also save every N iterations, as OUTPUT_STEM_<iteration>.ext "
+        "(OUTPUT_STEM_s<scale>_<iteration>.ext with --scales)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        metavar="N",
+        help="save the optimizer state every N iterations to the --checkpoint file",
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="checkpoint file, written at the end of each scale "
+        "(and every --checkpoint-every iterations); default OUTPUT.ckpt.npz when either of "
+        "--checkpoint-every or --resume is given",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint (same inputs and options; more iterations allowed)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log details (weights source, …)")
 
@@ -143,39 +166,62 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stylize", help="restyle a content image after a style image")
     p.add_argument("content", help="content image")
     p.add_argument("style", nargs="+", help="style image(s); several are blended (--style-blend)")
-    p.add_argument("--masks", nargs="+", metavar="MASK",
-                   help="spatial control: one grayscale mask per style image, any size: where each "
-                   "style applies (Gatys et al. 2017)")
-    p.add_argument("--style-masks", nargs="+", metavar="MASK",
-                   help="with --masks, one mask per style image: which part of it to take")
+    p.add_argument(
+        "--masks",
+        nargs="+",
+        metavar="MASK",
+        help="spatial control: one grayscale mask per style image, any size: where each "
+        "style applies (Gatys et al. 2017)",
+    )
+    p.add_argument(
+        "--style-masks",
+        nargs="+",
+        metavar="MASK",
+        help="with --masks, one mask per style image: which part of it to take",
+    )
     add_config_options(p, "stylize")
     _add_run_options(p)
 
     p = sub.add_parser("texture", help="synthesize a texture from a style image (no content)")
     p.add_argument("style", nargs="+", help="style (texture) image(s)")
-    p.add_argument("--size", type=_texture_size, default=(256, 256),
-                   help="WxH of the texture, or N for NxN (default: 256x256)")
+    p.add_argument(
+        "--size", type=_texture_size, default=(256, 256), help="WxH of the texture, or N for NxN (default: 256x256)"
+    )
     add_config_options(p, "texture")
     _add_run_options(p)
 
     p = sub.add_parser("export", help="export a stylization graph, or a trained network, for TF Serving")
-    p.add_argument("--out", "-o", required=True,
-                   help="model folder; the SavedModel goes to OUT/<version>/ (TF Serving's layout); "
-                   "with --format tflite, the model file MODEL.tflite")
-    p.add_argument("--max-size", type=_positive_int,
-                   help="larger images are resized to this longest side inside the graph (needed "
-                   "without --network)")
+    p.add_argument(
+        "--out",
+        "-o",
+        required=True,
+        help="model folder; the SavedModel goes to OUT/<version>/ (TF Serving's layout); "
+        "with --format tflite, the model file MODEL.tflite",
+    )
+    p.add_argument(
+        "--max-size",
+        type=_positive_int,
+        help="larger images are resized to this longest side inside the graph (needed without --network)",
+    )
     p.add_argument("--version", type=int, help="version folder (default: one more than the highest)")
-    p.add_argument("--network", metavar="MODEL.keras",
-                   help="export this trained network (tfnst train) instead of an optimization graph")
-    p.add_argument("--format", choices=("savedmodel", "tflite"), default="savedmodel",
-                   help="savedmodel (TF Serving) or tflite (LiteRT, phones; needs --network) "
-                   "(default: savedmodel)")
-    p.add_argument("--quantize", choices=("none", "float16", "dynamic", "int8"),
-                   help="with --format tflite: float16 weights, dynamic-range (int8 weights) or full "
-                   "int8 (calibrated on --images; float32 input and output) (default: none)")
-    p.add_argument("--images", metavar="DIR", help="with --quantize int8: photos to calibrate on "
-                   "(the training folder)")
+    p.add_argument(
+        "--network",
+        metavar="MODEL.keras",
+        help="export this trained network (tfnst train) instead of an optimization graph",
+    )
+    p.add_argument(
+        "--format",
+        choices=("savedmodel", "tflite"),
+        default="savedmodel",
+        help="savedmodel (TF Serving) or tflite (LiteRT, phones; needs --network) (default: savedmodel)",
+    )
+    p.add_argument(
+        "--quantize",
+        choices=("none", "float16", "dynamic", "int8"),
+        help="with --format tflite: float16 weights, dynamic-range (int8 weights) or full "
+        "int8 (calibrated on --images; float32 input and output) (default: none)",
+    )
+    p.add_argument("--images", metavar="DIR", help="with --quantize int8: photos to calibrate on (the training folder)")
     add_config_options(p, "export")
     p.add_argument("-v", "--verbose", action="store_true", help="log details")
 
@@ -184,11 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, metavar="DIR", help="folder of training photos (any layout)")
     p.add_argument("-o", "--output", required=True, help="the network, MODEL.keras")
     add_config_options(p, "train", TrainConfig)
-    p.add_argument("--preview", metavar="IMAGE", help="write this image stylized every --preview-every "
-                   "steps, as OUTPUT_STEM_preview_<step>.png")
+    p.add_argument(
+        "--preview",
+        metavar="IMAGE",
+        help="write this image stylized every --preview-every steps, as OUTPUT_STEM_preview_<step>.png",
+    )
     p.add_argument("--preview-every", type=_positive_int, metavar="N", help="with --preview (default: 100)")
-    p.add_argument("--backup", metavar="DIR", help="training state for resuming (Keras' BackupAndRestore) "
-                   "(default: OUTPUT.backup, removed when training ends)")
+    p.add_argument(
+        "--backup",
+        metavar="DIR",
+        help="training state for resuming (Keras' BackupAndRestore) "
+        "(default: OUTPUT.backup, removed when training ends)",
+    )
     p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log details")
@@ -196,8 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("apply", help="stylize images with a trained network")
     p.add_argument("network", help="MODEL.keras from tfnst train")
     p.add_argument("images", nargs="+", help="images to stylize")
-    p.add_argument("-o", "--output", required=True,
-                   help="output image, or a folder (needed for several images); written atomically")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output image, or a folder (needed for several images); written atomically",
+    )
     p.add_argument("--size", type=_positive_int, help="resize each image to this longest side first")
     p.add_argument("-v", "--verbose", action="store_true", help="log details")
 
@@ -211,9 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_video_arguments(p)
 
-    add_batch_arguments(sub.add_parser(
-        "batch", allow_abbrev=False, help="stylize a folder or bucket of images with a SavedModel on "
-        "Apache Beam (tfnst[beam]); options it does not know are Beam pipeline options"))
+    add_batch_arguments(
+        sub.add_parser(
+            "batch",
+            allow_abbrev=False,
+            help="stylize a folder or bucket of images with a SavedModel on "
+            "Apache Beam (tfnst[beam]); options it does not know are Beam pipeline options",
+        )
+    )
     return parser
 
 
@@ -231,8 +293,9 @@ def _export(args, options) -> int:
         path = export_network(load_network(args.network), args.out, max_size=args.max_size, version=args.version)
     else:
         config = StyleConfig().replace(**options)
-        path = export_savedmodel(args.out, iterations=config.iterations, max_size=args.max_size,
-                                 version=args.version, config=config)
+        path = export_savedmodel(
+            args.out, iterations=config.iterations, max_size=args.max_size, version=args.version, config=config
+        )
     print(f"tfnst: exported {path} ({directory_size(path) / 1e6:.1f} MB)", file=sys.stderr)
     return 0
 
@@ -244,8 +307,9 @@ def _train(args, options, output: Path) -> int:
 
     callbacks = [keras.callbacks.BackupAndRestore(args.backup or f"{output}.backup")]
     if args.preview:
-        callbacks.append(Preview(args.preview, output.with_name(f"{output.stem}_preview_{{step}}.png"),
-                                 args.preview_every or 100))
+        callbacks.append(
+            Preview(args.preview, output.with_name(f"{output.stem}_preview_{{step}}.png"), args.preview_every or 100)
+        )
     if args.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(args.tensorboard))
     model = train(args.style, args.images, callbacks=callbacks, verbose=0 if args.quiet else "auto", **options)
@@ -324,8 +388,11 @@ def _signals_as_interrupt():
 def _run_options(args, output: Path) -> dict:
     """--checkpoint, --checkpoint-every and --resume as `tfnst.Stylizer.run` takes them."""
     if args.checkpoint_every or args.resume or args.checkpoint:
-        return dict(checkpoint=args.checkpoint or f"{output}.ckpt.npz", checkpoint_every=args.checkpoint_every,
-                    resume=args.resume)
+        return dict(
+            checkpoint=args.checkpoint or f"{output}.ckpt.npz",
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+        )
     return {}
 
 
@@ -343,23 +410,34 @@ def _stylize_or_texture(args, config: StyleConfig, output: Path) -> int:
         with _signals_as_interrupt() as reraise_signal:
             callbacks.append(reraise_signal)
             if args.command == "stylize":
-                result = stylizer.run(args.content, args.style, masks=args.masks, style_masks=args.style_masks,
-                                      callbacks=callbacks, **_run_options(args, output))
+                result = stylizer.run(
+                    args.content,
+                    args.style,
+                    masks=args.masks,
+                    style_masks=args.style_masks,
+                    callbacks=callbacks,
+                    **_run_options(args, output),
+                )
             else:
-                result = stylizer.run(None, args.style, texture_size=args.size, callbacks=callbacks,
-                                      **_run_options(args, output))
+                result = stylizer.run(
+                    None, args.style, texture_size=args.size, callbacks=callbacks, **_run_options(args, output)
+                )
     except Interrupted as e:
         save_image(e.image, output)
         terminated = isinstance(e.cause, _Terminated)
-        what = ("the average of the iterates so far (their best loss" if e.averaged
-                else "the best image so far (loss")
-        print(f"\ntfnst: {'terminated' if terminated else 'interrupted'} at iteration {e.iteration}; "
-              f"wrote {what} {e.loss:.4g}) to {output}", file=sys.stderr)
+        what = "the average of the iterates so far (their best loss" if e.averaged else "the best image so far (loss"
+        print(
+            f"\ntfnst: {'terminated' if terminated else 'interrupted'} at iteration {e.iteration}; "
+            f"wrote {what} {e.loss:.4g}) to {output}",
+            file=sys.stderr,
+        )
         return 143 if terminated else 130
     save_image(result.image, output)
     if result.failed:
-        print(f"tfnst: error: stopped early ({result.stop_reason}); wrote the best image so far to {output}",
-              file=sys.stderr)
+        print(
+            f"tfnst: error: stopped early ({result.stop_reason}); wrote the best image so far to {output}",
+            file=sys.stderr,
+        )
         return 1
     note = f"; {result.stop_reason}" if result.stop_reason else ""
     height, width = result.image.shape[:2]
@@ -421,8 +499,10 @@ def run(argv=None) -> int:
         exportable(StyleConfig().replace(**options))  # reject what cannot be served before building anything
         if args.network:
             if options:
-                raise TfnstError(f"--{next(iter(options)).replace('_', '-')} is an option of the "
-                                 "optimization graph; a trained network has its style built in")
+                raise TfnstError(
+                    f"--{next(iter(options)).replace('_', '-')} is an option of the "
+                    "optimization graph; a trained network has its style built in"
+                )
             if not Path(args.network).is_file():
                 raise TfnstError(f"{args.network}: no such network file")
         elif args.max_size is None:
@@ -446,8 +526,7 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as e:  # before the optimization started: nothing to save
         terminated = isinstance(e, _Terminated)
-        print(f"tfnst: {'terminated' if terminated else 'interrupted'}; no output written",
-              file=sys.stderr)
+        print(f"tfnst: {'terminated' if terminated else 'interrupted'}; no output written", file=sys.stderr)
         return 143 if terminated else 130
     except MemoryError:
         print("tfnst: error: out of memory; try a smaller --size", file=sys.stderr)

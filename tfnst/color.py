@@ -8,9 +8,9 @@ import numpy as np
 import tensorflow as tf
 
 # NTSC YIQ (the paper's choice): Y is luminance, I and Q carry the colour.
-RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
-                       [0.595716, -0.274453, -0.321263],
-                       [0.211456, -0.522591, 0.311135]], np.float64)
+RGB_TO_YIQ = np.array(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]], np.float64
+)
 YIQ_TO_RGB = np.linalg.inv(RGB_TO_YIQ)
 
 
@@ -36,8 +36,9 @@ def match_luminance(style, content) -> tf.Tensor:
     """The style's luminance, shifted and scaled to the content's mean and deviation
     (paper, sec. 2.2: L_s' = σ_c/σ_s (L_s − μ_s) + μ_c), as a 3-channel gray image."""
     ys, yc = rgb_to_yiq(style)[..., 0], rgb_to_yiq(content)[..., 0]
-    matched = (ys - tf.reduce_mean(ys)) * (tf.math.reduce_std(yc) / (tf.math.reduce_std(ys) + 1e-8)) \
-        + tf.reduce_mean(yc)
+    matched = (ys - tf.reduce_mean(ys)) * (tf.math.reduce_std(yc) / (tf.math.reduce_std(ys) + 1e-8)) + tf.reduce_mean(
+        yc
+    )
     return tf.repeat(tf.clip_by_value(matched, 0.0, 1.0)[..., None], 3, axis=-1)
 
 

@@ -42,8 +42,11 @@ COARSE_ITERATIONS = 40
 
 # Which commands take an option (tfnst.cli): CONTENT options need a content image.
 # `video` (tfnst.video) stylizes each frame as `stylize` does, so it takes what stylize takes.
-ALL, CONTENT, RUN = ("stylize", "texture", "export", "video"), ("stylize", "export", "video"), \
-    ("stylize", "texture", "video")
+ALL, CONTENT, RUN = (
+    ("stylize", "texture", "export", "video"),
+    ("stylize", "export", "video"),
+    ("stylize", "texture", "video"),
+)
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,7 @@ class Rule:
 def option(default, help: str, rule: Rule, *, commands=ALL, flag: str | None = None, aliases=()):
     """A config field: its default, its help, its `Rule`, and for the command line which
     subcommands take it (``commands``) and its flag (``--field-name`` unless ``flag``)."""
-    return field(default=default, metadata=dict(help=help, rule=rule, commands=commands, flag=flag,
-                                                aliases=aliases))
+    return field(default=default, metadata=dict(help=help, rule=rule, commands=commands, flag=flag, aliases=aliases))
 
 
 SEQUENCE_KINDS = ("layers", "numbers", "ints", "paths")
@@ -118,10 +120,15 @@ def _check_value(name: str, value, rule: Rule) -> None:
             raise TfnstError(f"{name} must be one of {', '.join(rule.choices)}, received {value!r}")
     elif kind in SEQUENCE_KINDS:
         if not isinstance(value, tuple) or (rule.nonempty and not value):
-            expected = {"layers": "VGG19 layer names", "numbers": "numbers", "ints": "whole numbers",
-                        "paths": "file paths"}[kind]
-            raise TfnstError(f"{name} must be a {'non-empty ' if rule.nonempty else ''}list of {expected}, "
-                             f"received {value!r}")
+            expected = {
+                "layers": "VGG19 layer names",
+                "numbers": "numbers",
+                "ints": "whole numbers",
+                "paths": "file paths",
+            }[kind]
+            raise TfnstError(
+                f"{name} must be a {'non-empty ' if rule.nonempty else ''}list of {expected}, received {value!r}"
+            )
         for item in value:
             if kind == "layers":
                 layer_depth(item)  # raises for unknown names
@@ -195,109 +202,192 @@ class StyleConfig(_Options):
     any image size. Sequence options accept lists and are stored as tuples.
     """
 
-    size: int = option(512, "longest side of the result in pixels", Rule("int", minimum=MIN_SIDE),
-                       commands=("stylize", "video"))
-    iterations: int = option(140, "iterations at full size (coarser scales: --coarse-iterations); the "
-                             "run may stop sooner, see --tolerance",
-                             Rule("int", above=0))
-    optimizer: str = option("auto", "auto: L-BFGS with a fixed step (one loss evaluation an iteration, "
-                            "as Gatys et al.'s code), or Adam where an option needs it (the "
-                            "discriminator, --learning-rate, --ema-decay); adam (about twice the "
-                            "iterations for the same loss); tfp-lbfgs (tensorflow-probability's "
-                            "L-BFGS with a line search; pip install 'tfnst[tfp]')",
-                            Rule("text", choices=OPTIMIZERS))
+    size: int = option(
+        512, "longest side of the result in pixels", Rule("int", minimum=MIN_SIDE), commands=("stylize", "video")
+    )
+    iterations: int = option(
+        140,
+        "iterations at full size (coarser scales: --coarse-iterations); the run may stop sooner, see --tolerance",
+        Rule("int", above=0),
+    )
+    optimizer: str = option(
+        "auto",
+        "auto: L-BFGS with a fixed step (one loss evaluation an iteration, "
+        "as Gatys et al.'s code), or Adam where an option needs it (the "
+        "discriminator, --learning-rate, --ema-decay); adam (about twice the "
+        "iterations for the same loss); tfp-lbfgs (tensorflow-probability's "
+        "L-BFGS with a line search; pip install 'tfnst[tfp]')",
+        Rule("text", choices=OPTIMIZERS),
+    )
     learning_rate: float | None = option(
-        None, f"Adam's step size in [0, 1] pixel units; unset: {ADAM_DEFAULTS['learning_rate']}",
-        Rule("number", above=0, optional=True, needs=("optimizer adam", _adam)))
+        None,
+        f"Adam's step size in [0, 1] pixel units; unset: {ADAM_DEFAULTS['learning_rate']}",
+        Rule("number", above=0, optional=True, needs=("optimizer adam", _adam)),
+    )
     ema_decay: float | None = option(
-        None, "Adam: return an exponential moving average of the iterates with this decay (smoother, "
+        None,
+        "Adam: return an exponential moving average of the iterates with this decay (smoother, "
         f"lower loss late in a run); 0 = the last iterate; unset: {ADAM_DEFAULTS['ema_decay']}",
-        Rule("number", minimum=0, below=1, optional=True, needs=("optimizer adam", _adam)))
-    tolerance: float = option(0.0, "stop when the best loss improved by less than this fraction "
-                              "over --patience iterations; 0 = never. With Adam's averaging the loss "
-                              "seen is the iterate's, which levels off before the average does",
-                              Rule("number", minimum=0))
-    patience: int = option(25, "the window of --tolerance, in iterations",
-                           Rule("int", above=0, needs=("a tolerance above 0", lambda c: c.tolerance > 0)))
-    content_weight: float = option(1.0, "α of Gatys eq. 7; 0 = texture synthesis from the init",
-                                   Rule("number", minimum=0), commands=CONTENT)
+        Rule("number", minimum=0, below=1, optional=True, needs=("optimizer adam", _adam)),
+    )
+    tolerance: float = option(
+        0.0,
+        "stop when the best loss improved by less than this fraction "
+        "over --patience iterations; 0 = never. With Adam's averaging the loss "
+        "seen is the iterate's, which levels off before the average does",
+        Rule("number", minimum=0),
+    )
+    patience: int = option(
+        25,
+        "the window of --tolerance, in iterations",
+        Rule("int", above=0, needs=("a tolerance above 0", lambda c: c.tolerance > 0)),
+    )
+    content_weight: float = option(
+        1.0, "α of Gatys eq. 7; 0 = texture synthesis from the init", Rule("number", minimum=0), commands=CONTENT
+    )
     style_weight: float = option(10.0, "β of Gatys eq. 7", Rule("number", minimum=0))
     tv_weight: float = option(20.0, "γ, the total variation weight (smoothness)", Rule("number", minimum=0))
     content_layers: tuple[str, ...] = option(
-        DEFAULT_CONTENT_LAYERS, "content layers (Keras names)",
-        Rule("layers", needs=("a content weight above 0", lambda c: c.content_weight > 0)), commands=CONTENT)
-    style_layers: tuple[str, ...] = option(DEFAULT_STYLE_LAYERS, "style layers (Keras names)",
-                                           Rule("layers", nonempty=True))
+        DEFAULT_CONTENT_LAYERS,
+        "content layers (Keras names)",
+        Rule("layers", needs=("a content weight above 0", lambda c: c.content_weight > 0)),
+        commands=CONTENT,
+    )
+    style_layers: tuple[str, ...] = option(
+        DEFAULT_STYLE_LAYERS, "style layers (Keras names)", Rule("layers", nonempty=True)
+    )
     style_layer_weights: tuple[float, ...] | None = option(
-        None, "w_l of Gatys eq. 5, one per style layer, normalised; equal when unset",
-        Rule("numbers", minimum=0, optional=True))
-    style_statistic: str = option("gram", "statistic matched per style layer: Gram (Gatys), mean, "
-                                  "mean+covariance, or a discriminator (a GAN loss; runs with Adam)",
-                                  Rule("text", choices=STYLE_STATISTICS), flag="--style-stat",
-                                  aliases=("--style-loss",))
-    hist_weight: float = option(0.0, "histogram loss weight (Risser et al. 2017); 0 = off",
-                                Rule("number", minimum=0))
+        None,
+        "w_l of Gatys eq. 5, one per style layer, normalised; equal when unset",
+        Rule("numbers", minimum=0, optional=True),
+    )
+    style_statistic: str = option(
+        "gram",
+        "statistic matched per style layer: Gram (Gatys), mean, "
+        "mean+covariance, or a discriminator (a GAN loss; runs with Adam)",
+        Rule("text", choices=STYLE_STATISTICS),
+        flag="--style-stat",
+        aliases=("--style-loss",),
+    )
+    hist_weight: float = option(0.0, "histogram loss weight (Risser et al. 2017); 0 = off", Rule("number", minimum=0))
     hist_layers: tuple[str, ...] = option(
-        ("block1_conv1", "block4_conv1"), "layers of the histogram loss (Risser's relu1_1, relu4_1)",
-        Rule("layers", nonempty=True, needs=("a histogram weight above 0", lambda c: c.hist_weight > 0)))
-    lap_weight: float = option(0.0, "Laplacian loss weight (Li et al. 2017, keeps the content's edges); "
-                               "0 = off", Rule("number", minimum=0), commands=CONTENT)
+        ("block1_conv1", "block4_conv1"),
+        "layers of the histogram loss (Risser's relu1_1, relu4_1)",
+        Rule("layers", nonempty=True, needs=("a histogram weight above 0", lambda c: c.hist_weight > 0)),
+    )
+    lap_weight: float = option(
+        0.0,
+        "Laplacian loss weight (Li et al. 2017, keeps the content's edges); 0 = off",
+        Rule("number", minimum=0),
+        commands=CONTENT,
+    )
     lap_pool: tuple[int, ...] = option(
-        (4, 16), "average-pooling sizes of the Laplacian loss",
+        (4, 16),
+        "average-pooling sizes of the Laplacian loss",
         Rule("ints", minimum=1, nonempty=True, needs=("a Laplacian weight above 0", lambda c: c.lap_weight > 0)),
-        commands=CONTENT)
+        commands=CONTENT,
+    )
     temporal_weight: float = option(
-        2e2, "video: weight of Ruder et al.'s temporal loss (\"Artistic Style Transfer for Videos\", "
+        2e2,
+        'video: weight of Ruder et al.\'s temporal loss ("Artistic Style Transfer for Videos", '
         "2016), which ties each frame to the earlier results warped into it by the optical flow "
-        "where the flow is reliable; 0 = independent frames", Rule("number", minimum=0), commands=("video",))
+        "where the flow is reliable; 0 = independent frames",
+        Rule("number", minimum=0),
+        commands=("video",),
+    )
     style_blend: tuple[float, ...] | None = option(
-        None, "weights of several style images, normalised; equal when unset",
-        Rule("numbers", minimum=0, optional=True))
-    preserve_color: str | None = option(None, "keep the content's colours (Gatys et al. 2016b); off "
-                                        "when unset", Rule("text", choices=PRESERVE_COLOR, optional=True),
-                                        commands=CONTENT)
+        None, "weights of several style images, normalised; equal when unset", Rule("numbers", minimum=0, optional=True)
+    )
+    preserve_color: str | None = option(
+        None,
+        "keep the content's colours (Gatys et al. 2016b); off when unset",
+        Rule("text", choices=PRESERVE_COLOR, optional=True),
+        commands=CONTENT,
+    )
     normalize_vgg: tuple[str, ...] | None = option(
-        None, "rescale VGG19 so each filter's mean activation over these images (none given: "
-        "the bundled examples) is 1, as Gatys et al. did", Rule("paths", optional=True))
-    scales: int = option(2, "coarse-to-fine: optimize at this many sizes, each --scale-factor larger; "
-                         "1 = at full size only", Rule("int", above=0))
-    scale_factor: float = option(2.0, "size ratio between scales",
-                                 Rule("number", above=1, needs=("scales above 1", lambda c: c.scales > 1)))
+        None,
+        "rescale VGG19 so each filter's mean activation over these images (none given: "
+        "the bundled examples) is 1, as Gatys et al. did",
+        Rule("paths", optional=True),
+    )
+    scales: int = option(
+        2,
+        "coarse-to-fine: optimize at this many sizes, each --scale-factor larger; 1 = at full size only",
+        Rule("int", above=0),
+    )
+    scale_factor: float = option(
+        2.0, "size ratio between scales", Rule("number", above=1, needs=("scales above 1", lambda c: c.scales > 1))
+    )
     coarse_iterations: tuple[int, ...] | None = option(
-        None, "coarse-to-fine: iterations at each coarser scale, one value for all or one per coarser "
+        None,
+        "coarse-to-fine: iterations at each coarser scale, one value for all or one per coarser "
         f"scale (coarsest first, e.g. 200,40 for a few at full size); unset: {COARSE_ITERATIONS}, at most "
-        "--iterations", Rule("ints", minimum=1, nonempty=True, optional=True,
-                             needs=("scales above 1", lambda c: c.scales > 1)))
-    pooling: str = option("max", "max (the network as trained) or avg (Gatys' choice, smoother)",
-                          Rule("text", choices=POOLING))
-    precision: str = option("auto", "VGG19's convolutions in bfloat16 (losses stay float32): "
-                            "auto = bfloat16 where the hardware has it natively (CPUs with "
-                            "AVX512_BF16 or AMX, NVIDIA GPUs from Ampere on, TPUs)",
-                            Rule("text", choices=PRECISIONS))
-    vgg_weights: str = option("imagenet", "'imagenet' (offline ImageNet weights) or a Keras VGG19 notop "
-                              "weights file", Rule("text"))
-    init: str | None = option(None, "the starting image: content, noise, style or an image file; unset: the "
-                              "content, or noise for a texture", Rule("text", optional=True), commands=ALL)
-    seed: int | None = option(None, "makes noise initialisation reproducible",
-                              Rule("int", minimum=0, below=2**63, optional=True,
-                                   needs=("init noise", lambda c: c.init in (None, "noise"))))
-    style_scale: float = option(1.0, "style image size relative to the result (smaller: finer strokes)",
-                                Rule("number", above=0))
-    max_pixels: int = option(DEFAULT_MAX_PIXELS, "refuse input images with more pixels than this "
-                             "(decompression bombs)", Rule("int", above=0), commands=RUN)
+        "--iterations",
+        Rule("ints", minimum=1, nonempty=True, optional=True, needs=("scales above 1", lambda c: c.scales > 1)),
+    )
+    pooling: str = option(
+        "max", "max (the network as trained) or avg (Gatys' choice, smoother)", Rule("text", choices=POOLING)
+    )
+    precision: str = option(
+        "auto",
+        "VGG19's convolutions in bfloat16 (losses stay float32): "
+        "auto = bfloat16 where the hardware has it natively (CPUs with "
+        "AVX512_BF16 or AMX, NVIDIA GPUs from Ampere on, TPUs)",
+        Rule("text", choices=PRECISIONS),
+    )
+    vgg_weights: str = option(
+        "imagenet", "'imagenet' (offline ImageNet weights) or a Keras VGG19 notop weights file", Rule("text")
+    )
+    init: str | None = option(
+        None,
+        "the starting image: content, noise, style or an image file; unset: the content, or noise for a texture",
+        Rule("text", optional=True),
+        commands=ALL,
+    )
+    seed: int | None = option(
+        None,
+        "makes noise initialisation reproducible",
+        Rule("int", minimum=0, below=2**63, optional=True, needs=("init noise", lambda c: c.init in (None, "noise"))),
+    )
+    style_scale: float = option(
+        1.0, "style image size relative to the result (smaller: finer strokes)", Rule("number", above=0)
+    )
+    max_pixels: int = option(
+        DEFAULT_MAX_PIXELS,
+        "refuse input images with more pixels than this (decompression bombs)",
+        Rule("int", above=0),
+        commands=RUN,
+    )
     max_memory: int | None = option(
-        None, "the memory a run may use, e.g. 2GB; a larger run is evaluated in tiles that fit (the "
+        None,
+        "the memory a run may use, e.g. 2GB; a larger run is evaluated in tiles that fit (the "
         "same result); unset: what is available",
-        Rule("memory", above=0, optional=True, needs=("no --tile (a tile size is a choice of its own)",
-                                                      lambda c: c.tile is None)), commands=RUN)
-    tile: int | None = option(None, "evaluate the loss in tiles of N pixels a side (a multiple of 16), "
-                              "whatever the memory; unset: tiles only when needed",
-                              Rule("int", above=0, multiple_of=16, optional=True), commands=RUN)
-    devices: int = option(1, "spread a tiled run's tiles over N devices (GPUs, else CPUs; "
-                          "tf.distribute.MirroredStrategy): the same loss and gradient",
-                          Rule("int", minimum=1, needs=("tiles (--tile or --max-memory)",
-                                                        lambda c: c.tile is not None or c.max_memory is not None)),
-                          commands=RUN)
+        Rule(
+            "memory",
+            above=0,
+            optional=True,
+            needs=("no --tile (a tile size is a choice of its own)", lambda c: c.tile is None),
+        ),
+        commands=RUN,
+    )
+    tile: int | None = option(
+        None,
+        "evaluate the loss in tiles of N pixels a side (a multiple of 16), "
+        "whatever the memory; unset: tiles only when needed",
+        Rule("int", above=0, multiple_of=16, optional=True),
+        commands=RUN,
+    )
+    devices: int = option(
+        1,
+        "spread a tiled run's tiles over N devices (GPUs, else CPUs; "
+        "tf.distribute.MirroredStrategy): the same loss and gradient",
+        Rule(
+            "int",
+            minimum=1,
+            needs=("tiles (--tile or --max-memory)", lambda c: c.tile is not None or c.max_memory is not None),
+        ),
+        commands=RUN,
+    )
 
     @property
     def optimizer_name(self) -> str:
@@ -306,8 +396,7 @@ class StyleConfig(_Options):
         learning rate and averaging are Adam's) and L-BFGS otherwise."""
         if self.optimizer != "auto":
             return self.optimizer
-        adam = self.style_statistic == "discriminator" or self.learning_rate is not None \
-            or self.ema_decay is not None
+        adam = self.style_statistic == "discriminator" or self.learning_rate is not None or self.ema_decay is not None
         return "adam" if adam else "lbfgs"
 
     @property
@@ -327,32 +416,41 @@ class StyleConfig(_Options):
 
     def _check_together(self) -> None:
         if self.optimizer_name != "adam" and self.style_statistic == "discriminator":
-            raise TfnstError("the discriminator style loss trains alongside the image, one step per "
-                             f"image step, so it runs with Adam, not {self.optimizer} (leave --optimizer "
-                             "out, or choose adam)")
+            raise TfnstError(
+                "the discriminator style loss trains alongside the image, one step per "
+                f"image step, so it runs with Adam, not {self.optimizer} (leave --optimizer "
+                "out, or choose adam)"
+            )
         if self.content_weight > 0 and not self.content_layers:
             raise TfnstError("content_weight needs at least one content layer")
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):
-                raise TfnstError(f"style_layer_weights needs {len(self.style_layers)} values, one per style "
-                                 f"layer, received {len(self.style_layer_weights)}")
+                raise TfnstError(
+                    f"style_layer_weights needs {len(self.style_layers)} values, one per style "
+                    f"layer, received {len(self.style_layer_weights)}"
+                )
             if sum(self.style_layer_weights) <= 0:
                 raise TfnstError("style_layer_weights must not all be 0")
         if self.style_blend is not None and sum(self.style_blend) <= 0:
             raise TfnstError("style_blend must not all be 0")
-        if self.scales > 1 and self.coarse_iterations is not None \
-                and len(self.coarse_iterations) not in (1, self.scales - 1):
-            raise TfnstError(f"coarse_iterations needs 1 value or {self.scales - 1} (one per coarser scale), "
-                             f"received {len(self.coarse_iterations)}")
+        if (
+            self.scales > 1
+            and self.coarse_iterations is not None
+            and len(self.coarse_iterations) not in (1, self.scales - 1)
+        ):
+            raise TfnstError(
+                f"coarse_iterations needs 1 value or {self.scales - 1} (one per coarser scale), "
+                f"received {len(self.coarse_iterations)}"
+            )
         if self.init is not None and self.init not in INITS and not Path(self.init).is_file():
             raise TfnstError(f"init must be one of {', '.join(INITS)} or an image file, received {self.init!r}")
         if self.vgg_weights != "imagenet" and not Path(self.vgg_weights).is_file():
-            raise TfnstError(f"vgg_weights must be 'imagenet' or a Keras weights file, received "
-                             f"{self.vgg_weights!r}")
+            raise TfnstError(f"vgg_weights must be 'imagenet' or a Keras weights file, received {self.vgg_weights!r}")
 
 
-def check_request(config: StyleConfig, *, has_content: bool, styles: int, masks: int | None = None,
-                  style_masks: int | None = None) -> None:
+def check_request(
+    config: StyleConfig, *, has_content: bool, styles: int, masks: int | None = None, style_masks: int | None = None
+) -> None:
     """The rules between the options and the inputs of one call, in one place.
 
     Args:
@@ -371,13 +469,18 @@ def check_request(config: StyleConfig, *, has_content: bool, styles: int, masks:
     if config.style_blend is not None and styles == 1:
         raise TfnstError("style_blend weighs several style images; with one it changes nothing")
     if not has_content:
-        for name, on in (("preserve_color", config.preserve_color is not None),
-                         ("lap_weight", config.lap_weight > 0), ("init='content'", config.init == "content")):
+        for name, on in (
+            ("preserve_color", config.preserve_color is not None),
+            ("lap_weight", config.lap_weight > 0),
+            ("init='content'", config.init == "content"),
+        ):
             if on:
                 raise TfnstError(f"{name} needs a content image; a texture has none")
     if has_content and config.seed is not None and config.init != "noise":
-        raise TfnstError("seed makes the noise of init noise reproducible; a stylization starts from the "
-                         "content unless init is noise")
+        raise TfnstError(
+            "seed makes the noise of init noise reproducible; a stylization starts from the "
+            "content unless init is noise"
+        )
     if style_masks is not None and masks is None:
         raise TfnstError("style masks need masks (where each style applies)")
     for name, count in (("masks", masks), ("style masks", style_masks)):
@@ -386,8 +489,10 @@ def check_request(config: StyleConfig, *, has_content: bool, styles: int, masks:
     if masks is not None and config.style_blend is not None:
         raise TfnstError("masks say where each style applies; they do not blend (leave style_blend out)")
     if masks is not None and config.hist_weight > 0:
-        raise TfnstError("the histogram loss matches every style's histogram over the whole image; it is "
-                         "not masked (leave hist_weight out with masks)")
+        raise TfnstError(
+            "the histogram loss matches every style's histogram over the whole image; it is "
+            "not masked (leave hist_weight out with masks)"
+        )
 
 
 TRAIN = ("train",)
@@ -402,26 +507,45 @@ class TrainConfig(_Options):
     tfnst's normalised terms (each about 1 for a random image).
     """
 
-    size: int = option(256, "training crops are SIZExSIZE (Johnson et al.: 256)", Rule("int", minimum=MIN_SIDE),
-                       commands=TRAIN)
+    size: int = option(
+        256, "training crops are SIZExSIZE (Johnson et al.: 256)", Rule("int", minimum=MIN_SIDE), commands=TRAIN
+    )
     steps: int = option(2000, "training steps (batches)", Rule("int", above=0), commands=TRAIN)
     batch_size: int = option(4, "images per step (Johnson et al.: 4)", Rule("int", above=0), commands=TRAIN)
-    learning_rate: float = option(1e-3, "Adam's learning rate (Johnson et al.: 1e-3)", Rule("number", above=0),
-                                  commands=TRAIN)
+    learning_rate: float = option(
+        1e-3, "Adam's learning rate (Johnson et al.: 1e-3)", Rule("number", above=0), commands=TRAIN
+    )
     content_weight: float = option(1.0, "α, the content term's weight", Rule("number", minimum=0), commands=TRAIN)
     style_weight: float = option(10.0, "β, the style term's weight", Rule("number", minimum=0), commands=TRAIN)
     tv_weight: float = option(20.0, "γ, the total variation weight", Rule("number", minimum=0), commands=TRAIN)
-    width: int = option(32, "filters of the first layer; the network has 2x and 4x that deeper "
-                        "(Johnson et al.: 32; 16 is a small network for CPUs)", Rule("int", above=0),
-                        commands=TRAIN)
+    width: int = option(
+        32,
+        "filters of the first layer; the network has 2x and 4x that deeper "
+        "(Johnson et al.: 32; 16 is a small network for CPUs)",
+        Rule("int", above=0),
+        commands=TRAIN,
+    )
     depth: int = option(5, "residual blocks (Johnson et al.: 5)", Rule("int", above=0), commands=TRAIN)
-    content_layers: tuple[str, ...] = option(("block3_conv3",), "content layers", Rule("layers", nonempty=True),
-                                             commands=TRAIN)
-    style_layers: tuple[str, ...] = option(("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3"),
-                                           "style layers", Rule("layers", nonempty=True), commands=TRAIN)
-    crops: int = option(4, "fixed crops taken from each training image (the same every epoch, so a "
-                        "resumed training sees the data an uninterrupted one would)", Rule("int", above=0),
-                        commands=TRAIN)
-    precision: str = option("auto", "the loss network's (VGG19's) precision; the trained network is "
-                            "float32", Rule("text", choices=PRECISIONS), commands=TRAIN)
+    content_layers: tuple[str, ...] = option(
+        ("block3_conv3",), "content layers", Rule("layers", nonempty=True), commands=TRAIN
+    )
+    style_layers: tuple[str, ...] = option(
+        ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3"),
+        "style layers",
+        Rule("layers", nonempty=True),
+        commands=TRAIN,
+    )
+    crops: int = option(
+        4,
+        "fixed crops taken from each training image (the same every epoch, so a "
+        "resumed training sees the data an uninterrupted one would)",
+        Rule("int", above=0),
+        commands=TRAIN,
+    )
+    precision: str = option(
+        "auto",
+        "the loss network's (VGG19's) precision; the trained network is float32",
+        Rule("text", choices=PRECISIONS),
+        commands=TRAIN,
+    )
     seed: int = option(0, "order of the images and of the crops", Rule("int", minimum=0), commands=TRAIN)

@@ -70,9 +70,11 @@ def _crop(path: tf.Tensor, crop: tf.Tensor, size: int, seed: int) -> tf.Tensor:
     """A size x size crop of the image at ``path``: scaled so that its shorter side is
     1 to 1.5 times ``size``, at a position drawn from (seed, file, crop), stateless."""
     image = tf.image.convert_image_dtype(
-        tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), tf.float32)
-    key = tf.stack([tf.cast(seed, tf.int64), tf.strings.to_hash_bucket_fast(path, 2**31 - 1) * 97
-                    + tf.cast(crop, tf.int64)])
+        tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), tf.float32
+    )
+    key = tf.stack(
+        [tf.cast(seed, tf.int64), tf.strings.to_hash_bucket_fast(path, 2**31 - 1) * 97 + tf.cast(crop, tf.int64)]
+    )
     draws = tf.random.stateless_uniform([3], seed=key)
     hw = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = size * (1.0 + 0.5 * draws[0]) / tf.reduce_min(hw)
@@ -80,7 +82,7 @@ def _crop(path: tf.Tensor, crop: tf.Tensor, size: int, seed: int) -> tf.Tensor:
     image = resize(image, scaled)
     top = tf.cast(draws[1] * tf.cast(scaled[0] - size + 1, tf.float32), tf.int32)
     left = tf.cast(draws[2] * tf.cast(scaled[1] - size + 1, tf.float32), tf.int32)
-    return tf.ensure_shape(image[top:top + size, left:left + size], [size, size, 3])
+    return tf.ensure_shape(image[top : top + size, left : left + size], [size, size, 3])
 
 
 def training_dataset(folder, size: int, batch_size: int, crops: int = 4, seed: int = 0):
@@ -105,15 +107,18 @@ def training_dataset(folder, size: int, batch_size: int, crops: int = 4, seed: i
     order = np.random.default_rng(seed).permutation(len(pairs))
     steps = len(pairs) // batch_size
     if steps == 0:
-        raise TfnstError(f"{len(files)} images x {crops} crops is fewer than one batch of {batch_size}; "
-                         "lower --batch-size or add images")
+        raise TfnstError(
+            f"{len(files)} images x {crops} crops is fewer than one batch of {batch_size}; "
+            "lower --batch-size or add images"
+        )
     paths = tf.constant([pairs[i][0] for i in order])
     crop_ids = tf.constant([pairs[i][1] for i in order], tf.int32)
-    one_pass = (tf.data.Dataset.from_tensor_slices((paths, crop_ids))
-                .map(lambda p, c: _crop(p, c, size, seed), num_parallel_calls=tf.data.AUTOTUNE,
-                     deterministic=True)
-                .ignore_errors(log_warning=True)
-                .batch(batch_size, drop_remainder=True))
+    one_pass = (
+        tf.data.Dataset.from_tensor_slices((paths, crop_ids))
+        .map(lambda p, c: _crop(p, c, size, seed), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .ignore_errors(log_warning=True)
+        .batch(batch_size, drop_remainder=True)
+    )
     dataset = one_pass.repeat().map(lambda x: (x, x)).prefetch(tf.data.AUTOTUNE)
     return dataset, steps
 

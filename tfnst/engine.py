@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfnst import color
-from tfnst.config import StyleConfig
 from tfnst import objective as objectives
+from tfnst.config import StyleConfig
 from tfnst.objective import Objective
 from tfnst.optimizers import build_optimizer, done, failed
 from tfnst.plan import plan
@@ -60,8 +60,17 @@ class Engine:
             (`tfnst.tiling.Tiled`); None = one device. Untiled engines ignore it.
     """
 
-    def __init__(self, config: StyleConfig, features, *, has_content: bool = True, regions: int = 0,
-                 tile: int | None = None, temporal: bool = False, strategy=None):
+    def __init__(
+        self,
+        config: StyleConfig,
+        features,
+        *,
+        has_content: bool = True,
+        regions: int = 0,
+        tile: int | None = None,
+        temporal: bool = False,
+        strategy=None,
+    ):
         self.config = config
         self.has_content = has_content
         objective = Objective(config, features, has_content=has_content, regions=regions, temporal=temporal)
@@ -69,8 +78,9 @@ class Engine:
         self.optimizer = make_optimizer(config, self.objective)
 
     # -------------------------------------------------------------- inputs
-    def inputs(self, content, styles: Sequence, *, masks=None, style_masks=None, init=None,
-               seed: int = 0, temporal=None) -> "Inputs":
+    def inputs(
+        self, content, styles: Sequence, *, masks=None, style_masks=None, init=None, seed: int = 0, temporal=None
+    ) -> Inputs:
         """A run's `Inputs`, with colour preservation applied before the optimization
         (Gatys et al. 2016b): the styles recoloured to the content's palette, or, for
         luminance-only transfer, the content's and the styles' luminance (and an init
@@ -106,7 +116,7 @@ class Engine:
             return resize(style, fit_size_tensor(tf.shape(style)[:2], longest, MIN_SIDE))
         return resize(style, fit_size(np.shape(style)[:2], longest, MIN_SIDE))
 
-    def initial_image(self, inputs: "Inputs", hw):
+    def initial_image(self, inputs: Inputs, hw):
         """The starting image at ``hw``: the content, uniform noise (stateless, from the
         seed: the same in the library and a served graph), the style, or a given image."""
         init = inputs.init
@@ -135,7 +145,7 @@ class Engine:
             image += resize(content, size, clip=False) - resize(coarse, size, clip=False)
         return tf.clip_by_value(image, 0.0, 1.0)
 
-    def targets(self, inputs: "Inputs", hw, term_weights=None):
+    def targets(self, inputs: Inputs, hw, term_weights=None):
         """Content and style targets at ``hw``: the content resized, each style fitted;
         with spatial control the masks resized to ``hw`` and each style mask fitted
         with its style."""
@@ -148,20 +158,30 @@ class Engine:
         temporal = inputs.temporal
         if temporal is not None:  # the warped earlier results and their weights at this size
             temporal = (resize(temporal.warped, hw), resize(temporal.weights[..., None], hw)[..., 0])
-        return self.objective.targets(content, fitted, self.config.style_blend,
-                                      objectives.term_weights(self.config) if term_weights is None else term_weights,
-                                      masks=masks, style_masks=style_masks, temporal=temporal)
+        return self.objective.targets(
+            content,
+            fitted,
+            self.config.style_blend,
+            objectives.term_weights(self.config) if term_weights is None else term_weights,
+            masks=masks,
+            style_masks=style_masks,
+            temporal=temporal,
+        )
 
     def start(self, image, targets, learning_rate=None, tolerance=None):
         """The optimizer's state at ``image``."""
         cfg = self.config
-        return self.optimizer.init_state(image, targets,
-                                         cfg.learning_rate if learning_rate is None else learning_rate,
-                                         cfg.tolerance if tolerance is None else tolerance)
+        return self.optimizer.init_state(
+            image,
+            targets,
+            cfg.learning_rate if learning_rate is None else learning_rate,
+            cfg.tolerance if tolerance is None else tolerance,
+        )
 
     # -------------------------------------------------------------- in one graph
     def iterate(self, state, targets, iterations):
         """Up to ``iterations`` steps in a `tf.while_loop`, ending early when done."""
+
         def cond(i, s):
             return (i < iterations) & ~done(s)
 
@@ -187,9 +207,13 @@ class Engine:
         """
         inputs = self.inputs(content, styles, seed=seed)
         scales = plan(self.config, tf.shape(inputs.content)[:2], cap)
-        _, state = run_plan(scales, lambda scale: self, inputs,
-                            lambda engine, scale, state, targets, count: engine.iterate(state, targets, count),
-                            term_weights=term_weights)
+        _, state = run_plan(
+            scales,
+            lambda scale: self,
+            inputs,
+            lambda engine, scale, state, targets, count: engine.iterate(state, targets, count),
+            term_weights=term_weights,
+        )
         return self.restore_colors(self.optimizer.result_image(state), inputs.original)
 
 
@@ -214,8 +238,9 @@ class Resume(NamedTuple):
     state: Callable
 
 
-def run_plan(scales, engine_at: Callable, inputs: Inputs, iterate: Callable, *, term_weights=None,
-             resume: Resume | None = None):
+def run_plan(
+    scales, engine_at: Callable, inputs: Inputs, iterate: Callable, *, term_weights=None, resume: Resume | None = None
+):
     """The coarse-to-fine loop, the one both the library and the served graph run.
 
     Args:

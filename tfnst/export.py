@@ -36,8 +36,15 @@ from tfnst.serving import check_size, clamp, decode, directory_size, encode_png,
 from tfnst.vgg_layers import MIN_SIDE
 
 # next_version, save_servable and directory_size were defined here before tfnst.serving.
-__all__ = ["StylizationModule", "directory_size", "export_savedmodel", "exportable", "next_version",
-           "save_servable", "style_inputs"]
+__all__ = [
+    "StylizationModule",
+    "directory_size",
+    "export_savedmodel",
+    "exportable",
+    "next_version",
+    "save_servable",
+    "style_inputs",
+]
 
 
 def style_inputs(count: int) -> list[str]:
@@ -51,8 +58,10 @@ def exportable(config: StyleConfig) -> StyleConfig:
     Everything of `StyleConfig` exports except an init image file (a served graph has
     only its request's inputs)."""
     if config.init is not None and config.init not in INITS:
-        raise TfnstError("init from an image file is not exported (a served graph has only the "
-                         f"request's images); use one of {', '.join(INITS)}")
+        raise TfnstError(
+            "init from an image file is not exported (a served graph has only the "
+            f"request's images); use one of {', '.join(INITS)}"
+        )
     # The request-level rules, as a request will bring its images: a content image and
     # one style per style input.
     check_request(config, has_content=True, styles=len(config.style_blend) if config.style_blend else 1)
@@ -76,8 +85,13 @@ class StylizationModule(tf.Module):
         self.config = exportable(config.replace(iterations=int(iterations)))
         self.iterations, self.max_size = most_iterations(self.config), int(max_size)
         self.style_count = len(config.style_blend) if config.style_blend else 1
-        self.vgg = VGG19(feature_layers(config), pooling=config.pooling, weights=config.vgg_weights,
-                         precision=config.precision, normalize=config.normalize_vgg)
+        self.vgg = VGG19(
+            feature_layers(config),
+            pooling=config.pooling,
+            weights=config.vgg_weights,
+            precision=config.precision,
+            normalize=config.normalize_vgg,
+        )
         self.engine = Engine(self.config, self.vgg)
         names = style_inputs(self.style_count)
         self.serving_default = self._signature(self._serve_bytes, names, options=False)
@@ -95,33 +109,42 @@ class StylizationModule(tf.Module):
 
     def _term_weights(self, content_weight, style_weight):
         default = term_weights(self.config)
-        return tf.tensor_scatter_nd_update(default, [[TERMS.index("content")], [TERMS.index("style")]],
-                                           tf.stack([content_weight, style_weight]))
+        return tf.tensor_scatter_nd_update(
+            default, [[TERMS.index("content")], [TERMS.index("style")]], tf.stack([content_weight, style_weight])
+        )
 
     def _signature(self, fn, names, options: bool):
         specs = [tf.TensorSpec([None], tf.string, name=n) for n in ["content", *names]]
         if options:
-            specs += [tf.TensorSpec([None], tf.float32, name="content_weight"),
-                      tf.TensorSpec([None], tf.float32, name="style_weight"),
-                      tf.TensorSpec([None], tf.int32, name="iterations")]
+            specs += [
+                tf.TensorSpec([None], tf.float32, name="content_weight"),
+                tf.TensorSpec([None], tf.float32, name="style_weight"),
+                tf.TensorSpec([None], tf.int32, name="iterations"),
+            ]
         count = len(names)
 
         def serve(*args):
             images = args[: count + 1]
             if options:
-                extra = args[count + 1:]
+                extra = args[count + 1 :]
             else:
                 n = tf.shape(images[0])[:1]
-                extra = (tf.fill(n, self.config.content_weight), tf.fill(n, self.config.style_weight),
-                         tf.fill(n, self.iterations))
+                extra = (
+                    tf.fill(n, self.config.content_weight),
+                    tf.fill(n, self.config.style_weight),
+                    tf.fill(n, self.iterations),
+                )
             return fn(images, *extra)
 
         return tf.function(serve, input_signature=specs)
 
     def _serve_bytes(self, images, content_weight, style_weight, iterations):
-        checks = [tf.debugging.assert_equal(tf.shape(x)[0], tf.shape(images[0])[0],
-                                            message="every input needs one value per image")
-                  for x in (*images[1:], content_weight, style_weight, iterations)]
+        checks = [
+            tf.debugging.assert_equal(
+                tf.shape(x)[0], tf.shape(images[0])[0], message="every input needs one value per image"
+            )
+            for x in (*images[1:], content_weight, style_weight, iterations)
+        ]
 
         def one(args):
             *encoded, cw, sw, n = args
@@ -129,18 +152,25 @@ class StylizationModule(tf.Module):
             return encode_png(self.stylize_image(content, styles, n, self._term_weights(cw, sw)))
 
         with tf.control_dependencies(checks):
-            pngs = tf.map_fn(one, (*images, content_weight, style_weight, iterations),
-                             fn_output_signature=tf.TensorSpec([], tf.string))
+            pngs = tf.map_fn(
+                one,
+                (*images, content_weight, style_weight, iterations),
+                fn_output_signature=tf.TensorSpec([], tf.string),
+            )
         return {"stylized_bytes": pngs}
 
     def _serve_float(self, content, *styles):
         n = tf.shape(content)[0]
-        checks = [tf.debugging.assert_equal(
-            (tf.shape(s)[0] == n) | (tf.shape(s)[0] == 1), True,
-            message="a style batch must have one image, or one per content image") for s in styles]
+        checks = [
+            tf.debugging.assert_equal(
+                (tf.shape(s)[0] == n) | (tf.shape(s)[0] == 1),
+                True,
+                message="a style batch must have one image, or one per content image",
+            )
+            for s in styles
+        ]
         with tf.control_dependencies(checks):
-            styles = [tf.cond(tf.shape(s)[0] == 1, lambda s=s: tf.repeat(s, n, axis=0), lambda s=s: s)
-                      for s in styles]
+            styles = [tf.cond(tf.shape(s)[0] == 1, lambda s=s: tf.repeat(s, n, axis=0), lambda s=s: s) for s in styles]
         default = term_weights(self.config)
 
         def one(args):
@@ -151,16 +181,20 @@ class StylizationModule(tf.Module):
         return {"stylized": out}
 
     def signatures(self) -> dict:
-        return {"serving_default": self.serving_default, "stylize_options": self.stylize_options,
-                "stylize_float": self.stylize_float}
+        return {
+            "serving_default": self.serving_default,
+            "stylize_options": self.stylize_options,
+            "stylize_float": self.stylize_float,
+        }
 
     def write(self, folder: str) -> None:
         """Save this module and its signatures as a SavedModel in ``folder``."""
         tf.saved_model.save(self, folder, signatures=self.signatures())
 
 
-def export_savedmodel(out, *, iterations: int, max_size: int, version: int | None = None,
-                      config: StyleConfig | None = None) -> Path:
+def export_savedmodel(
+    out, *, iterations: int, max_size: int, version: int | None = None, config: StyleConfig | None = None
+) -> Path:
     """Export a stylization of ``config`` as a TF-Serving SavedModel ``out/<version>/``.
 
     Args:

@@ -17,9 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfnst.errors import TfnstError
-from tfnst.weights import load_vgg19_weights
-
 from tfnst.vgg_layers import CONV_LAYERS, LAYER_CHANNELS, POOLING, PRECISIONS, layer_depth, layer_stride
+from tfnst.weights import load_vgg19_weights
 
 # Caffe's per-channel BGR means, subtracted by the original VGG (keras' "caffe" mode).
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -52,20 +51,24 @@ def native_bfloat16(cpu_flags: set[str] | None = None, gpus=None, tpus=None) -> 
         return True
     gpus = tf.config.list_physical_devices("GPU") if gpus is None else gpus
     if gpus:
-        capabilities = [tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0))
-                        if not isinstance(g, tuple) else g for g in gpus]
+        capabilities = [
+            tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0))
+            if not isinstance(g, tuple)
+            else g
+            for g in gpus
+        ]
         return all(tuple(c) >= (8, 0) for c in capabilities)
     flags = _cpu_flags() if cpu_flags is None else cpu_flags
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _machine_has_native_bfloat16() -> bool:
     return native_bfloat16()
 
 
 def resolve_precision(precision: str) -> str:
-    """"auto" → "bfloat16" where it is native (`native_bfloat16`), else "float32".
+    """ "auto" → "bfloat16" where it is native (`native_bfloat16`), else "float32".
 
     ``TFNST_PRECISION`` in the environment overrides "auto" (e.g. to compare machines).
     """
@@ -117,8 +120,16 @@ class VGG19(tf.Module):
         TfnstError: for unknown layers, pooling or precision, or unreadable weights.
     """
 
-    def __init__(self, layers: Sequence[str], *, pooling: str = "max", weights: str = "imagenet",
-                 precision: str = "float32", normalize: Sequence | None = None, arrays=None):
+    def __init__(
+        self,
+        layers: Sequence[str],
+        *,
+        pooling: str = "max",
+        weights: str = "imagenet",
+        precision: str = "float32",
+        normalize: Sequence | None = None,
+        arrays=None,
+    ):
         super().__init__(name="vgg19_features")
         self.layers = _checked_layers(layers, pooling, precision)
         self.pooling = pooling
@@ -129,10 +140,12 @@ class VGG19(tf.Module):
             arrays = normalize_weights(arrays, _normalization_images(normalize), pooling)
         # Only the layers the outputs need: the SavedModel carries nothing else.
         used = CONV_LAYERS[: self.depth]
-        self.kernels = [tf.Variable(tf.cast(arrays[n][0], self.precision), trainable=False,
-                                    name=f"{n}_kernel") for n in used]
-        self.biases = [tf.Variable(tf.cast(arrays[n][1], self.precision), trainable=False,
-                                   name=f"{n}_bias") for n in used]
+        self.kernels = [
+            tf.Variable(tf.cast(arrays[n][0], self.precision), trainable=False, name=f"{n}_kernel") for n in used
+        ]
+        self.biases = [
+            tf.Variable(tf.cast(arrays[n][1], self.precision), trainable=False, name=f"{n}_bias") for n in used
+        ]
 
     def __call__(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """[B, H, W, 3] RGB in [0, 1] → ``{layer: [B, H/s, W/s, C] float32}``."""
@@ -145,8 +158,7 @@ class VGG19(tf.Module):
         for index, name in enumerate(CONV_LAYERS[: self.depth]):
             if index > 0 and name.endswith("_conv1"):
                 x = pool(x, 2, 2, "VALID")
-            x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, self.kernels[index], 1, "SAME"),
-                                          self.biases[index]))
+            x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, self.kernels[index], 1, "SAME"), self.biases[index]))
             if name in self.layers:
                 outputs[name] = tf.cast(x, tf.float32)
         return outputs
@@ -164,13 +176,24 @@ class VGG19Features(keras.layers.Layer):
         layers, pooling, weights, precision, normalize: as for `VGG19`.
     """
 
-    def __init__(self, layers: Sequence[str], pooling: str = "max", weights: str = "imagenet",
-                 precision: str = "float32", normalize: Sequence | None = None, **kwargs):
+    def __init__(
+        self,
+        layers: Sequence[str],
+        pooling: str = "max",
+        weights: str = "imagenet",
+        precision: str = "float32",
+        normalize: Sequence | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.vgg = VGG19(layers, pooling=pooling, weights=weights, precision=precision,
-                         normalize=normalize)
-        self.config_ = dict(layers=list(self.vgg.layers), pooling=pooling, weights=weights,
-                            precision=precision, normalize=None if normalize is None else list(normalize))
+        self.vgg = VGG19(layers, pooling=pooling, weights=weights, precision=precision, normalize=normalize)
+        self.config_ = dict(
+            layers=list(self.vgg.layers),
+            pooling=pooling,
+            weights=weights,
+            precision=precision,
+            normalize=None if normalize is None else list(normalize),
+        )
 
     def call(self, images):
         return self.vgg(images)
@@ -180,8 +203,9 @@ class VGG19Features(keras.layers.Layer):
         out = {}
         for name in self.vgg.layers:
             s = layer_stride(name)
-            out[name] = keras.KerasTensor((batch, None if h is None else h // s,
-                                           None if w is None else w // s, LAYER_CHANNELS[name]))
+            out[name] = keras.KerasTensor(
+                (batch, None if h is None else h // s, None if w is None else w // s, LAYER_CHANNELS[name])
+            )
         return out
 
     def get_config(self):
@@ -189,8 +213,12 @@ class VGG19Features(keras.layers.Layer):
 
 
 def build_feature_model(
-    layers: Sequence[str], *, pooling: str = "max", weights: str = "imagenet",
-    normalize: Sequence | None = None, precision: str = "float32",
+    layers: Sequence[str],
+    *,
+    pooling: str = "max",
+    weights: str = "imagenet",
+    normalize: Sequence | None = None,
+    precision: str = "float32",
 ) -> keras.Model:
     """A Keras model whose outputs are ``{layer name: activation}`` (`VGG19Features`).
 
@@ -205,8 +233,9 @@ def build_feature_model(
     Raises:
         TfnstError: for unknown layers, pooling or precision.
     """
-    layer = VGG19Features(layers, pooling=pooling, weights=weights, precision=precision,
-                          normalize=normalize, name="vgg19_features")
+    layer = VGG19Features(
+        layers, pooling=pooling, weights=weights, precision=precision, normalize=normalize, name="vgg19_features"
+    )
     inputs = keras.Input(shape=(None, None, 3), name="image")
     return keras.Model(inputs, layer(inputs), name=f"vgg19_features_{pooling}")
 

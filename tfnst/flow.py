@@ -83,8 +83,9 @@ def optical_flow(a, b, method: str = "dis") -> np.ndarray:
             dis = _DIS["medium"] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         flow = dis.calc(g0, g1, None)
     elif method == "farneback":
-        flow = cv2.calcOpticalFlowFarneback(g0, g1, None, pyr_scale=0.5, levels=5, winsize=15,
-                                            iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+        flow = cv2.calcOpticalFlowFarneback(
+            g0, g1, None, pyr_scale=0.5, levels=5, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0
+        )
     else:
         raise TfnstError(f"unknown optical flow method {method!r}; use one of {', '.join(FLOW_METHODS)}")
     return np.asarray(flow, np.float32)
@@ -194,7 +195,7 @@ def disocclusions(forward, backward) -> np.ndarray:
     outside = (x < 0) | (x > width - 1) | (y < 0) | (y > h - 1)
     w_tilde = _bilinear_np(w, x, y)
     lhs = np.sum((w_tilde + wb) ** 2, axis=-1)
-    rhs = 0.01 * (np.sum(w_tilde ** 2, axis=-1) + np.sum(wb ** 2, axis=-1)) + 0.5
+    rhs = 0.01 * (np.sum(w_tilde**2, axis=-1) + np.sum(wb**2, axis=-1)) + 0.5
     return outside | (lhs > rhs)
 
 
@@ -203,7 +204,7 @@ def motion_boundaries(backward) -> np.ndarray:
     wb = np.asarray(backward, np.float64)
     ux, uy = _central_gradients(wb[..., 0])
     vx, vy = _central_gradients(wb[..., 1])
-    return ux ** 2 + uy ** 2 + vx ** 2 + vy ** 2 > 0.01 * np.sum(wb ** 2, axis=-1) + 0.002
+    return ux**2 + uy**2 + vx**2 + vy**2 > 0.01 * np.sum(wb**2, axis=-1) + 0.002
 
 
 def consistency_weights(forward, backward) -> np.ndarray:

@@ -21,8 +21,15 @@ log = logging.getLogger(__name__)
 # Refuse images above this many pixels before decoding them (decompression bombs);
 # callers that really mean it raise it with `max_pixels=`.
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default limit
-SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP",
-                ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+SAVE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+}
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:
@@ -73,8 +80,10 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
                 img = ImageOps.exif_transpose(img)
                 array = _pil_to_array(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise TfnstError(f"{path} is over the limit of {max_pixels} pixels (a decompression "
-                         "bomb?); raise it with max_pixels / --max-pixels") from None
+        raise TfnstError(
+            f"{path} is over the limit of {max_pixels} pixels (a decompression "
+            "bomb?); raise it with max_pixels / --max-pixels"
+        ) from None
     except UnidentifiedImageError as e:
         raise TfnstError(f"{path} is not a readable image ({_first_line(e)})") from None
     except PermissionError:
@@ -134,8 +143,7 @@ def check_output_path(path: str | os.PathLike) -> Path:
     """Fail early (before minutes of optimization) if ``path`` cannot be written."""
     path = Path(path)
     if path.suffix.lower() not in SAVE_FORMATS:
-        raise TfnstError(f"{path}: unsupported output format; use one of "
-                         f"{', '.join(sorted(SAVE_FORMATS))}")
+        raise TfnstError(f"{path}: unsupported output format; use one of {', '.join(sorted(SAVE_FORMATS))}")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise TfnstError(f"{path}: directory {parent} does not exist")

@@ -36,8 +36,12 @@ def _decode_array(data: dict) -> np.ndarray:
 
 
 def _layer_names(layers, what: str) -> tuple[str, ...]:
-    if isinstance(layers, str) or not isinstance(layers, Sequence) or not layers \
-            or not all(isinstance(n, str) for n in layers):
+    if (
+        isinstance(layers, str)
+        or not isinstance(layers, Sequence)
+        or not layers
+        or not all(isinstance(n, str) for n in layers)
+    ):
         raise TfnstError(f"{what} must be a non-empty list of layer names, received {layers!r}")
     return tuple(layers)
 
@@ -50,16 +54,17 @@ class _FeatureLoss(keras.losses.Loss):
         if isinstance(feature_model, dict):  # from a saved config
             feature_model = keras.saving.deserialize_keras_object(feature_model)
         if not isinstance(feature_model, (keras.Model, keras.layers.Layer)):
-            raise TfnstError("feature_model must be a Keras model or layer (e.g. "
-                             f"tfnst.build_feature_model(...)), received {type(feature_model).__name__}")
+            raise TfnstError(
+                "feature_model must be a Keras model or layer (e.g. "
+                f"tfnst.build_feature_model(...)), received {type(feature_model).__name__}"
+            )
         self.feature_model = feature_model
 
     def features(self, images) -> dict:
         return self.feature_model(tf.convert_to_tensor(images, tf.float32))
 
     def get_config(self):
-        return {**super().get_config(),
-                "feature_model": keras.saving.serialize_keras_object(self.feature_model)}
+        return {**super().get_config(), "feature_model": keras.saving.serialize_keras_object(self.feature_model)}
 
 
 @keras.saving.register_keras_serializable(package="tfnst")
@@ -105,14 +110,23 @@ class StyleLoss(_FeatureLoss):
             (use it through `tfnst.Stylizer`), or unknown names.
     """
 
-    def __init__(self, feature_model, style_image, layers: Sequence[str] = JOHNSON_STYLE_LAYERS,
-                 layer_weights: Sequence[float] | None = None, statistic: str = "gram",
-                 name="style_loss", **kwargs):
+    def __init__(
+        self,
+        feature_model,
+        style_image,
+        layers: Sequence[str] = JOHNSON_STYLE_LAYERS,
+        layer_weights: Sequence[float] | None = None,
+        statistic: str = "gram",
+        name="style_loss",
+        **kwargs,
+    ):
         super().__init__(feature_model, name, **kwargs)
         self.term = Style(_layer_names(layers, "layers"), statistic, layer_weights)
         if self.term.stateful:
-            raise TfnstError(f"the {statistic} style statistic trains alongside the image it "
-                             "styles; use it through tfnst.Stylizer, not as a Keras loss")
+            raise TfnstError(
+                f"the {statistic} style statistic trains alongside the image it "
+                "styles; use it through tfnst.Stylizer, not as a Keras loss"
+            )
         if isinstance(style_image, dict):  # from a saved config
             style_image = _decode_array(style_image)
         style = tf.convert_to_tensor(style_image, tf.float32)
@@ -126,9 +140,13 @@ class StyleLoss(_FeatureLoss):
         return self.loss_of(self.features(y_pred))
 
     def get_config(self):
-        return {**super().get_config(), "style_image": _encode_array(self.style_image.numpy()),
-                "layers": list(self.term.layers), "layer_weights": list(self.term.layer_weights.values()),
-                "statistic": self.term.statistic.name}
+        return {
+            **super().get_config(),
+            "style_image": _encode_array(self.style_image.numpy()),
+            "layers": list(self.term.layers),
+            "layer_weights": list(self.term.layer_weights.values()),
+            "statistic": self.term.statistic.name,
+        }
 
 
 @keras.saving.register_keras_serializable(package="tfnst")
@@ -159,10 +177,19 @@ class PerceptualLoss(_FeatureLoss):
         statistic: the style statistic (``"gram"``, ``"mean"``, ``"meancov"``).
     """
 
-    def __init__(self, feature_model, style_image, content_layers: Sequence[str] = JOHNSON_CONTENT_LAYERS,
-                 style_layers: Sequence[str] = JOHNSON_STYLE_LAYERS, content_weight: float = 1.0,
-                 style_weight: float = 10.0, tv_weight: float = 20.0, statistic: str = "gram",
-                 name="perceptual_loss", **kwargs):
+    def __init__(
+        self,
+        feature_model,
+        style_image,
+        content_layers: Sequence[str] = JOHNSON_CONTENT_LAYERS,
+        style_layers: Sequence[str] = JOHNSON_STYLE_LAYERS,
+        content_weight: float = 1.0,
+        style_weight: float = 10.0,
+        tv_weight: float = 20.0,
+        statistic: str = "gram",
+        name="perceptual_loss",
+        **kwargs,
+    ):
         super().__init__(feature_model, name, **kwargs)
         self.content = ContentLoss(self.feature_model, content_layers)
         self.style = StyleLoss(self.feature_model, style_image, style_layers, statistic=statistic)
@@ -173,12 +200,21 @@ class PerceptualLoss(_FeatureLoss):
         y_pred = tf.convert_to_tensor(y_pred, tf.float32)
         pred, true = self.features(y_pred), self.features(y_true)
         alpha, beta, gamma = self.term_weights
-        return (alpha * self.content.loss_of(pred, true) + beta * self.style.loss_of(pred)
-                + gamma * self.tv.call(None, y_pred))
+        return (
+            alpha * self.content.loss_of(pred, true)
+            + beta * self.style.loss_of(pred)
+            + gamma * self.tv.call(None, y_pred)
+        )
 
     def get_config(self):
         alpha, beta, gamma = self.term_weights
-        return {**super().get_config(), "style_image": _encode_array(self.style.style_image.numpy()),
-                "content_layers": list(self.content.term.layers), "style_layers": list(self.style.term.layers),
-                "content_weight": alpha, "style_weight": beta, "tv_weight": gamma,
-                "statistic": self.style.term.statistic.name}
+        return {
+            **super().get_config(),
+            "style_image": _encode_array(self.style.style_image.numpy()),
+            "content_layers": list(self.content.term.layers),
+            "style_layers": list(self.style.term.layers),
+            "content_weight": alpha,
+            "style_weight": beta,
+            "tv_weight": gamma,
+            "statistic": self.style.term.statistic.name,
+        }

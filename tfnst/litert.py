@@ -84,8 +84,9 @@ def _forward(core):
     return forward
 
 
-def calibration_images(folder, size: int = CALIBRATION_SIZE, samples: int = CALIBRATION_SAMPLES,
-                       seed: int = 0) -> list[np.ndarray]:
+def calibration_images(
+    folder, size: int = CALIBRATION_SIZE, samples: int = CALIBRATION_SAMPLES, seed: int = 0
+) -> list[np.ndarray]:
     """Up to ``samples`` size x size crops of the photos in ``folder``, float32 [1, size,
     size, 3]: the training pipeline's crops (`tfnst.datasets.training_dataset`, each a
     seeded function of the file), as many per image as it takes to reach ``samples``.
@@ -101,8 +102,14 @@ def calibration_images(folder, size: int = CALIBRATION_SIZE, samples: int = CALI
     return [x.numpy() for x, _ in dataset.take(min(samples, len(files) * crops))]
 
 
-def convert(model, quantize: str = "none", images=None, *, calibration_size: int = CALIBRATION_SIZE,
-            samples: int = CALIBRATION_SAMPLES) -> bytes:
+def convert(
+    model,
+    quantize: str = "none",
+    images=None,
+    *,
+    calibration_size: int = CALIBRATION_SIZE,
+    samples: int = CALIBRATION_SAMPLES,
+) -> bytes:
     """The network as a ``.tflite`` flatbuffer (see the module's doc for the variants).
 
     Args:
@@ -123,8 +130,11 @@ def convert(model, quantize: str = "none", images=None, *, calibration_size: int
     if quantize not in QUANTIZATIONS:
         raise TfnstError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, not {quantize!r}")
     if (quantize == "int8") != (images is not None):
-        raise TfnstError("int8 quantization needs a folder of calibration images" if images is None
-                         else "calibration images are for int8 quantization only")
+        raise TfnstError(
+            "int8 quantization needs a folder of calibration images"
+            if images is None
+            else "calibration images are for int8 quantization only"
+        )
     if not isinstance(model, StyleTransformer):
         raise TfnstError(f"a {type(model).__name__} is not a tfnst StyleTransformer")
     calibration = calibration_images(images, calibration_size, samples) if quantize == "int8" else None
@@ -132,8 +142,11 @@ def convert(model, quantize: str = "none", images=None, *, calibration_size: int
         core = _litert_core(model)
         archive = keras.export.ExportArchive()
         archive.track(core)
-        archive.add_endpoint("serving_default", _forward(core),
-                             input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="image")])
+        archive.add_endpoint(
+            "serving_default",
+            _forward(core),
+            input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32, name="image")],
+        )
         archive.write_out(saved_model, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -229,12 +242,13 @@ def export_command(args, options: dict) -> int:
     if not args.network:
         raise TfnstError("--format tflite exports a trained network: give --network MODEL.keras")
     if options:
-        raise TfnstError(f"--{next(iter(options)).replace('_', '-')} is an option of the "
-                         "optimization graph; a trained network has its style built in")
+        raise TfnstError(
+            f"--{next(iter(options)).replace('_', '-')} is an option of the "
+            "optimization graph; a trained network has its style built in"
+        )
     for flag, value in (("--max-size", args.max_size), ("--version", args.version)):
         if value is not None:
-            raise TfnstError(f"{flag} is an option of the SavedModel; a LiteRT model takes any size "
-                             "and is one file")
+            raise TfnstError(f"{flag} is an option of the SavedModel; a LiteRT model takes any size and is one file")
     quantize = args.quantize or "none"
     if quantize == "int8" and not args.images:
         raise TfnstError("--quantize int8 needs --images DIR (photos to calibrate on, e.g. the training folder)")

@@ -50,8 +50,7 @@ def _relative_error(value: tf.Tensor, target: tf.Tensor, axes) -> tf.Tensor:
     """Σ(value - target)² / Σ target²: 1 for value = 0, 0 at the target.
 
     Sums, not means: the same ratio, and 0 (not NaN) for empty tensors."""
-    return tf.reduce_sum(tf.square(value - target), axis=axes) / (
-        tf.reduce_sum(tf.square(target), axis=axes) + _EPS)
+    return tf.reduce_sum(tf.square(value - target), axis=axes) / (tf.reduce_sum(tf.square(target), axis=axes) + _EPS)
 
 
 def channel_means(features: tf.Tensor) -> tf.Tensor:
@@ -141,8 +140,11 @@ class GramStatistic(StyleStatistic):
         # six orders of magnitude between block1 and block4 of the Keras VGG19, so equal
         # w_l would weigh block4 alone; Gatys rescaled the network for the same end.
         gram = self.from_sums(sums)
-        return 0.25 * tf.reduce_mean(tf.square(gram - target), axis=[1, 2]) / (
-            0.25 * tf.reduce_mean(tf.square(target), axis=[1, 2]) + _EPS)
+        return (
+            0.25
+            * tf.reduce_mean(tf.square(gram - target), axis=[1, 2])
+            / (0.25 * tf.reduce_mean(tf.square(target), axis=[1, 2]) + _EPS)
+        )
 
 
 class MeanStatistic(StyleStatistic):
@@ -177,8 +179,11 @@ class MeanCovStatistic(StyleStatistic):
     def sums(self, features, weights=None, target=None, state=None):
         flat, w = _flat(features), _flat_weights(features, weights)
         weighted = flat * w[..., None]
-        return {"f": tf.reduce_sum(weighted, axis=1), "ff": tf.matmul(weighted, flat, transpose_a=True),
-                "count": tf.reduce_sum(w, axis=1)}
+        return {
+            "f": tf.reduce_sum(weighted, axis=1),
+            "ff": tf.matmul(weighted, flat, transpose_a=True),
+            "count": tf.reduce_sum(w, axis=1),
+        }
 
     def from_sums(self, sums):
         mean = sums["f"] / sums["count"][:, None]
@@ -187,14 +192,20 @@ class MeanCovStatistic(StyleStatistic):
 
     def blend(self, targets, weights):
         mean = tf.add_n([w * t[:, :1, :] for w, t in zip(weights, targets)])
-        second = tf.add_n([w * (t[:, 1:, :] + tf.matmul(t[:, :1, :], t[:, :1, :], transpose_a=True))
-                           for w, t in zip(weights, targets)])
+        second = tf.add_n(
+            [
+                w * (t[:, 1:, :] + tf.matmul(t[:, :1, :], t[:, :1, :], transpose_a=True))
+                for w, t in zip(weights, targets)
+            ]
+        )
         return tf.concat([mean, second - tf.matmul(mean, mean, transpose_a=True)], axis=1)
 
     def loss_from_sums(self, sums, target):
         current = self.from_sums(sums)
-        return 0.5 * (_relative_error(current[:, :1, :], target[:, :1, :], axes=[1, 2])
-                      + _relative_error(current[:, 1:, :], target[:, 1:, :], axes=[1, 2]))
+        return 0.5 * (
+            _relative_error(current[:, :1, :], target[:, :1, :], axes=[1, 2])
+            + _relative_error(current[:, 1:, :], target[:, 1:, :], axes=[1, 2])
+        )
 
 
 class DiscriminatorStatistic(StyleStatistic):
@@ -232,12 +243,18 @@ class DiscriminatorStatistic(StyleStatistic):
         return {"vectors": flat, "weights": w / tf.reduce_sum(w, axis=1, keepdims=True)}
 
     def blend(self, targets, weights):
-        return {"vectors": tf.concat([t["vectors"] for t in targets], axis=1),
-                "weights": tf.concat([w * t["weights"] for w, t in zip(weights, targets)], axis=1)}
+        return {
+            "vectors": tf.concat([t["vectors"] for t in targets], axis=1),
+            "weights": tf.concat([w * t["weights"] for w, t in zip(weights, targets)], axis=1),
+        }
 
     def initial_state(self, channels):
-        return {"w": tf.zeros([channels]), "a": tf.zeros([channels, channels]), "b": tf.constant(0.0),
-                "accuracy": tf.constant(1.0)}
+        return {
+            "w": tf.zeros([channels]),
+            "a": tf.zeros([channels, channels]),
+            "b": tf.constant(0.0),
+            "accuracy": tf.constant(1.0),
+        }
 
     @staticmethod
     def logits(vectors, state):
@@ -252,8 +269,12 @@ class DiscriminatorStatistic(StyleStatistic):
         mu = tf.reduce_sum(style * style_weights[:, None], axis=0)
         # One scale per layer, not per channel: channels that are dead in the style
         # (deviation ~0) would otherwise turn any activation into a huge z-score.
-        sd = tf.sqrt(tf.reduce_sum(tf.square(style - mu) * style_weights[:, None])
-                     / tf.cast(tf.shape(style)[1], tf.float32)) + 1e-3
+        sd = (
+            tf.sqrt(
+                tf.reduce_sum(tf.square(style - mu) * style_weights[:, None]) / tf.cast(tf.shape(style)[1], tf.float32)
+            )
+            + 1e-3
+        )
         return mu, sd
 
     def sums(self, features, weights=None, target=None, state=None):
@@ -264,12 +285,14 @@ class DiscriminatorStatistic(StyleStatistic):
         fixed = tf.stop_gradient(current)  # the discriminator's side sees the image as data
         r = tf.stop_gradient(tf.sigmoid(z)) * w
         channels = tf.cast(tf.shape(fixed)[-1], tf.float32)
-        return {"generator": tf.reduce_sum(tf.nn.softplus(-z) * w)[None],
-                "grad_w": tf.linalg.matvec(fixed, r, transpose_a=True)[None],
-                "grad_a": (tf.matmul(fixed * r[:, None], fixed, transpose_a=True) / channels)[None],
-                "grad_b": tf.reduce_sum(r)[None],
-                "correct": tf.reduce_sum(tf.stop_gradient(tf.cast(z < 0, tf.float32)) * w)[None],
-                "count": tf.reduce_sum(w)[None]}
+        return {
+            "generator": tf.reduce_sum(tf.nn.softplus(-z) * w)[None],
+            "grad_w": tf.linalg.matvec(fixed, r, transpose_a=True)[None],
+            "grad_a": (tf.matmul(fixed * r[:, None], fixed, transpose_a=True) / channels)[None],
+            "grad_b": tf.reduce_sum(r)[None],
+            "correct": tf.reduce_sum(tf.stop_gradient(tf.cast(z < 0, tf.float32)) * w)[None],
+            "count": tf.reduce_sum(w)[None],
+        }
 
     def loss_and_update_from_sums(self, sums, target, state):
         mu, sd = self._standardization(target)
@@ -281,23 +304,26 @@ class DiscriminatorStatistic(StyleStatistic):
         r_style = -tf.sigmoid(-z_style) * style_weights
         channels = tf.cast(tf.shape(style)[-1], tf.float32)
         grad_w = tf.linalg.matvec(style, r_style, transpose_a=True) + sums["grad_w"][0] / count + self.l2 * state["w"]
-        grad_a = tf.matmul(style * r_style[:, None], style, transpose_a=True) / channels \
-            + sums["grad_a"][0] / count + self.l2 * state["a"]
+        grad_a = (
+            tf.matmul(style * r_style[:, None], style, transpose_a=True) / channels
+            + sums["grad_a"][0] / count
+            + self.l2 * state["a"]
+        )
         grad_b = tf.reduce_sum(r_style) + sums["grad_b"][0] / count
-        accuracy = 0.5 * (tf.reduce_sum(tf.cast(z_style > 0, tf.float32) * style_weights)
-                          + sums["correct"][0] / count)
-        new_state = {"w": state["w"] - self.learning_rate * grad_w,
-                     "a": state["a"] - self.learning_rate * grad_a if self.quadratic else state["a"],
-                     "b": state["b"] - self.learning_rate * grad_b,
-                     "accuracy": accuracy}
+        accuracy = 0.5 * (tf.reduce_sum(tf.cast(z_style > 0, tf.float32) * style_weights) + sums["correct"][0] / count)
+        new_state = {
+            "w": state["w"] - self.learning_rate * grad_w,
+            "a": state["a"] - self.learning_rate * grad_a if self.quadratic else state["a"],
+            "b": state["b"] - self.learning_rate * grad_b,
+            "accuracy": accuracy,
+        }
         return sums["generator"] / sums["count"], tf.nest.map_structure(tf.stop_gradient, new_state)
 
     def loss_from_sums(self, sums, target):
         return sums["generator"] / sums["count"]
 
 
-STYLE_STATISTICS = {s.name: s for s in (GramStatistic, MeanStatistic, MeanCovStatistic,
-                                        DiscriminatorStatistic)}
+STYLE_STATISTICS = {s.name: s for s in (GramStatistic, MeanStatistic, MeanCovStatistic, DiscriminatorStatistic)}
 
 
 def style_statistic(name: str) -> StyleStatistic:
@@ -330,8 +356,7 @@ def _resample_sorted(sorted_values: tf.Tensor, n) -> tf.Tensor:
     lo = tf.cast(tf.floor(position), tf.int32)
     hi = tf.minimum(lo + 1, m - 1)
     frac = (position - tf.cast(lo, tf.float32))[None, :, None]
-    return (tf.gather(sorted_values, lo, axis=1) * (1.0 - frac)
-            + tf.gather(sorted_values, hi, axis=1) * frac)
+    return tf.gather(sorted_values, lo, axis=1) * (1.0 - frac) + tf.gather(sorted_values, hi, axis=1) * frac
 
 
 def histogram_remap(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
@@ -371,15 +396,17 @@ def laplacian(images: tf.Tensor, pool: int) -> tf.Tensor:
     # Explicitly: TF's CPU conv2d returns its input unchanged, not an empty map, when
     # the input is smaller than the kernel.
     fits = tf.reduce_min(tf.shape(pooled)[1:3]) >= 3
-    return tf.cond(fits, lambda: tf.nn.conv2d(pooled, kernel, 1, "VALID"),
-                   lambda: tf.zeros([tf.shape(pooled)[0], 0, 0, 1]))
+    return tf.cond(
+        fits, lambda: tf.nn.conv2d(pooled, kernel, 1, "VALID"), lambda: tf.zeros([tf.shape(pooled)[0], 0, 0, 1])
+    )
 
 
 def laplacian_loss(images: tf.Tensor, targets: Mapping[int, tf.Tensor]) -> tf.Tensor:
     """Li et al. eq. 3, Σ_pools ‖D(x) − D(c)‖², each relative to the content's energy
     and averaged over the pools."""
-    return tf.add_n([_relative_error(laplacian(images, pool), target, axes=[1, 2, 3])
-                     for pool, target in targets.items()]) / len(targets)
+    return tf.add_n(
+        [_relative_error(laplacian(images, pool), target, axes=[1, 2, 3]) for pool, target in targets.items()]
+    ) / len(targets)
 
 
 def laplacian_min_side(pool: int) -> int:

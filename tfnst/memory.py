@@ -18,8 +18,12 @@ from tfnst.vgg_layers import CONV_LAYERS, LAYER_CHANNELS, layer_depth, layer_str
 
 GB = 2**30
 # (optimizer, precision) -> (fixed bytes, bytes per byte of float32 activations).
-FIT = {("adam", "float32"): (0.807 * GB, 2.05), ("adam", "bfloat16"): (0.767 * GB, 1.56),
-       ("lbfgs", "float32"): (0.834 * GB, 2.01), ("lbfgs", "bfloat16"): (0.791 * GB, 1.52)}
+FIT = {
+    ("adam", "float32"): (0.807 * GB, 2.05),
+    ("adam", "bfloat16"): (0.767 * GB, 1.56),
+    ("lbfgs", "float32"): (0.834 * GB, 2.01),
+    ("lbfgs", "bfloat16"): (0.791 * GB, 1.52),
+}
 # L-BFGS's fixed parts are the fit's (0.754, 0.711 GB) plus 0.08 GB: inside the test suite
 # (pytest-xdist, a fresh virtualenv; 2026-11-25) two-scale runs at 128-192 px peaked about
 # 0.1 GB above the same runs alone, for a reason not found; the estimate must cover both.
@@ -70,8 +74,9 @@ def _fitted_optimizer(config: StyleConfig) -> str:
     return "lbfgs" if name == "tfp-lbfgs" else name
 
 
-def estimate_bytes(size: tuple[int, int], config: StyleConfig, has_content: bool = True,
-                   tile: int | None = None) -> int:
+def estimate_bytes(
+    size: tuple[int, int], config: StyleConfig, has_content: bool = True, tile: int | None = None
+) -> int:
     """Peak memory of optimizing an image of ``size`` (H, W) with ``config``; with
     ``tile``, of doing it in tiles of that size (`tfnst.tiling`)."""
     from tfnst import tiling
@@ -116,8 +121,10 @@ def tile_for(size: tuple[int, int], config: StyleConfig, has_content: bool, budg
     # from the image's side (millions of estimates for a side of 10^8 px).
     need = estimate_bytes(size, config, has_content, 64)
     if need > budget:
-        raise TfnstError(f"a {size[1]}x{size[0]} run needs about {gigabytes(need)} even in tiles of 64 px, "
-                         f"more than the {gigabytes(budget)} allowed; raise --max-memory or use a smaller size")
+        raise TfnstError(
+            f"a {size[1]}x{size[0]} run needs about {gigabytes(need)} even in tiles of 64 px, "
+            f"more than the {gigabytes(budget)} allowed; raise --max-memory or use a smaller size"
+        )
     low, high = 4, max(4, max(size) // 16)  # in units of 16 px: low fits
     while low < high:
         middle = (low + high + 1) // 2
@@ -152,8 +159,9 @@ def peak_bytes() -> int | None:
     return _status_bytes("VmHWM")
 
 
-def additional_bytes(size: tuple[int, int], config: StyleConfig, has_content: bool = True,
-                     tile: int | None = None) -> int:
+def additional_bytes(
+    size: tuple[int, int], config: StyleConfig, has_content: bool = True, tile: int | None = None
+) -> int:
     """What a run still needs beyond what this process holds: the estimated peak less
     the resident memory (TensorFlow, the weights, … are counted once, not again)."""
     return max(0, estimate_bytes(size, config, has_content, tile) - resident_bytes())
@@ -169,9 +177,10 @@ def available_bytes() -> int | None:
                     available = int(line.split()[1]) * 1024
     except OSError:
         return None
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
         try:
             with open(limit_file) as f:
                 limit = f.read().strip()

@@ -52,8 +52,14 @@ def _transformer_core(width: int, depth: int, seed: int) -> keras.Model:
 
     def conv(x, filters, kernel, strides=1, norm=True, relu=True, name=""):
         x = ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
-        x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="valid", name=f"{name}_conv",
-                                kernel_initializer=keras.initializers.GlorotUniform(seed=seed + next(counter)))(x)
+        x = keras.layers.Conv2D(
+            filters,
+            kernel,
+            strides=strides,
+            padding="valid",
+            name=f"{name}_conv",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + next(counter)),
+        )(x)
         if norm:  # instance normalization: statistics per image and channel
             x = keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=f"{name}_in")(x)
         return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
@@ -149,13 +155,22 @@ def perceptual_loss(style, config: TrainConfig):
     style = to_array(style)
     style = resize(style, fit_size(style.shape[:2], config.size)).numpy()
     if min(style.shape[:2]) < MIN_SIDE:
-        raise TfnstError(f"the style image is {style.shape[1]}x{style.shape[0]} at size {config.size}; "
-                         f"it needs at least {MIN_SIDE} pixels a side")
-    features = build_feature_model(tuple(dict.fromkeys(config.content_layers + config.style_layers)),
-                                   precision=config.precision)
-    return PerceptualLoss(features, style, config.content_layers, config.style_layers,
-                          content_weight=config.content_weight, style_weight=config.style_weight,
-                          tv_weight=config.tv_weight)
+        raise TfnstError(
+            f"the style image is {style.shape[1]}x{style.shape[0]} at size {config.size}; "
+            f"it needs at least {MIN_SIDE} pixels a side"
+        )
+    features = build_feature_model(
+        tuple(dict.fromkeys(config.content_layers + config.style_layers)), precision=config.precision
+    )
+    return PerceptualLoss(
+        features,
+        style,
+        config.content_layers,
+        config.style_layers,
+        content_weight=config.content_weight,
+        style_weight=config.style_weight,
+        tv_weight=config.tv_weight,
+    )
 
 
 def schedule(steps: int, steps_per_epoch: int) -> tuple[int, int]:
@@ -165,8 +180,9 @@ def schedule(steps: int, steps_per_epoch: int) -> tuple[int, int]:
     return math.ceil(steps / per_epoch), per_epoch
 
 
-def train(style, images, *, config: TrainConfig | None = None, callbacks=(), strategy=None,
-          verbose="auto", **options) -> StyleTransformer:
+def train(
+    style, images, *, config: TrainConfig | None = None, callbacks=(), strategy=None, verbose="auto", **options
+) -> StyleTransformer:
     """Train a `StyleTransformer` for ``style`` on a folder of content images.
 
     Args:
@@ -195,15 +211,17 @@ def train(style, images, *, config: TrainConfig | None = None, callbacks=(), str
     dataset, per_pass = training_dataset(images, cfg.size, cfg.batch_size, cfg.crops, cfg.seed)
     epochs, steps_per_epoch = schedule(cfg.steps, per_pass)
     with (strategy or tf.distribute.get_strategy()).scope():
-        model = StyleTransformer(cfg.width, cfg.depth, seed=cfg.seed, name=f"style_transformer_w{cfg.width}_d{cfg.depth}")
-        model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=perceptual_loss(style, cfg),
-                      jit_compile=False)
+        model = StyleTransformer(
+            cfg.width, cfg.depth, seed=cfg.seed, name=f"style_transformer_w{cfg.width}_d{cfg.depth}"
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=perceptual_loss(style, cfg), jit_compile=False
+        )
         # Adam's moments are built here, in the scope (mirrored like the weights), not
         # outside it by BackupAndRestore's restore before the first step.
         model.optimizer.build(model.trainable_variables)
     with _reduces_structures(strategy):
-        model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=list(callbacks),
-                  verbose=verbose)
+        model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=list(callbacks), verbose=verbose)
     return model
 
 
@@ -277,8 +295,9 @@ def stylize_with(model: keras.Model, image, size: int | None = None) -> np.ndarr
     if size:
         image = resize(image, fit_size(image.shape[:2], size)).numpy()
     if min(image.shape[:2]) < MIN_SIDE:
-        raise TfnstError(f"the image is {image.shape[1]}x{image.shape[0]}; the network needs at least "
-                         f"{MIN_SIDE} pixels a side")
+        raise TfnstError(
+            f"the image is {image.shape[1]}x{image.shape[0]}; the network needs at least {MIN_SIDE} pixels a side"
+        )
     return model(image[None], training=False).numpy()[0]
 
 
@@ -306,8 +325,7 @@ def export_network(model: keras.Model, out, *, max_size: int | None = None, vers
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
     def serve_float(images):
-        images = tf.map_fn(fitted, images,
-                           fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
+        images = tf.map_fn(fitted, images, fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
         return {"stylized": model(images, training=False)}
 
     archive = keras.export.ExportArchive()

@@ -47,8 +47,9 @@ def blend_weights(count: int, blend: Sequence[float] | None) -> list[float]:
     return [w / sum(weights) for w in weights]
 
 
-def build_terms(config: StyleConfig, has_content: bool = True, regions: int = 0,
-                temporal: bool = False) -> dict[str, Term]:
+def build_terms(
+    config: StyleConfig, has_content: bool = True, regions: int = 0, temporal: bool = False
+) -> dict[str, Term]:
     """The terms ``config`` turns on, by name (a term whose weight is 0 is left out: it
     would cost a pass and add nothing). ``temporal``: the run has a temporal target (a
     video frame after the first, `tfnst.video`), so Ruder et al.'s term is on."""
@@ -72,8 +73,17 @@ def feature_layers(config: StyleConfig, has_content: bool = True) -> tuple[str, 
 
 def term_weights(config: StyleConfig) -> tf.Tensor:
     """The terms' weights, in `TERMS` order."""
-    return tf.constant([config.content_weight, config.style_weight, config.tv_weight,
-                        config.hist_weight, config.lap_weight, config.temporal_weight], tf.float32)
+    return tf.constant(
+        [
+            config.content_weight,
+            config.style_weight,
+            config.tv_weight,
+            config.hist_weight,
+            config.lap_weight,
+            config.temporal_weight,
+        ],
+        tf.float32,
+    )
 
 
 def value_and_gradient_by_autodiff(objective, image, targets, state):
@@ -104,8 +114,9 @@ class Objective:
 
     graph_safe = True  # a step may be compiled into one graph (`tfnst.tiling.Tiled` is not)
 
-    def __init__(self, config: StyleConfig, features, *, has_content: bool = True, regions: int = 0,
-                 temporal: bool = False):
+    def __init__(
+        self, config: StyleConfig, features, *, has_content: bool = True, regions: int = 0, temporal: bool = False
+    ):
         self.config = config
         self.features_of = features
         self.regions = int(regions)
@@ -136,13 +147,24 @@ class Objective:
         """A style image's target for the style term; ``mask`` ([H, W]) selects the part
         of it to take (its guidance channel, `tfnst.terms.Masked`)."""
         style = tf.convert_to_tensor(style, tf.float32)
-        weights = None if mask is None else Masked.guides(tf.convert_to_tensor(mask, tf.float32), self.style.layers,
-                                                          tf.shape(style)[:2])
+        weights = (
+            None
+            if mask is None
+            else Masked.guides(tf.convert_to_tensor(mask, tf.float32), self.style.layers, tf.shape(style)[:2])
+        )
         return self.style.target(self.features(style), weights)
 
-    def targets(self, content, styles: Sequence, blend: Sequence[float] | None = None,
-                weights: tf.Tensor | None = None, masks: Sequence | None = None,
-                style_masks: Sequence | None = None, reader=None, temporal=None) -> Targets:
+    def targets(
+        self,
+        content,
+        styles: Sequence,
+        blend: Sequence[float] | None = None,
+        weights: tf.Tensor | None = None,
+        masks: Sequence | None = None,
+        style_masks: Sequence | None = None,
+        reader=None,
+        temporal=None,
+    ) -> Targets:
         """Every term's target and the terms' weights, computed once (graph-safe).
 
         Args:
@@ -165,14 +187,14 @@ class Objective:
         out = {}
         if self.regions:
             hw = tf.shape(masks[0])[:2]
-            out["style"] = MaskedTarget(per_style, [Masked.guides(tf.convert_to_tensor(m, tf.float32),
-                                                                   self.style.layers, hw) for m in masks])
+            out["style"] = MaskedTarget(
+                per_style, [Masked.guides(tf.convert_to_tensor(m, tf.float32), self.style.layers, hw) for m in masks]
+            )
         else:
             out["style"] = self.style.blend(per_style, blend_weights(len(per_style), blend))
         if "hist" in self.loss_terms:  # not tiled (`tfnst.tiling.Tiled` refuses it)
             term = self.loss_terms["hist"]
-            out["hist"] = term.blend([term.target(self.features(s)) for s in styles],
-                                     blend_weights(len(styles), blend))
+            out["hist"] = term.blend([term.target(self.features(s)) for s in styles], blend_weights(len(styles), blend))
         if "content" in self.loss_terms:
             term = self.loss_terms["content"]
             out["content"] = term.target(reader.whole_features(content, term.layers))
@@ -190,8 +212,11 @@ class Objective:
     def partial(self, feats: Mapping[str, tf.Tensor], targets: Targets, state, window=None) -> dict:
         """Sums over the positions of ``feats`` (within ``window``, a tile's interior;
         all when None) of what every feature term needs."""
-        return {name: t.sums(feats, targets.terms[name], state.get(name, ()), window)
-                for name, t in self.loss_terms.items() if t.layers}
+        return {
+            name: t.sums(feats, targets.terms[name], state.get(name, ()), window)
+            for name, t in self.loss_terms.items()
+            if t.layers
+        }
 
     def finish(self, image: tf.Tensor, sums: Mapping, targets: Targets, state):
         """(total, {term: value}, new state) from the sums over every position, plus the

@@ -47,8 +47,10 @@ from tfnst.objective import value_and_gradient_by_autodiff
 log = logging.getLogger(__name__)
 
 MAX_REJECTED = 8  # consecutive non-finite evaluations (each halving the step) before giving up
-TFP_MISSING = ("optimizer 'tfp-lbfgs' needs tensorflow-probability: pip install 'tfnst[tfp]' "
-               "(or choose optimizer 'lbfgs' or 'adam')")
+TFP_MISSING = (
+    "optimizer 'tfp-lbfgs' needs tensorflow-probability: pip install 'tfnst[tfp]' "
+    "(or choose optimizer 'lbfgs' or 'adam')"
+)
 
 
 # ------------------------------------------------------------------ the state
@@ -180,12 +182,20 @@ def track_stall(window, count, best_loss, accepted, tolerance):
 def progress_start(x, term_names, tolerance, patience: int, evaluations=0) -> Progress:
     """`Progress` before any evaluation, at image ``x``."""
     return Progress(
-        loss=tf.constant(np.float32(np.nan)), finite=tf.constant(True),
-        terms={t: tf.constant(0.0) for t in term_names}, rejected=tf.constant(0), best_x=x,
-        best_loss=tf.constant(np.float32(np.inf)), window=tf.fill([max(1, int(patience))], np.float32(np.inf)),
-        count=tf.constant(0), tolerance=tf.cast(tolerance, tf.float32),
-        evaluations=tf.cast(evaluations, tf.int32), converged=tf.constant(False),
-        stalled=tf.constant(False), done=tf.constant(False))
+        loss=tf.constant(np.float32(np.nan)),
+        finite=tf.constant(True),
+        terms={t: tf.constant(0.0) for t in term_names},
+        rejected=tf.constant(0),
+        best_x=x,
+        best_loss=tf.constant(np.float32(np.inf)),
+        window=tf.fill([max(1, int(patience))], np.float32(np.inf)),
+        count=tf.constant(0),
+        tolerance=tf.cast(tolerance, tf.float32),
+        evaluations=tf.cast(evaluations, tf.int32),
+        converged=tf.constant(False),
+        stalled=tf.constant(False),
+        done=tf.constant(False),
+    )
 
 
 def record(progress: Progress, ev: Evaluation) -> Progress:
@@ -198,10 +208,20 @@ def record(progress: Progress, ev: Evaluation) -> Progress:
     rejected = tf.where(finite, 0, progress.rejected + 1)
     converged = finite & ev.converged
     return Progress(
-        loss=ev.loss, finite=finite, terms=select(finite, ev.terms, progress.terms), rejected=rejected,
-        best_x=best_x, best_loss=best_loss, window=window, count=count, tolerance=progress.tolerance,
-        evaluations=progress.evaluations + tf.cast(ev.evaluations, tf.int32), converged=converged,
-        stalled=stalled, done=stalled | converged | (rejected >= MAX_REJECTED))
+        loss=ev.loss,
+        finite=finite,
+        terms=select(finite, ev.terms, progress.terms),
+        rejected=rejected,
+        best_x=best_x,
+        best_loss=best_loss,
+        window=window,
+        count=count,
+        tolerance=progress.tolerance,
+        evaluations=progress.evaluations + tf.cast(ev.evaluations, tf.int32),
+        converged=converged,
+        stalled=stalled,
+        done=stalled | converged | (rejected >= MAX_REJECTED),
+    )
 
 
 class Interrupted(KeyboardInterrupt):
@@ -209,8 +229,7 @@ class Interrupted(KeyboardInterrupt):
     the lowest-loss iterate, or with averaging (``averaged``) the average so far.
     ``loss`` is the lowest loss seen at an iterate."""
 
-    def __init__(self, image: np.ndarray, iteration: int, loss: float, cause: BaseException,
-                 averaged: bool = False):
+    def __init__(self, image: np.ndarray, iteration: int, loss: float, cause: BaseException, averaged: bool = False):
         super().__init__(f"interrupted at iteration {iteration}")
         self.image, self.iteration, self.loss, self.cause = image, iteration, loss, cause
         self.averaged = averaged
@@ -288,12 +307,18 @@ def flatten_with_paths(structure) -> list[tuple[str, object]]:
     """(path, leaf) pairs in `tf.nest.flatten`'s order (dict keys sorted), paths joined by
     "/": how a state is written to a checkpoint."""
     if isinstance(structure, dict):
-        return [(f"{k}/{p}" if p else str(k), leaf) for k in sorted(structure)
-                for p, leaf in flatten_with_paths(structure[k])]
+        return [
+            (f"{k}/{p}" if p else str(k), leaf)
+            for k in sorted(structure)
+            for p, leaf in flatten_with_paths(structure[k])
+        ]
     if isinstance(structure, (tuple, list)):
         names = structure._fields if hasattr(structure, "_fields") else range(len(structure))
-        return [(f"{k}/{p}" if p else str(k), leaf) for k, item in zip(names, structure)
-                for p, leaf in flatten_with_paths(item)]
+        return [
+            (f"{k}/{p}" if p else str(k), leaf)
+            for k, item in zip(names, structure)
+            for p, leaf in flatten_with_paths(item)
+        ]
     return [("", structure)]
 
 
@@ -347,16 +372,22 @@ class ImageOptimizer:
         return core.x
 
     # written once
-    def init_state(self, x, targets=None, learning_rate: float | None = None, tolerance: float = 0.0,
-                   evaluations=0) -> State:
+    def init_state(
+        self, x, targets=None, learning_rate: float | None = None, tolerance: float = 0.0, evaluations=0
+    ) -> State:
         """The state before the first step, at image ``x`` [H, W, 3]. ``learning_rate``
         scales the steps (``default_rate`` when None)."""
         x = tf.convert_to_tensor(x, tf.float32)
         core = self.init_core(x)
         average = average_start(x) if self.averages else ()
         rate = tf.cast(self.default_rate if learning_rate is None else learning_rate, tf.float32)
-        return State(core, average, (core, average) if self.judges_input else (), rate,
-                     progress_start(x, self.objective.terms, tolerance, self.patience, evaluations))
+        return State(
+            core,
+            average,
+            (core, average) if self.judges_input else (),
+            rate,
+            progress_start(x, self.objective.terms, tolerance, self.patience, evaluations),
+        )
 
     def step(self, state: State, targets) -> State:
         """One iteration: the optimizer's update, then the shared pieces (pure, graph-safe)."""
@@ -366,8 +397,7 @@ class ImageOptimizer:
             (core, average), rate = keep_if_finite(ev.finite, (core, average), state.last, state.rate)
             last = tf.cond(ev.finite, lambda: (state.core, state.average), lambda: state.last)
         else:  # it evaluated where it moved: a failure goes back to where it came from
-            (core, average), rate = keep_if_finite(ev.finite, (core, average), (state.core, state.average),
-                                                   state.rate)
+            (core, average), rate = keep_if_finite(ev.finite, (core, average), (state.core, state.average), state.rate)
             last = ()
         return State(core, average, last, rate, record(state.progress, ev))
 
@@ -396,12 +426,15 @@ class ImageOptimizer:
         """Why a done state stopped, in words."""
         p = state.progress
         if p.stalled:
-            return (f"converged at iteration {iteration}: the loss improved by less than "
-                    f"{float(p.tolerance):g} over {self.patience} iterations")
+            return (
+                f"converged at iteration {iteration}: the loss improved by less than "
+                f"{float(p.tolerance):g} over {self.patience} iterations"
+            )
         if p.converged:
             return f"converged at iteration {iteration}: {self.convergence}"
-        return (f"numerical failure at iteration {iteration} "
-                f"(loss {float(p.loss)}, {int(p.rejected)} non-finite in a row)")
+        return (
+            f"numerical failure at iteration {iteration} (loss {float(p.loss)}, {int(p.rejected)} non-finite in a row)"
+        )
 
     convergence = "the optimizer's own test"
 
@@ -419,8 +452,10 @@ class ImageOptimizer:
         paths = [p for p, _ in flatten_with_paths(like)]
         missing = [p for p in paths if p not in arrays]
         if missing:
-            raise TfnstError(f"the checkpoint does not hold a {self.name} state of this tfnst "
-                             f"(no {missing[0]}); start the run afresh")
+            raise TfnstError(
+                f"the checkpoint does not hold a {self.name} state of this tfnst "
+                f"(no {missing[0]}); start the run afresh"
+            )
         return tf.nest.pack_sequence_as(like, [tf.constant(arrays[p]) for p in paths])
 
 
@@ -492,8 +527,12 @@ class Adam(ImageOptimizer):
         v = tf.maximum(resize(core.v, size, clip=False), 0.0) * ratio**2
         fresh = super().rescale_state(state, image, targets)
         new_core = AdamCore(image, m, v, core.t, core.aux)
-        return fresh._replace(core=new_core, last=(new_core, fresh.average), rate=state.rate,
-                              progress=fresh.progress._replace(rejected=state.progress.rejected))
+        return fresh._replace(
+            core=new_core,
+            last=(new_core, fresh.average),
+            rate=state.rate,
+            progress=fresh.progress._replace(rejected=state.progress.rejected),
+        )
 
 
 # ------------------------------------------------------------------ L-BFGS
@@ -531,9 +570,11 @@ def lbfgs_push(s_pairs: tuple, y_pairs: tuple, rho, s, y, accept):
         (s_pairs, y_pairs, rho).
     """
     sy = tf.reduce_sum(s * y)
-    return tf.cond(accept & (sy > CURVATURE_EPS),
-                   lambda: (s_pairs[1:] + (s,), y_pairs[1:] + (y,), tf.concat([rho[1:], [1.0 / sy]], 0)),
-                   lambda: (s_pairs, y_pairs, rho))
+    return tf.cond(
+        accept & (sy > CURVATURE_EPS),
+        lambda: (s_pairs[1:] + (s,), y_pairs[1:] + (y,), tf.concat([rho[1:], [1.0 / sy]], 0)),
+        lambda: (s_pairs, y_pairs, rho),
+    )
 
 
 class LBFGSCore(NamedTuple):
@@ -575,8 +616,15 @@ class LBFGS(ImageOptimizer):
 
     def init_core(self, x) -> LBFGSCore:
         zeros = tf.zeros_like(x)
-        return LBFGSCore(x, zeros, tf.constant(False), self.objective.initial_state(),
-                         (zeros,) * self.history, (zeros,) * self.history, tf.zeros([self.history]))
+        return LBFGSCore(
+            x,
+            zeros,
+            tf.constant(False),
+            self.objective.initial_state(),
+            (zeros,) * self.history,
+            (zeros,) * self.history,
+            tf.zeros([self.history]),
+        )
 
     def update(self, core: LBFGSCore, rate, targets):
         """Propose a step from the last accepted iterate and evaluate it (pure)."""
@@ -587,8 +635,10 @@ class LBFGS(ImageOptimizer):
         total, terms, aux, g = self.objective.value_and_gradient(candidate, targets, core.aux)
         finite = _finite(total, g)
         s, y, rho = lbfgs_push(core.s, core.y, core.rho, candidate - core.x, g - core.g, finite & core.evaluated)
-        return (LBFGSCore(candidate, g, tf.constant(True), aux, s, y, rho),
-                Evaluation(candidate, total, terms, finite, 1, tf.constant(False)))
+        return (
+            LBFGSCore(candidate, g, tf.constant(True), aux, s, y, rho),
+            Evaluation(candidate, total, terms, finite, 1, tf.constant(False)),
+        )
 
 
 # ------------------------------------------------------------------ tensorflow-probability's L-BFGS
@@ -653,14 +703,15 @@ class TfpLBFGS(ImageOptimizer):
     """
 
     name = "tfp-lbfgs"
-    convergence = ("tensorflow-probability's L-BFGS made no progress (its line search found no "
-                   "lower loss)")
+    convergence = "tensorflow-probability's L-BFGS made no progress (its line search found no lower loss)"
 
     def __init__(self, objective, *, history: int, patience: int, ema_decay: float):
         self.tfp = _tfp()
         if getattr(getattr(objective, "statistic", None), "stateful", False):
-            raise TfnstError("the discriminator style loss trains alongside the image, one step per "
-                             "image step; tfp-lbfgs's line search evaluates several: choose adam")
+            raise TfnstError(
+                "the discriminator style loss trains alongside the image, one step per "
+                "image step; tfp-lbfgs's line search evaluates several: choose adam"
+            )
         self.history = int(history)
         super().__init__(objective, patience=patience, ema_decay=ema_decay)
         if objective.graph_safe:  # one trace for every size (each builds tfp's whole loop)
@@ -673,9 +724,16 @@ class TfpLBFGS(ImageOptimizer):
         pairs = tf.zeros(tf.concat([[self.history], tf.shape(flat)], 0))
         no = tf.constant(False)
         results = LBfgsOptimizerResults(
-            converged=no, failed=no, num_iterations=tf.constant(0), num_objective_evaluations=tf.constant(0),
-            position=flat, objective_value=tf.constant(np.float32(np.nan)), objective_gradient=tf.zeros_like(flat),
-            position_deltas=pairs, gradient_deltas=pairs)
+            converged=no,
+            failed=no,
+            num_iterations=tf.constant(0),
+            num_objective_evaluations=tf.constant(0),
+            position=flat,
+            objective_value=tf.constant(np.float32(np.nan)),
+            objective_gradient=tf.zeros_like(flat),
+            position_deltas=pairs,
+            gradient_deltas=pairs,
+        )
         return TfpCore(results, tf.clip_by_value(x, 0.0, 1.0), self.objective.initial_state())
 
     @staticmethod
@@ -694,6 +752,7 @@ class TfpLBFGS(ImageOptimizer):
                 tape.watch(x)
                 penalty = range_penalty(x)
             return total + penalty, tf.reshape(g * in_box + tape.gradient(penalty, x), [-1])
+
         return fn
 
     def update(self, core: TfpCore, rate, targets):
@@ -705,13 +764,17 @@ class TfpLBFGS(ImageOptimizer):
 
         def start():  # what tfp's own initial state holds (lbfgs._get_initial_state), with tolerance 0
             value, gradient = fn(previous.position)
-            return previous._replace(num_objective_evaluations=tf.constant(1), objective_value=value,
-                                     objective_gradient=gradient)
+            return previous._replace(
+                num_objective_evaluations=tf.constant(1), objective_value=value, objective_gradient=gradient
+            )
 
-        results = tf.cond(previous.num_objective_evaluations > 0,
-                          lambda: lbfgs(fn, None, previous_optimizer_results=previous,
-                                        max_iterations=previous.num_iterations + 1, **zero),
-                          start)
+        results = tf.cond(
+            previous.num_objective_evaluations > 0,
+            lambda: lbfgs(
+                fn, None, previous_optimizer_results=previous, max_iterations=previous.num_iterations + 1, **zero
+            ),
+            start,
+        )
         # tfp's loop forgets what is known of the shapes; a tf.while_loop needs them kept
         results = tf.nest.map_structure(lambda new, old: tf.ensure_shape(new, old.shape), results, previous)
         x = self._unflatten(results.position, core.x)
@@ -719,9 +782,14 @@ class TfpLBFGS(ImageOptimizer):
         total = results.objective_value - range_penalty(x)  # f(clip(x)): the image's loss
         finite = _finite(results.objective_value, results.objective_gradient)
         terms = self.objective(image, targets, core.aux)[1]
-        ev = Evaluation(image, total, terms, finite,
-                        results.num_objective_evaluations - previous.num_objective_evaluations,
-                        results.converged | results.failed)
+        ev = Evaluation(
+            image,
+            total,
+            terms,
+            finite,
+            results.num_objective_evaluations - previous.num_objective_evaluations,
+            results.converged | results.failed,
+        )
         return TfpCore(results, image, core.aux), ev
 
 
@@ -753,10 +821,21 @@ def _fetch(state: State):
     return {k: getattr(p, k).numpy() for k in ("loss", "finite", "rejected", "best_loss", "done", "evaluations")}
 
 
-def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callback] = (), *,
-             state: State | None = None, start_iteration: int = 0, learning_rate: float | None = None,
-             tolerance: float = 0.0, checkpoint: Callable[[int, State], None] | None = None,
-             checkpoint_every: int | None = None, scale: tuple[int, int] = (1, 1)) -> Result:
+def minimize(
+    optimizer,
+    image,
+    targets,
+    iterations: int,
+    callbacks: list[Callback] = (),
+    *,
+    state: State | None = None,
+    start_iteration: int = 0,
+    learning_rate: float | None = None,
+    tolerance: float = 0.0,
+    checkpoint: Callable[[int, State], None] | None = None,
+    checkpoint_every: int | None = None,
+    scale: tuple[int, int] = (1, 1),
+) -> Result:
     """Run ``optimizer`` from ``image`` (or a restored ``state``) up to ``iterations``.
 
     Calls the optimizer's compiled `step` once per iteration and reports each accepted
@@ -789,9 +868,15 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
             best_loss = float(info["best_loss"])
             if info["finite"]:
                 record = IterationRecord(
-                    iteration, iterations, float(info["loss"]),
+                    iteration,
+                    iterations,
+                    float(info["loss"]),
                     {k: float(v) for k, v in state.progress.terms.items()},
-                    size, time.perf_counter() - start, optimizer.name, *scale)
+                    size,
+                    time.perf_counter() - start,
+                    optimizer.name,
+                    *scale,
+                )
                 if callbacks:
                     current = optimizer.image(state)
                     for c in callbacks:
@@ -799,8 +884,11 @@ def minimize(optimizer, image, targets, iterations: int, callbacks: list[Callbac
                 if checkpoint and checkpoint_every and iteration % checkpoint_every == 0:
                     checkpoint(iteration, state)
             else:
-                log.warning("tfnst: iteration %d: the loss or its gradient is not finite (%s); "
-                            "step undone, step size halved", iteration, float(info["loss"]))
+                log.warning(
+                    "tfnst: iteration %d: the loss or its gradient is not finite (%s); step undone, step size halved",
+                    iteration,
+                    float(info["loss"]),
+                )
             if info["done"]:
                 reason = optimizer.stop_reason(state, iteration)
                 failure = bool(failed(state))

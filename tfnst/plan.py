@@ -50,8 +50,10 @@ def plan(config: StyleConfig, hw, cap=None) -> tuple[Scale, ...]:
     concrete = not isinstance(hw, tf.Tensor) or tf.executing_eagerly()
     shape = tf.cast(tf.convert_to_tensor(hw), tf.float64)
     count = config.scales
-    sizes = [tf.maximum(tf.cast(tf.round(shape / config.scale_factor ** (count - 1 - k)), tf.int32), MIN_SIDE)
-             for k in range(count)]
+    sizes = [
+        tf.maximum(tf.cast(tf.round(shape / config.scale_factor ** (count - 1 - k)), tf.int32), MIN_SIDE)
+        for k in range(count)
+    ]
     scales = []
     for k, size in enumerate(sizes):
         n = tf.constant(config.iterations if k + 1 == count else config.coarse_iterations_at(k), tf.int32)

@@ -43,8 +43,9 @@ def fit_size_tensor(shape: tf.Tensor, longest, shortest: int = 0) -> tf.Tensor:
         int32 [2].
     """
     hw = tf.cast(shape, tf.float64)
-    scale = tf.maximum(tf.cast(longest, tf.float64) / tf.reduce_max(hw),
-                       tf.cast(shortest, tf.float64) / tf.reduce_min(hw))
+    scale = tf.maximum(
+        tf.cast(longest, tf.float64) / tf.reduce_max(hw), tf.cast(shortest, tf.float64) / tf.reduce_min(hw)
+    )
     return tf.maximum(tf.cast(tf.round(hw * scale), tf.int32), 1)
 
 
@@ -61,8 +62,7 @@ def resize(image, size, clip: bool = True) -> tf.Tensor:
     """
     image = tf.convert_to_tensor(image, tf.float32)
     size = tf.convert_to_tensor(size, tf.int32)
-    if image.shape.rank is not None and image.shape[-3:-1].is_fully_defined() \
-            and tf.get_static_value(size) is not None:
+    if image.shape.rank is not None and image.shape[-3:-1].is_fully_defined() and tf.get_static_value(size) is not None:
         if tuple(image.shape[-3:-1]) == tuple(tf.get_static_value(size)):
             return image
         return _resample(image, size, clip)

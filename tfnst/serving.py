@@ -30,16 +30,21 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------ in the graph
 def decode(data: tf.Tensor) -> tf.Tensor:
     """An encoded JPEG/PNG/GIF/BMP string → float32 [H, W, 3] in [0, 1] (a GIF's first frame)."""
-    return tf.image.convert_image_dtype(
-        tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32)
+    return tf.image.convert_image_dtype(tf.io.decode_image(data, channels=3, expand_animations=False), tf.float32)
 
 
 def check_size(image: tf.Tensor, what: str) -> tf.Tensor:
     """``image`` [H, W, C], or InvalidArgument "<what> must be at least 16x16 pixels" when
     a side is shorter than VGG19 can take (its result would be NaN)."""
-    with tf.control_dependencies([tf.debugging.assert_greater_equal(
-            tf.reduce_min(tf.shape(image)[:2]), MIN_SIDE,
-            message=f"{what} must be at least {MIN_SIDE}x{MIN_SIDE} pixels")]):
+    with tf.control_dependencies(
+        [
+            tf.debugging.assert_greater_equal(
+                tf.reduce_min(tf.shape(image)[:2]),
+                MIN_SIDE,
+                message=f"{what} must be at least {MIN_SIDE}x{MIN_SIDE} pixels",
+            )
+        ]
+    ):
         return tf.identity(image)
 
 
@@ -48,8 +53,7 @@ def clamp(image: tf.Tensor, max_size: int | None) -> tf.Tensor:
     (unchanged otherwise, and always with ``max_size`` None or 0)."""
     if not max_size:
         return image
-    return tf.cond(tf.reduce_max(tf.shape(image)[:2]) > max_size,
-                   lambda: fit_longest(image, max_size), lambda: image)
+    return tf.cond(tf.reduce_max(tf.shape(image)[:2]) > max_size, lambda: fit_longest(image, max_size), lambda: image)
 
 
 def encode_png(image: tf.Tensor) -> tf.Tensor:
@@ -60,8 +64,9 @@ def encode_png(image: tf.Tensor) -> tf.Tensor:
 # ------------------------------------------------------------------ on disk
 def next_version(out: Path) -> int:
     """One more than the highest integer version folder in ``out`` (TF Serving's layout)."""
-    versions = [int(p.name) for p in out.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)] \
-        if out.is_dir() else []
+    versions = (
+        [int(p.name) for p in out.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)] if out.is_dir() else []
+    )
     return max(versions, default=0) + 1
 
 

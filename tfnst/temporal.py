@@ -41,8 +41,9 @@ class TemporalTarget:
     offset: int = 1
 
 
-def temporal_target(content_prev, content, stylized_prev, *, method: str = "dis",
-                    flow: Callable | None = None, offset: int = 1) -> TemporalTarget:
+def temporal_target(
+    content_prev, content, stylized_prev, *, method: str = "dis", flow: Callable | None = None, offset: int = 1
+) -> TemporalTarget:
     """Warp ``stylized_prev`` (the result for the earlier content frame ``content_prev``)
     into ``content``'s frame, with Ruder et al.'s weights. The flow is OpenCV's
     (``method``), or ``flow(a, b)`` (from a to b) if given."""
@@ -52,14 +53,17 @@ def temporal_target(content_prev, content, stylized_prev, *, method: str = "dis"
         forward, backward = flow(content_prev, content), flow(content, content_prev)
     stylized_prev = np.asarray(stylized_prev, np.float32)
     if stylized_prev.shape[:2] != backward.shape[:2]:
-        raise TfnstError(f"the stylized frame is {stylized_prev.shape[:2]}, the content "
-                         f"{backward.shape[:2]}: resize one to the other first")
+        raise TfnstError(
+            f"the stylized frame is {stylized_prev.shape[:2]}, the content "
+            f"{backward.shape[:2]}: resize one to the other first"
+        )
     warped = warp(stylized_prev, backward).numpy()
     return TemporalTarget(warped, consistency_weights(forward, backward), offset)
 
 
-def temporal_targets(content, earlier: Sequence[tuple[int, object, object]], *,
-                     method: str = "dis", flow: Callable | None = None) -> list[TemporalTarget]:
+def temporal_targets(
+    content, earlier: Sequence[tuple[int, object, object]], *, method: str = "dis", flow: Callable | None = None
+) -> list[TemporalTarget]:
     """The long-term targets of frame ``content``: ``earlier`` holds
     ``(j, content[i-j], stylized[i-j])``, closest first (j ascending); the weights
     are the long-term ones (a single earlier frame keeps its short-term weights)."""

@@ -26,8 +26,16 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from tfnst import tiling
-from tfnst.losses import (_EPS, histogram_loss, histogram_target, laplacian, laplacian_loss,
-                          normalized_layer_weights, style_statistic, total_variation_loss)
+from tfnst.losses import (
+    _EPS,
+    histogram_loss,
+    histogram_target,
+    laplacian,
+    laplacian_loss,
+    normalized_layer_weights,
+    style_statistic,
+    total_variation_loss,
+)
 from tfnst.vgg_layers import LAYER_CHANNELS, layer_stride
 
 
@@ -90,13 +98,19 @@ class Content(Term):
         self.layers = tuple(layers)
 
     def target(self, features: Mapping[str, tf.Tensor]) -> ContentTarget:
-        return ContentTarget({n: features[n] for n in self.layers},
-                             {n: tf.reduce_sum(tf.square(features[n]), axis=[1, 2, 3]) for n in self.layers})
+        return ContentTarget(
+            {n: features[n] for n in self.layers},
+            {n: tf.reduce_sum(tf.square(features[n]), axis=[1, 2, 3]) for n in self.layers},
+        )
 
     def sums(self, features, target, state=(), window=None):
-        return {n: tf.reduce_sum(tf.square(window_of(features[n], window, n)
-                                           - window_of(target.features[n], window, n, True)), axis=[1, 2, 3])
-                for n in self.layers}
+        return {
+            n: tf.reduce_sum(
+                tf.square(window_of(features[n], window, n) - window_of(target.features[n], window, n, True)),
+                axis=[1, 2, 3],
+            )
+            for n in self.layers
+        }
 
     def value(self, sums, target, state=(), image=None):
         return tf.add_n([sums[n] / (target.energy[n] + _EPS) for n in self.layers]) / len(self.layers), state
@@ -127,18 +141,20 @@ class Style(Term):
         """A style image's statistic sums (``weights``: per layer [B, h, w] over the
         whole image, or None), within ``window``: a style too large to process whole
         is summed tile by tile (`tfnst.tiling.Tiled`)."""
-        return {n: self.statistic.sums(window_of(features[n], window, n),
-                                       None if weights is None else window_of(weights[n][..., None], window, n,
-                                                                              True)[..., 0])
-                for n in self.layers}
+        return {
+            n: self.statistic.sums(
+                window_of(features[n], window, n),
+                None if weights is None else window_of(weights[n][..., None], window, n, True)[..., 0],
+            )
+            for n in self.layers
+        }
 
     def target_from_sums(self, sums) -> dict:
         return {n: self.statistic.from_sums(sums[n]) for n in self.layers}
 
     def target(self, features, weights=None) -> dict:
         """One style image's target; ``weights`` ({layer: [B, h, w]}) weigh its positions."""
-        return {n: self.statistic.target(features[n], None if weights is None else weights[n])
-                for n in self.layers}
+        return {n: self.statistic.target(features[n], None if weights is None else weights[n]) for n in self.layers}
 
     def blend(self, targets: Sequence[dict], shares: Sequence[float]) -> dict:
         """The target of several styles, their shares normalised (the statistic's blend)."""
@@ -147,17 +163,22 @@ class Style(Term):
     def sums(self, features, target, state=(), window=None, weights=None):
         """As `Term.sums`; ``weights`` ({layer: [B, h, w]} over the whole image) weigh the
         positions (`Masked`)."""
-        return {n: self.statistic.sums(
-            window_of(features[n], window, n),
-            None if weights is None else window_of(weights[n][..., None], window, n, True)[..., 0],
-            target[n], state[n] if self.stateful else ())
-            for n in self.layers}
+        return {
+            n: self.statistic.sums(
+                window_of(features[n], window, n),
+                None if weights is None else window_of(weights[n][..., None], window, n, True)[..., 0],
+                target[n],
+                state[n] if self.stateful else (),
+            )
+            for n in self.layers
+        }
 
     def value(self, sums, target, state=(), image=None):
         values, new_state = [], {}
         for n, w in self.layer_weights.items():
-            v, new_state[n] = self.statistic.loss_and_update_from_sums(sums[n], target[n],
-                                                                        state[n] if self.stateful else ())
+            v, new_state[n] = self.statistic.loss_and_update_from_sums(
+                sums[n], target[n], state[n] if self.stateful else ()
+            )
             values.append(w * v)
         return tf.add_n(values), new_state if self.stateful else state
 
@@ -196,8 +217,12 @@ class Masked(Term):
         return {n: tf.square(layer_mask(mask, n, hw)) for n in layers}
 
     def sums(self, features, target, state=(), window=None):
-        return [self.inner.sums(features, target.regions[r], state[r] if self.stateful else (), window,
-                                weights=target.guides[r]) for r in range(self.regions)]
+        return [
+            self.inner.sums(
+                features, target.regions[r], state[r] if self.stateful else (), window, weights=target.guides[r]
+            )
+            for r in range(self.regions)
+        ]
 
     def value(self, sums, target, state=(), image=None):
         values, states = [], []

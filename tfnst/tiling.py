@@ -75,8 +75,12 @@ def plan(hw: tuple[int, int], tile: int, margin_px: int) -> list[Tile]:
     for top in range(0, h, tile):
         for left in range(0, w, tile):
             bottom, right = min(h, top + tile), min(w, left + tile)
-            crop = (max(0, top - margin_px), min(h, bottom + margin_px),
-                    max(0, left - margin_px), min(w, right + margin_px))
+            crop = (
+                max(0, top - margin_px),
+                min(h, bottom + margin_px),
+                max(0, left - margin_px),
+                min(w, right + margin_px),
+            )
             tiles.append(Tile(crop, (top, bottom, left, right)))
     return tiles
 
@@ -111,8 +115,9 @@ def strategy_for(devices: int):
     found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     if len(found) < devices:
         kind = found[0].device_type if found else "CPU"
-        raise TfnstError(f"devices {devices}: this machine has {len(found)} {kind} device"
-                         f"{'s' if len(found) != 1 else ''}")
+        raise TfnstError(
+            f"devices {devices}: this machine has {len(found)} {kind} device{'s' if len(found) != 1 else ''}"
+        )
     return tf.distribute.MirroredStrategy([d.name for d in found[:devices]])
 
 
@@ -157,8 +162,10 @@ class Tiled:
         for name, term in objective.loss_terms.items():
             if not term.additive or term.stateful:
                 what = {"hist": "the histogram loss", "style": "the discriminator"}.get(name, name)
-                raise TfnstError(f"{what} needs every feature vector of a layer at once; it is not "
-                                 "tiled (use a size that fits without tiles)")
+                raise TfnstError(
+                    f"{what} needs every feature vector of a layer at once; it is not "
+                    "tiled (use a size that fits without tiles)"
+                )
         if tile % ALIGN or tile <= 0:
             raise TfnstError(f"tile must be a positive multiple of {ALIGN}, received {tile}")
         self.inner, self.tile = objective, int(tile)
@@ -256,13 +263,15 @@ class Tiled:
             return
         replicas = self.strategy.num_replicas_in_sync
         for start in range(0, len(tiles), replicas):
-            round_ = tiles[start:start + replicas]
+            round_ = tiles[start : start + replicas]
             empty = Tile(round_[0].crop, (round_[0].interior[0],) * 2 + (round_[0].interior[2],) * 2)
             dealt = round_ + [empty] * (replicas - len(round_))
             crops = self.strategy.experimental_distribute_values_from_function(
-                lambda context, dealt=dealt: self._crop(image, dealt[context.replica_id_in_sync_group]))
+                lambda context, dealt=dealt: self._crop(image, dealt[context.replica_id_in_sync_group])
+            )
             windows = self.strategy.experimental_distribute_values_from_function(
-                lambda context, dealt=dealt: dealt[context.replica_id_in_sync_group].window())
+                lambda context, dealt=dealt: dealt[context.replica_id_in_sync_group].window()
+            )
             results = self.strategy.run(function, args=(crops, *head, windows, *tail))
             if reduce:
                 yield round_[0], self.strategy.reduce(tf.distribute.ReduceOp.SUM, results, axis=None)
@@ -277,6 +286,7 @@ class Tiled:
         with tf.GradientTape() as tape:
             tape.watch(crop)
             part = self.inner.partial(self.inner.features(crop), targets, state, window)
-            surrogate = tf.add_n([tf.reduce_sum(g * p) for g, p in
-                                  zip(tf.nest.flatten(by_sums), tf.nest.flatten(part))])
+            surrogate = tf.add_n(
+                [tf.reduce_sum(g * p) for g, p in zip(tf.nest.flatten(by_sums), tf.nest.flatten(part))]
+            )
         return tape.gradient(surrogate, crop)

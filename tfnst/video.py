@@ -103,13 +103,21 @@ def _digest(paths: Sequence) -> str:
     return h.hexdigest()
 
 
-def _identity(source: Path, info, styles, config: StyleConfig, hw, frame_iterations, temporal_frames,
-              flow) -> dict:
+def _identity(source: Path, info, styles, config: StyleConfig, hw, frame_iterations, temporal_frames, flow) -> dict:
     stat = source.stat()
     options = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
-    return {"source": str(source.resolve()), "source_size": stat.st_size, "source_mtime": stat.st_mtime_ns,
-            "frames": info.frame_count, "styles": _digest(styles), "options": options, "size": list(hw),
-            "frame_iterations": frame_iterations, "temporal_frames": list(temporal_frames), "flow": flow}
+    return {
+        "source": str(source.resolve()),
+        "source_size": stat.st_size,
+        "source_mtime": stat.st_mtime_ns,
+        "frames": info.frame_count,
+        "styles": _digest(styles),
+        "options": options,
+        "size": list(hw),
+        "frame_iterations": frame_iterations,
+        "temporal_frames": list(temporal_frames),
+        "flow": flow,
+    }
 
 
 def _frame_path(work: Path, index: int) -> Path:
@@ -145,8 +153,10 @@ def _prepare_work(work: Path, identity: dict, restart: bool) -> int:
         if same and not restart:
             return _finished(work)
         if not restart:
-            raise TfnstError(f"{work} holds the frames of another run (other input, styles or options); "
-                             "pass --restart to replace them, or remove the folder")
+            raise TfnstError(
+                f"{work} holds the frames of another run (other input, styles or options); "
+                "pass --restart to replace them, or remove the folder"
+            )
         if not work.is_dir():
             raise TfnstError(f"{work} is in the way of the work folder; remove it")
         shutil.rmtree(work)
@@ -164,8 +174,9 @@ class _FrameBar:
         if not quiet:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, desc=f"tfnst video {size[1]}x{size[0]}",
-                            unit="frame", dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total, initial=initial, desc=f"tfnst video {size[1]}x{size[0]}", unit="frame", dynamic_ncols=True
+            )
 
     def update(self, **postfix):
         if self.bar is not None:
@@ -178,10 +189,21 @@ class _FrameBar:
             self.bar.close()
 
 
-def stylize_video(source, styles, output, config: StyleConfig | None = None, *,
-                  frame_iterations: int | None = None, temporal_frames: Sequence[int] = TEMPORAL_FRAMES,
-                  flow: str = "dis", restart: bool = False, quiet: bool = True, stylizer=None,
-                  callbacks=None, on_frame: Callable | None = None) -> VideoResult:
+def stylize_video(
+    source,
+    styles,
+    output,
+    config: StyleConfig | None = None,
+    *,
+    frame_iterations: int | None = None,
+    temporal_frames: Sequence[int] = TEMPORAL_FRAMES,
+    flow: str = "dis",
+    restart: bool = False,
+    quiet: bool = True,
+    stylizer=None,
+    callbacks=None,
+    on_frame: Callable | None = None,
+) -> VideoResult:
     """Stylize the clip ``source`` after ``styles`` into ``output`` (see the module notes).
 
     Args:
@@ -227,8 +249,10 @@ def stylize_video(source, styles, output, config: StyleConfig | None = None, *,
         to_array(s, max_pixels=config.max_pixels)  # a bad style is reported before any work
     hw = fit_size((info.height, info.width), config.size)
     if min(hw) < MIN_SIDE:
-        raise TfnstError(f"the frames are {hw[1]}x{hw[0]} at this size; VGG19 needs at least {MIN_SIDE} "
-                         "pixels per side (raise --size)")
+        raise TfnstError(
+            f"the frames are {hw[1]}x{hw[0]} at this size; VGG19 needs at least {MIN_SIDE} "
+            "pixels per side (raise --size)"
+        )
     work = work_folder(output)
     identity = _identity(Path(source), info, styles, config, hw, frame_iterations, temporal_frames, flow)
     done = _prepare_work(work, identity, restart)
@@ -252,12 +276,18 @@ def stylize_video(source, styles, output, config: StyleConfig | None = None, *,
             else:
                 earlier = [(j, history[-j][0], history[-j][1]) for j in temporal_frames if j <= len(history)]
                 targets = temporal_targets(content, earlier, method=flow)
-                result = stylizer.run(content, styles, callbacks=callbacks, temporal=as_term_target(targets),
-                                      **_options(stylizer, config, init=targets[0].warped, iterations=frame_iterations,
-                                                 scales=1))
+                result = stylizer.run(
+                    content,
+                    styles,
+                    callbacks=callbacks,
+                    temporal=as_term_target(targets),
+                    **_options(stylizer, config, init=targets[0].warped, iterations=frame_iterations, scales=1),
+                )
             if result.failed:
-                raise TfnstError(f"frame {index + 1}: the optimization failed ({result.stop_reason}); "
-                                 f"the {index} frames before it are kept in {work}")
+                raise TfnstError(
+                    f"frame {index + 1}: the optimization failed ({result.stop_reason}); "
+                    f"the {index} frames before it are kept in {work}"
+                )
             image = _save_frame(result.image, _frame_path(work, index))
             seconds.append(time.perf_counter() - start)
             history.append((content, image))
@@ -281,8 +311,11 @@ def _options(stylizer, config: StyleConfig, **overrides) -> dict:
     """A frame's per-call options: ``config`` where it differs from the stylizer's own,
     and ``overrides``."""
     base = stylizer.config
-    options = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-               if f.name not in stylizer.NETWORK_OPTIONS and getattr(config, f.name) != getattr(base, f.name)}
+    options = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if f.name not in stylizer.NETWORK_OPTIONS and getattr(config, f.name) != getattr(base, f.name)
+    }
     return {**options, **overrides}
 
 
@@ -318,21 +351,36 @@ def apply_network(model, source, output, size: int | None = None, *, quiet: bool
 # ------------------------------------------------------------------ the command
 def add_arguments(p) -> None:
     """``tfnst video``'s own options (the stylization's come from `tfnst.config`)."""
-    p.add_argument("-o", "--output", required=True,
-                   help="output video (.mp4: H.264, .webm: VP9) or a folder of PNG frames; written when "
-                   "every frame is done (finished frames wait in OUTPUT.frames/, and a run that finds "
-                   "them resumes at the first unfinished frame)")
-    p.add_argument("--frame-iterations", type=int, default=FRAME_ITERATIONS, metavar="N",
-                   help="iterations of each frame after the first, which starts from the previous "
-                   f"result warped by the optical flow (default: {FRAME_ITERATIONS}; frame 1 runs "
-                   "--iterations as stylize does)")
-    p.add_argument("--temporal-frames", default="1", metavar="J",
-                   help="the earlier frames i-j each frame is tied to: 1 (short-term) or e.g. 1,2,4 "
-                   "(Ruder et al.'s long-term loss) (default: 1)")
-    p.add_argument("--flow", choices=("dis", "farneback"), default="dis",
-                   help="OpenCV's optical flow (default: dis)")
-    p.add_argument("--restart", action="store_true",
-                   help="discard finished frames of another run in OUTPUT.frames/ instead of refusing")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output video (.mp4: H.264, .webm: VP9) or a folder of PNG frames; written when "
+        "every frame is done (finished frames wait in OUTPUT.frames/, and a run that finds "
+        "them resumes at the first unfinished frame)",
+    )
+    p.add_argument(
+        "--frame-iterations",
+        type=int,
+        default=FRAME_ITERATIONS,
+        metavar="N",
+        help="iterations of each frame after the first, which starts from the previous "
+        f"result warped by the optical flow (default: {FRAME_ITERATIONS}; frame 1 runs "
+        "--iterations as stylize does)",
+    )
+    p.add_argument(
+        "--temporal-frames",
+        default="1",
+        metavar="J",
+        help="the earlier frames i-j each frame is tied to: 1 (short-term) or e.g. 1,2,4 "
+        "(Ruder et al.'s long-term loss) (default: 1)",
+    )
+    p.add_argument("--flow", choices=("dis", "farneback"), default="dis", help="OpenCV's optical flow (default: dis)")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard finished frames of another run in OUTPUT.frames/ instead of refusing",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log details")
 
@@ -349,14 +397,25 @@ def video_command(args, options: dict) -> int:
     config = StyleConfig().replace(**options)
     try:
         with _signals_as_interrupt() as reraise_signal:
-            result = stylize_video(args.input, args.style, args.output, config,
-                                   frame_iterations=args.frame_iterations,
-                                   temporal_frames=parse_temporal_frames(args.temporal_frames), flow=args.flow,
-                                   restart=args.restart, quiet=args.quiet, callbacks=[reraise_signal])
+            result = stylize_video(
+                args.input,
+                args.style,
+                args.output,
+                config,
+                frame_iterations=args.frame_iterations,
+                temporal_frames=parse_temporal_frames(args.temporal_frames),
+                flow=args.flow,
+                restart=args.restart,
+                quiet=args.quiet,
+                callbacks=[reraise_signal],
+            )
     except VideoInterrupted as e:
         terminated = isinstance(e.cause, _Terminated) or isinstance(getattr(e.cause, "cause", None), _Terminated)
-        print(f"\ntfnst: {'terminated' if terminated else 'interrupted'}; {e.done} finished frames kept in "
-              f"{e.work}; run the same command again to resume", file=sys.stderr)
+        print(
+            f"\ntfnst: {'terminated' if terminated else 'interrupted'}; {e.done} finished frames kept in "
+            f"{e.work}; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 143 if terminated else 130
     note = f", {result.resumed} resumed" if result.resumed else ""
     print(f"tfnst: wrote {result.path} ({result.frames} frames{note})", file=sys.stderr)

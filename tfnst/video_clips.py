@@ -74,8 +74,9 @@ def sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ax = (x - x0)[..., None]
     ay = (y - y0)[..., None]
     img = image.astype(np.float64)
-    out = ((1 - ay) * ((1 - ax) * img[y0, x0] + ax * img[y0, x0 + 1])
-           + ay * ((1 - ax) * img[y0 + 1, x0] + ax * img[y0 + 1, x0 + 1]))
+    out = (1 - ay) * ((1 - ax) * img[y0, x0] + ax * img[y0, x0 + 1]) + ay * (
+        (1 - ax) * img[y0 + 1, x0] + ax * img[y0 + 1, x0 + 1]
+    )
     return out.astype(np.float32)
 
 
@@ -93,9 +94,14 @@ def _entering(backward: np.ndarray) -> np.ndarray:
     return (x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)
 
 
-def pan(frames: int = 8, size: tuple[int, int] = (96, 128), shift: tuple[float, float] = (2.0, 0.0),
-        origin: tuple[float, float] = (8.0, 8.0), source: np.ndarray | None = None,
-        fps: Fraction = Fraction(24)) -> SyntheticClip:
+def pan(
+    frames: int = 8,
+    size: tuple[int, int] = (96, 128),
+    shift: tuple[float, float] = (2.0, 0.0),
+    origin: tuple[float, float] = (8.0, 8.0),
+    source: np.ndarray | None = None,
+    fps: Fraction = Fraction(24),
+) -> SyntheticClip:
     """A camera moving by ``shift = (dx, dy)`` pixels a frame over the photo.
 
     ``size`` is the frames' (H, W); ``origin`` the photo position of frame 0's top-left
@@ -113,8 +119,13 @@ def pan(frames: int = 8, size: tuple[int, int] = (96, 128), shift: tuple[float, 
     return SyntheticClip(out, [back] * n, [fwd] * n, [entering] * n, fps)
 
 
-def zoom(frames: int = 8, size: tuple[int, int] = (96, 128), factor: float = 1.05,
-         source: np.ndarray | None = None, fps: Fraction = Fraction(24)) -> SyntheticClip:
+def zoom(
+    frames: int = 8,
+    size: tuple[int, int] = (96, 128),
+    factor: float = 1.05,
+    source: np.ndarray | None = None,
+    fps: Fraction = Fraction(24),
+) -> SyntheticClip:
     """A camera zooming by ``factor`` a frame (> 1: in, < 1: out) about the centre of
     the view, which looks at the centre of the photo."""
     src = photo() if source is None else source
@@ -123,8 +134,7 @@ def zoom(frames: int = 8, size: tuple[int, int] = (96, 128), factor: float = 1.0
     cs = np.array([(src.shape[1] - 1) / 2, (src.shape[0] - 1) / 2])
     gx, gy = _grid(size)
     k = 1.0 / factor
-    out = [sample(src, cs[0] + (gx - c[0]) * k ** t, cs[1] + (gy - c[1]) * k ** t)
-           for t in range(frames)]
+    out = [sample(src, cs[0] + (gx - c[0]) * k**t, cs[1] + (gy - c[1]) * k**t) for t in range(frames)]
     rel = np.stack([gx - c[0], gy - c[1]], axis=-1)
     back = (rel * (k - 1)).astype(np.float32)
     fwd = (rel * (1 / k - 1)).astype(np.float32)

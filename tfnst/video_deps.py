@@ -18,8 +18,7 @@ def _require(module: str, package: str, what: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise TfnstError(f"{what} needs {package} ({e.name or module} is missing): "
-                         f"{INSTALL_HINT}") from None
+        raise TfnstError(f"{what} needs {package} ({e.name or module} is missing): {INSTALL_HINT}") from None
 
 
 def require_av() -> ModuleType:

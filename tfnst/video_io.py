@@ -69,14 +69,15 @@ RATE_FILE = "framerate.txt"
 VIDEO_SUFFIXES = (".mp4", ".webm")
 # Encoders tried in order for each container, and their options.
 VIDEO_CODECS = {".mp4": ("libx264",), ".webm": ("libvpx-vp9", "libvpx")}
-CODEC_OPTIONS = {"libx264": {"crf": "18", "preset": "medium"},
-                 "libvpx-vp9": {"crf": "31", "b": "0", "row-mt": "1"},
-                 "libvpx": {"crf": "10", "b": "1M"}}
+CODEC_OPTIONS = {
+    "libx264": {"crf": "18", "preset": "medium"},
+    "libvpx-vp9": {"crf": "31", "b": "0", "row-mt": "1"},
+    "libvpx": {"crf": "10", "b": "1M"},
+}
 CONTAINER_FORMATS = {".mp4": "mp4", ".webm": "webm"}
 # Audio codecs each container takes as they are (copied packet by packet), and the
 # encoder used to re-encode anything else.
-AUDIO_COPY = {".mp4": {"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"},
-              ".webm": {"opus", "vorbis"}}
+AUDIO_COPY = {".mp4": {"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"}, ".webm": {"opus", "vorbis"}}
 AUDIO_ENCODERS = {".mp4": ("aac",), ".webm": ("libopus", "opus", "libvorbis")}
 DEFAULT_FPS = Fraction(24)
 
@@ -161,8 +162,7 @@ class VideoReader:
     def _probe_folder(self) -> VideoInfo:
         self._files = list_frame_files(self.path)
         if not self._files:
-            raise TfnstError(f"{self.path}: no frames (no numbered image files "
-                             f"{', '.join(FRAME_SUFFIXES)})")
+            raise TfnstError(f"{self.path}: no frames (no numbered image files {', '.join(FRAME_SUFFIXES)})")
         size = None
         for f in self._files:
             try:
@@ -173,10 +173,13 @@ class VideoReader:
             if size is None:
                 size = this
             elif this != size:
-                raise TfnstError(f"{self.path}: frames change size ({self._files[0].name} is "
-                                 f"{size[0]}x{size[1]}, {f.name} is {this[0]}x{this[1]})")
-        return VideoInfo(self.path, size[0], size[1], _read_rate_file(self.path),
-                         len(self._files), has_audio=False, is_folder=True)
+                raise TfnstError(
+                    f"{self.path}: frames change size ({self._files[0].name} is "
+                    f"{size[0]}x{size[1]}, {f.name} is {this[0]}x{this[1]})"
+                )
+        return VideoInfo(
+            self.path, size[0], size[1], _read_rate_file(self.path), len(self._files), has_audio=False, is_folder=True
+        )
 
     # -- files
     def _open(self):
@@ -212,8 +215,7 @@ class VideoReader:
                 width, height = height, width
         if count is None:  # webm and some others do not say: count the packets
             count = self._count_packets() or None
-        return VideoInfo(self.path, width, height, rate, count,
-                         has_audio=has_audio, is_folder=False)
+        return VideoInfo(self.path, width, height, rate, count, has_audio=has_audio, is_folder=False)
 
     def _count_packets(self) -> int:
         av = require_av()
@@ -242,9 +244,11 @@ class VideoReader:
         for f in files:
             frame = read_image(f)
             if frame.shape[:2] != (self.info.height, self.info.width):
-                raise TfnstError(f"{self.path}: frames change size ({f.name} is "
-                                 f"{frame.shape[1]}x{frame.shape[0]}, the first frame is "
-                                 f"{self.info.width}x{self.info.height})")
+                raise TfnstError(
+                    f"{self.path}: frames change size ({f.name} is "
+                    f"{frame.shape[1]}x{frame.shape[0]}, the first frame is "
+                    f"{self.info.width}x{self.info.height})"
+                )
             yield frame
 
     def _file_frames(self, max_frames):
@@ -261,9 +265,11 @@ class VideoReader:
                     if self._turns:
                         rgb = np.ascontiguousarray(np.rot90(rgb, self._turns))
                     if rgb.shape[:2] != (self.info.height, self.info.width):
-                        raise TfnstError(f"{self.path}: frames change size (frame {n} is "
-                                         f"{rgb.shape[1]}x{rgb.shape[0]}, the first is "
-                                         f"{self.info.width}x{self.info.height})")
+                        raise TfnstError(
+                            f"{self.path}: frames change size (frame {n} is "
+                            f"{rgb.shape[1]}x{rgb.shape[0]}, the first is "
+                            f"{self.info.width}x{self.info.height})"
+                        )
                     n += 1
                     yield rgb.astype(np.float32) / 255.0
             except av.FFmpegError as e:
@@ -285,8 +291,9 @@ def _output_kind(path: Path) -> str:
         return "folder"
     if suffix in VIDEO_SUFFIXES:
         return suffix
-    raise TfnstError(f"{path}: cannot write {suffix or 'this'} video; use .mp4 (H.264), "
-                     ".webm (VP9) or a folder name (PNG frames)")
+    raise TfnstError(
+        f"{path}: cannot write {suffix or 'this'} video; use .mp4 (H.264), .webm (VP9) or a folder name (PNG frames)"
+    )
 
 
 def _encoder(kind: str) -> str:
@@ -299,8 +306,10 @@ def _encoder(kind: str) -> str:
             except (av.FFmpegError, ValueError):
                 continue
             return name
-    raise TfnstError(f"this FFmpeg (inside PyAV {av.__version__}) has no encoder for {kind} "
-                     f"({' or '.join(VIDEO_CODECS[kind])}); write another container")
+    raise TfnstError(
+        f"this FFmpeg (inside PyAV {av.__version__}) has no encoder for {kind} "
+        f"({' or '.join(VIDEO_CODECS[kind])}); write another container"
+    )
 
 
 def check_video_output(path: str | os.PathLike) -> Path:
@@ -347,8 +356,9 @@ class _AudioCopy:
         # The output's frame 0 is the source's first video frame: audio keeps its sync
         # with it (what came before the video starts is left out).
         video = self._source.streams.video[0] if self._source.streams.video else None
-        self._start = (float(video.start_time * video.time_base)
-                       if video is not None and video.start_time is not None else 0.0)
+        self._start = (
+            float(video.start_time * video.time_base) if video is not None and video.start_time is not None else 0.0
+        )
         self.copied = stream.codec_context.name in AUDIO_COPY[kind]
         if self.copied:
             self._out = output.add_stream_from_template(stream)
@@ -364,8 +374,9 @@ class _AudioCopy:
             self._items = self._source.decode(stream)
         self._pending = None
         self._done = False
-        self.description = (f"{stream.codec_context.name} audio "
-                            f"{'copied' if self.copied else 'in ' + self._out.codec_context.name}")
+        self.description = (
+            f"{stream.codec_context.name} audio {'copied' if self.copied else 'in ' + self._out.codec_context.name}"
+        )
 
     def _next(self):
         """The next packet (copying) or decoded frame (re-encoding) and its start in
@@ -418,8 +429,13 @@ class VideoWriter:
     audio goes into the output (see the module notes); None for none.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: Fraction | float | None = None, *,
-                 audio_from: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: Fraction | float | None = None,
+        *,
+        audio_from: str | os.PathLike | None = None,
+    ):
         self.path = check_video_output(path)
         self.kind = _output_kind(self.path)
         self.fps = Fraction(fps).limit_denominator(1_000_000) if fps else DEFAULT_FPS
@@ -435,8 +451,7 @@ class VideoWriter:
         if self.kind == "folder":
             self._tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}."))
             if self._audio_from is not None and _has_audio(self._audio_from):
-                log.info("tfnst: %s is a frame folder: the audio of %s is dropped",
-                         self.path, self._audio_from)
+                log.info("tfnst: %s is a frame folder: the audio of %s is dropped", self.path, self._audio_from)
         else:
             self._atomic = atomic_path(self.path, suffix=self.kind)
             self._tmp = Path(self._atomic.__enter__())
@@ -446,13 +461,18 @@ class VideoWriter:
         codec = _encoder(self.kind)
         # mp4: the index (moov) at the front, so that players can start before the end.
         options = {"movflags": "+faststart"} if self.kind == ".mp4" else {}
-        self._container = av.open(str(self._tmp), "w", format=CONTAINER_FORMATS[self.kind],
-                                  options=options)
+        self._container = av.open(str(self._tmp), "w", format=CONTAINER_FORMATS[self.kind], options=options)
         stream = self._container.add_stream(codec, rate=self.fps, options=CODEC_OPTIONS.get(codec, {}))
         pad_h, pad_w = (height % 2, width % 2) if self.kind == ".mp4" else (0, 0)
         if pad_h or pad_w:
-            log.info("tfnst: %s: %dx%d frames padded to %dx%d (H.264 yuv420p needs even sizes)",
-                     self.path, width, height, width + pad_w, height + pad_h)
+            log.info(
+                "tfnst: %s: %dx%d frames padded to %dx%d (H.264 yuv420p needs even sizes)",
+                self.path,
+                width,
+                height,
+                width + pad_w,
+                height + pad_h,
+            )
         self._pad = (pad_h, pad_w)
         stream.width, stream.height = width + pad_w, height + pad_h
         stream.pix_fmt = "yuv420p"
@@ -470,8 +490,10 @@ class VideoWriter:
             if self.kind != "folder":
                 self._open(*self.size)
         elif a.shape[:2] != self.size:
-            raise TfnstError(f"frames change size: frame {self.count} is {a.shape[1]}x{a.shape[0]}, "
-                             f"the first was {self.size[1]}x{self.size[0]}")
+            raise TfnstError(
+                f"frames change size: frame {self.count} is {a.shape[1]}x{a.shape[0]}, "
+                f"the first was {self.size[1]}x{self.size[0]}"
+            )
         if self.kind == "folder":
             Image.fromarray(a, mode="RGB").save(self._tmp / f"{self.count + 1:06d}.png")
         else:
@@ -566,8 +588,9 @@ def _replace_folder(tmp: Path, path: Path) -> None:
     os.chmod(path, 0o755)
 
 
-def write_video(path: str | os.PathLike, frames: Iterable, fps=None, *,
-                audio_from: str | os.PathLike | None = None) -> Path:
+def write_video(
+    path: str | os.PathLike, frames: Iterable, fps=None, *, audio_from: str | os.PathLike | None = None
+) -> Path:
     """Write an iterable of frames (see `VideoWriter`); returns the path."""
     with VideoWriter(path, fps, audio_from=audio_from) as writer:
         for frame in frames:

@@ -55,8 +55,9 @@ class WarpingError:
     reliable: list[float]
 
 
-def warping_error(stylized: Iterable, content: Iterable, *, method: str = "dis",
-                  flow: Callable | None = None) -> WarpingError:
+def warping_error(
+    stylized: Iterable, content: Iterable, *, method: str = "dis", flow: Callable | None = None
+) -> WarpingError:
     """Lai et al.'s warping error of a stylized clip, with the flow of its content clip.
 
     ``stylized`` and ``content`` are iterables of frames [H, W, 3] in [0, 1] (generators

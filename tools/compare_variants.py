@@ -35,7 +35,7 @@ VARIANTS = [
     ("--preserve-color luminance", {}, {"preserve_color": "luminance"}, [STYLE]),
     ("--preserve-color histogram", {}, {"preserve_color": "histogram"}, [STYLE]),
     # coarse_iterations None: --iterations at every scale, as the picture was made.
-    ("--scales 3 (coarse to fine)", {}, {"scales": 3, "scale_factor": 2 ** 0.5, "coarse_iterations": None}, [STYLE]),
+    ("--scales 3 (coarse to fine)", {}, {"scales": 3, "scale_factor": 2**0.5, "coarse_iterations": None}, [STYLE]),
     ("--style-stat discriminator", {"style_statistic": "discriminator"}, {"learning_rate": 0.05}, [STYLE]),
     ("--normalize-vgg (bundled examples)", {"normalize_vgg": ()}, {}, [STYLE]),
 ]
@@ -61,13 +61,15 @@ def main(argv=None) -> int:
         image = read_image(path)
         return resize(image, (height, round(image.shape[1] * height / image.shape[0]))).numpy()
 
-    rows = [np.concatenate([label_strip("content | styles", height), content, at_height(STYLE),
-                            at_height(STYLE2)], axis=1)]
+    rows = [
+        np.concatenate([label_strip("content | styles", height), content, at_height(STYLE), at_height(STYLE2)], axis=1)
+    ]
     for label, network, per_call, styles in VARIANTS:
         start = time.perf_counter()
         per_call = {k: args.iterations if v is None else v for k, v in per_call.items()}
-        out = tfnst.Stylizer(**BASE, **network).stylize(CONTENT, styles, size=args.size, iterations=args.iterations,
-                                                        seed=0, tolerance=0.0, **per_call)
+        out = tfnst.Stylizer(**BASE, **network).stylize(
+            CONTENT, styles, size=args.size, iterations=args.iterations, seed=0, tolerance=0.0, **per_call
+        )
         print(f"{label}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
         rows.append(np.concatenate([label_strip(label, height), out], axis=1))
     width = max(r.shape[1] for r in rows)

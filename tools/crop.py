@@ -1,7 +1,7 @@
 """Cut a region of an image at full resolution, or shrink it, for the README.
 
-    python -m tools.crop docs/large.png -o docs/large_crop.jpg --box 1280,1792,512,768
-    python -m tools.crop docs/large.png -o docs/large_small.jpg --longest 1024
+python -m tools.crop docs/large.png -o docs/large_crop.jpg --box 1280,1792,512,768
+python -m tools.crop docs/large.png -o docs/large_small.jpg --longest 1024
 """
 
 import argparse
@@ -17,9 +17,8 @@ def crop(image, box):
     top, left, height, width = box
     h, w = image.shape[:2]
     if top < 0 or left < 0 or height <= 0 or width <= 0 or top + height > h or left + width > w:
-        raise TfnstError(f"box {top},{left},{height},{width} (top,left,height,width) is not inside "
-                         f"the {w}x{h} image")
-    return image[top:top + height, left:left + width]
+        raise TfnstError(f"box {top},{left},{height},{width} (top,left,height,width) is not inside the {w}x{h} image")
+    return image[top : top + height, left : left + width]
 
 
 def main(argv=None) -> int:

@@ -26,7 +26,7 @@ def stacked(rows, gap: int = 8) -> np.ndarray:
     and white to the right of the narrower ones."""
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, gap), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows]
-    return np.concatenate(rows, axis=0)[:-gap or None]
+    return np.concatenate(rows, axis=0)[: -gap or None]
 
 
 def main(argv=None) -> int:
