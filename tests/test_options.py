@@ -24,6 +24,7 @@ BASE = ["--size", "32", "--iterations", "2", "--scales", "1", "--precision", "fl
 MASK, HALF = "{d}/mask.png", "{d}/half.png"
 REFUSED = "refused"
 BEAM = importlib.util.find_spec("apache_beam") is not None
+VIDEO = importlib.util.find_spec("av") is not None and importlib.util.find_spec("cv2") is not None
 
 # stylize: flag -> variants. A variant is (args, reference args, styles): it must differ
 # from the run with the reference args (the base when None), or be REFUSED when its
@@ -200,6 +201,7 @@ BASES = {
     "train": ["train", S, "--images", str(EXAMPLES.parent / "data" / "photos"), "-o", "{t}/n.keras"],
     "apply": ["apply", "{t}/net.keras", C, "-o", "{t}/a.png"],
     "batch": ["batch", "--model", "{model}", "--input", str(EXAMPLES / "*.jpg"), "--output", "{t}/out"],
+    "video": ["video", str(EXAMPLES.parent / "data" / "video" / "bigbuckbunny_2s_128.mp4"), S, "-o", "{t}/v.mp4"],
 }
 WALKED = {
     "texture": {
@@ -314,6 +316,52 @@ WALKED = {
         "--verbose": [(["-v"], None)],
     },
     "apply": {"--size": [(["--size", "64"], None)], "--verbose": [(["-v"], None)]},
+    "video": {
+        "--size": [(["--size", "64"], None)],
+        "--iterations": [(["--iterations", "3"], None)],
+        "--optimizer": [(["--optimizer", "adam"], None)],
+        "--learning-rate": [(["--learning-rate", "0.1"], None)],
+        "--ema-decay": [(["--ema-decay", "0.5"], None)],
+        "--tolerance": [(["--tolerance", "0.1"], None)],
+        "--patience": [
+            (["--patience", "2"], REFUSED),
+            (["--patience", "2", "--tolerance", "0.1"], ["--tolerance", "0.1"]),
+        ],
+        "--content-weight": [(["--content-weight", "2"], None)],
+        "--style-weight": [(["--style-weight", "2"], None)],
+        "--tv-weight": [(["--tv-weight", "2"], None)],
+        "--content-layers": [(["--content-layers", "block3_conv1"], None)],
+        "--style-layers": [(["--style-layers", "block1_conv1"], None)],
+        "--style-layer-weights": [(["--style-layer-weights", "1,2,3,4,5"], None)],
+        "--style-stat": [(["--style-stat", "mean"], None)],
+        "--hist-weight": [(["--hist-weight", "1"], None)],
+        "--hist-layers": [(["--hist-layers", "block2_conv1"], REFUSED)],
+        "--lap-weight": [(["--lap-weight", "1"], None)],
+        "--lap-pool": [(["--lap-pool", "2"], REFUSED)],
+        "--style-blend": [(["--style-blend", "1,2"], None)],
+        "--preserve-color": [(["--preserve-color", "luminance"], None)],
+        "--normalize-vgg": [(["--normalize-vgg"], None)],
+        "--scales": [(["--scales", "1"], None)],
+        "--scale-factor": [(["--scale-factor", "3"], None)],
+        "--coarse-iterations": [(["--coarse-iterations", "3"], None)],
+        "--pooling": [(["--pooling", "avg"], None)],
+        "--precision": [(["--precision", "float32"], None)],
+        "--vgg-weights": [(["--vgg-weights", "/nonexistent.h5"], REFUSED)],
+        "--init": [(["--init", "noise"], None)],
+        "--seed": [(["--seed", "3"], None)],
+        "--style-scale": [(["--style-scale", "0.5"], None)],
+        "--max-pixels": [(["--max-pixels", "1000"], None)],
+        "--max-memory": [(["--max-memory", "4GB"], None)],
+        "--tile": [(["--tile", "32"], None)],
+        "--devices": [(["--devices", "2"], REFUSED)],
+        "--temporal-weight": [(["--temporal-weight", "0"], None)],
+        "--frame-iterations": [(["--frame-iterations", "3"], None)],
+        "--temporal-frames": [(["--temporal-frames", "1,2"], None)],
+        "--flow": [(["--flow", "farneback"], None)],
+        "--restart": [(["--restart"], None)],
+        "--quiet": [(["-q"], None)],
+        "--verbose": [(["-v"], None)],
+    },
     "batch": {
         "--model": [(["--model", "{t}/missing"], REFUSED)],
         "--input": [(["--input", str(EXAMPLES / "t*.jpg")], None)],
@@ -389,6 +437,10 @@ def capture(monkeypatch):
     monkeypatch.setattr(tfnst.networks, "stylize_with", record("apply"))
     if BEAM:
         monkeypatch.setattr(tfnst.batch, "build_pipeline", record("batch"))
+    if VIDEO:
+        import tfnst.video
+
+        monkeypatch.setattr(tfnst.video, "stylize_video", record("video"))
 
 
 @pytest.fixture(scope="module")
@@ -414,8 +466,8 @@ def reached(capsys, command, args, tmp_path, model=""):
 def test_every_option_of_the_other_commands_reaches_the_library_or_is_refused(
     capsys, tmp_path, capture, command, request
 ):
-    if command == "batch" and not BEAM:
-        pytest.skip("needs the beam extra")
+    if (command == "batch" and not BEAM) or (command == "video" and not VIDEO):
+        pytest.skip(f"needs the {command} extra")
     model = request.getfixturevalue("network_model") if command == "batch" else ""
 
     def call(args):
