@@ -186,9 +186,10 @@ def test_coarse_to_fine_wins_at_equal_work(stylizer):
     # cost is linear in the pixel count, so the single-scale run gets as many
     # full-size iterations as the three scales' pixel-iterations add up to.
     content, style = small("tubingen.jpg", 128), small("starry_night.jpg", 128)
-    options = dict(size=128, init="noise", seed=0, scale_factor=2**0.5, coarse_iterations=40)
+    options = dict(size=128, init="noise", seed=0)
+    pyramid = dict(scales=3, scale_factor=2**0.5, coarse_iterations=40)
     sizes = [scale.hw for scale in plan(tfnst.StyleConfig(scales=3, scale_factor=2**0.5), content.shape[:2])]
-    multi = stylizer.stylize(content, style, iterations=40, scales=3, **options)
+    multi = stylizer.stylize(content, style, iterations=40, **pyramid, **options)
     work = sum(40 * h * w for h, w in sizes)
     single_iterations = round(work / (content.shape[0] * content.shape[1]))
     single = stylizer.stylize(content, style, iterations=single_iterations, **options)

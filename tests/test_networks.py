@@ -283,9 +283,9 @@ def run_cli(capsys, *args):
         (["--images", "{empty}"], "holds no image files"),
         (["--images", "{missing}"], "no such folder"),
         (["--images", "{junk}"], "no readable image"),
-        (["--images", str(PHOTOS), "--steps", "0"], "must be positive"),
+        (["--images", str(PHOTOS), "--steps", "0"], "steps must be > 0, received 0"),
         (["--images", str(PHOTOS), "--batch-size", "abc"], "whole number"),
-        (["--images", str(PHOTOS), "--style-weight", "-2"], "style_weight must be a number >= 0"),
+        (["--images", str(PHOTOS), "--style-weight", "-2"], "style_weight must be >= 0, received -2.0"),
         (["--images", str(PHOTOS), "--batch-size", "64", "--crops", "1"], "fewer than one batch"),
     ],
 )

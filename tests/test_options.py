@@ -20,7 +20,7 @@ from tfnst import cli
 
 C, S, S2 = str(EXAMPLES / "tubingen.jpg"), str(EXAMPLES / "starry_night.jpg"), str(EXAMPLES / "the_scream.jpg")
 # The base run of the walk: tiny, deterministic (content init, float32, one scale).
-BASE = ["--size", "32", "--iterations", "2", "--scales", "1", "--precision", "float32", "-q"]
+BASE = ["--size", "32", "--iterations", "3", "--scales", "1", "--precision", "float32", "-q"]
 MASK, HALF = "{d}/mask.png", "{d}/half.png"
 REFUSED = "refused"
 BEAM = importlib.util.find_spec("apache_beam") is not None
@@ -31,7 +31,7 @@ VIDEO = importlib.util.find_spec("av") is not None and importlib.util.find_spec(
 # reference is REFUSED. The first variant of each flag is the option alone.
 STYLIZE = {
     "--size": [(["--size", "40"], None)],
-    "--iterations": [(["--iterations", "3"], None)],
+    "--iterations": [(["--iterations", "4"], None)],
     "--optimizer": [(["--optimizer", "adam"], None), (["--optimizer", "tfp-lbfgs"], None)],
     "--learning-rate": [
         (["--learning-rate", "0.05"], None),

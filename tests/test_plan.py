@@ -114,4 +114,6 @@ def test_the_library_and_the_served_graph_take_the_same_steps(
     assert ran == [(size, i) for size, n in steps for i in range(1, n + 1)]
     engine = small_stylizer.engine(config, True)
     served = tf.function(lambda c, s: engine.run(c, [s], tf.constant(cap), seed=1))(content, style)
-    np.testing.assert_allclose(served.numpy(), library.image, atol=2e-5)
+    # float32 sums in another order (the graph against eager steps): 1 value in 1152
+    # measured at 2e-5, so 1e-4, far below what a different step changes.
+    np.testing.assert_allclose(served.numpy(), library.image, atol=1e-4)

@@ -347,9 +347,9 @@ class Stylizer:
         temporal = temporal and cfg.temporal_weight > 0
         key = (
             has_content,
-            cfg.content_weight > 0,
+            has_content and cfg.content_weight > 0,  # the terms that are built (objective.build_terms)
             cfg.hist_weight > 0,
-            cfg.lap_weight > 0,
+            has_content and cfg.lap_weight > 0,
             cfg.optimizer_name,
             cfg.averaging,
             cfg.patience,

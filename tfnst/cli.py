@@ -450,10 +450,14 @@ def run(argv=None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "batch":  # only batch passes options on (to Beam)
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(format="%(message)s")
-    # tfnst's own logger: the root's level is set once per process (and by a host, e.g. a
-    # notebook or a test runner), tfnst's follows -v at every call.
-    logging.getLogger("tfnst").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    # tfnst's own logger and handler, on this call's stderr: the root logger belongs to a
+    # host (a notebook, a test runner) and is configured once per process.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("tfnst")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
     if args.command == "batch":
         from tfnst.batch import run_batch
 

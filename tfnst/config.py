@@ -250,7 +250,7 @@ class StyleConfig(_Options):
     content_layers: tuple[str, ...] = option(
         DEFAULT_CONTENT_LAYERS,
         "content layers (Keras names)",
-        Rule("layers", needs=("a content weight above 0", lambda c: c.content_weight > 0)),
+        Rule("layers"),
         commands=CONTENT,
     )
     style_layers: tuple[str, ...] = option(
@@ -273,7 +273,7 @@ class StyleConfig(_Options):
     hist_layers: tuple[str, ...] = option(
         ("block1_conv1", "block4_conv1"),
         "layers of the histogram loss (Risser's relu1_1, relu4_1)",
-        Rule("layers", nonempty=True, needs=("a histogram weight above 0", lambda c: c.hist_weight > 0)),
+        Rule("layers", nonempty=True),
     )
     lap_weight: float = option(
         0.0,
@@ -284,7 +284,7 @@ class StyleConfig(_Options):
     lap_pool: tuple[int, ...] = option(
         (4, 16),
         "average-pooling sizes of the Laplacian loss",
-        Rule("ints", minimum=1, nonempty=True, needs=("a Laplacian weight above 0", lambda c: c.lap_weight > 0)),
+        Rule("ints", minimum=1, nonempty=True),
         commands=CONTENT,
     )
     temporal_weight: float = option(
@@ -481,6 +481,16 @@ def check_request(
             "seed makes the noise of init noise reproducible; a stylization starts from the "
             "content unless init is noise"
         )
+    # Layers that define a Stylizer's network, with weights given per call: a call whose
+    # term is off leaves them unused.
+    for name, weight, needs_content in (
+        ("content_layers", "content_weight", True),
+        ("hist_layers", "hist_weight", False),
+        ("lap_pool", "lap_weight", True),
+    ):
+        changed = getattr(config, name) != StyleConfig.__dataclass_fields__[name].default
+        if changed and getattr(config, weight) <= 0 and (has_content or not needs_content):
+            raise TfnstError(f"{name} needs {weight} above 0; without it, it changes nothing")
     if style_masks is not None and masks is None:
         raise TfnstError("style masks need masks (where each style applies)")
     for name, count in (("masks", masks), ("style masks", style_masks)):

@@ -395,6 +395,7 @@ def video_command(args, options: dict) -> int:
     require_av()
     require_cv2()
     config = StyleConfig().replace(**options)
+    check_request(config, has_content=True, styles=len(args.style))  # before the first frame
     try:
         with _signals_as_interrupt() as reraise_signal:
             result = stylize_video(
