@@ -100,7 +100,7 @@ def run_cli(capsys, *args):
         (["stylize", CONTENT, STYLE, "--max-memory", "2GB", "--tile", "64"], "max_memory needs no --tile"),
         (["stylize", CONTENT, STYLE, "--scales", "1", "--coarse-iterations", "3"], "coarse_iterations needs scales"),
         (["stylize", CONTENT, STYLE, "--seed", "3"], "seed makes the noise of init noise reproducible"),
-        (["stylize", CONTENT, STYLE, "--hist-layers", "block1_conv1"], "hist_layers needs a histogram weight"),
+        (["stylize", CONTENT, STYLE, "--hist-layers", "block1_conv1"], "hist_layers needs hist_weight above 0"),
         (["stylize", CONTENT, STYLE, "--style-blend", "1"], "with one it changes nothing"),
         (["stylize", CONTENT, STYLE, "--style-stat", "discriminator", "--optimizer", "lbfgs"], "runs with Adam"),
         (["stylize", CONTENT, STYLE, "--iterations", "0"], "iterations must be > 0, received 0"),
