@@ -144,7 +144,7 @@ def one(method, size, iterations, stop_below, time_limit, c2f_iterations):
         # The loss a callback sees is the iterate's, not the average's (which is what gets
         # scored), so it cannot tell when to stop: run the reference's iteration count.
         options["iterations"], stop_below = iterations, 0.0
-    elif "scales" in options:
+    elif options.get("scales", 1) > 1:  # coarse-to-fine (the plain settings pin one scale)
         options["iterations"] = options["coarse_iterations"] = c2f_iterations // (3 if lbfgs else 1)
     elif lbfgs:
         options["iterations"] = iterations // 2

@@ -19,7 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tfnst.config import StyleConfig, TrainConfig
+from tfnst.config import StyleConfig, TrainConfig, check_layers_used
 from tfnst.errors import TfnstError
 
 DEFAULTS = StyleConfig()
@@ -518,6 +518,7 @@ def run(argv=None) -> int:
     if args.command == "texture":
         options.pop("size")  # the texture's WxH, not StyleConfig.size (a longest side)
     config = StyleConfig().replace(**options)  # validated once; the layers below trust it
+    check_layers_used(config, has_content=args.command == "stylize")
     return _stylize_or_texture(args, config, output)
 
 

@@ -481,16 +481,6 @@ def check_request(
             "seed makes the noise of init noise reproducible; a stylization starts from the "
             "content unless init is noise"
         )
-    # Layers that define a Stylizer's network, with weights given per call: a call whose
-    # term is off leaves them unused.
-    for name, weight, needs_content in (
-        ("content_layers", "content_weight", True),
-        ("hist_layers", "hist_weight", False),
-        ("lap_pool", "lap_weight", True),
-    ):
-        changed = getattr(config, name) != StyleConfig.__dataclass_fields__[name].default
-        if changed and getattr(config, weight) <= 0 and (has_content or not needs_content):
-            raise TfnstError(f"{name} needs {weight} above 0; without it, it changes nothing")
     if style_masks is not None and masks is None:
         raise TfnstError("style masks need masks (where each style applies)")
     for name, count in (("masks", masks), ("style masks", style_masks)):
@@ -559,3 +549,20 @@ class TrainConfig(_Options):
         commands=TRAIN,
     )
     seed: int = option(0, "order of the images and of the crops", Rule("int", minimum=0), commands=TRAIN)
+
+
+def check_layers_used(config: StyleConfig, has_content: bool = True) -> None:
+    """Refuse layer options whose term is off: the command line's rule (a `Stylizer` may be
+    built with layers whose term a later call turns on, so the library does not refuse it).
+
+    Raises:
+        TfnstError: naming the option and the weight it needs.
+    """
+    for name, weight, needs_content in (
+        ("content_layers", "content_weight", True),
+        ("hist_layers", "hist_weight", False),
+        ("lap_pool", "lap_weight", True),
+    ):
+        changed = getattr(config, name) != StyleConfig.__dataclass_fields__[name].default
+        if changed and getattr(config, weight) <= 0 and (has_content or not needs_content):
+            raise TfnstError(f"{name} needs {weight} above 0; without it, it changes nothing")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfnst.config import INITS, StyleConfig, check_request
+from tfnst.config import INITS, StyleConfig, check_layers_used, check_request
 from tfnst.engine import Engine
 from tfnst.errors import TfnstError
 from tfnst.features import VGG19
@@ -65,6 +65,7 @@ def exportable(config: StyleConfig) -> StyleConfig:
     # The request-level rules, as a request will bring its images: a content image and
     # one style per style input.
     check_request(config, has_content=True, styles=len(config.style_blend) if config.style_blend else 1)
+    check_layers_used(config)
     return config
 
 

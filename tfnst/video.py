@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image
 
 from tfnst.atomic import atomic_path
-from tfnst.config import StyleConfig, check_request
+from tfnst.config import StyleConfig, check_layers_used, check_request
 from tfnst.errors import TfnstError
 from tfnst.image_io import read_image, to_array
 from tfnst.resize import fit_size, resize
@@ -396,6 +396,7 @@ def video_command(args, options: dict) -> int:
     require_cv2()
     config = StyleConfig().replace(**options)
     check_request(config, has_content=True, styles=len(args.style))  # before the first frame
+    check_layers_used(config)
     try:
         with _signals_as_interrupt() as reraise_signal:
             result = stylize_video(
