@@ -105,7 +105,7 @@ STYLIZE = {
     "--checkpoint": [(["--checkpoint", "{o}/run.ckpt.npz"], None)],  # {o}: the run's own folder
     "--checkpoint-every": [(["--checkpoint-every", "1"], None)],
     "--resume": [(["--resume"], REFUSED)],  # nothing to resume from; test_cli resumes a real one
-    "--verbose": [(["-v"], None)],
+    "--verbose": [(["-v", "--tile", "16"], ["--tile", "16"])],  # the details a run logs (here: its tiles)
     "--quiet": [([], "without -q")],  # the base is quiet: the progress bar is what -q removes
 }
 RUN_ONLY = {"--output", "--help"}  # the output path itself; argparse's help
@@ -338,7 +338,7 @@ WALKED = {
         "--hist-layers": [(["--hist-layers", "block2_conv1"], REFUSED)],
         "--lap-weight": [(["--lap-weight", "1"], None)],
         "--lap-pool": [(["--lap-pool", "2"], REFUSED)],
-        "--style-blend": [(["--style-blend", "1,2"], None)],
+        "--style-blend": [(["--style-blend", "1,2"], REFUSED)],
         "--preserve-color": [(["--preserve-color", "luminance"], None)],
         "--normalize-vgg": [(["--normalize-vgg"], None)],
         "--scales": [(["--scales", "1"], None)],
@@ -348,7 +348,7 @@ WALKED = {
         "--precision": [(["--precision", "float32"], None)],
         "--vgg-weights": [(["--vgg-weights", "/nonexistent.h5"], REFUSED)],
         "--init": [(["--init", "noise"], None)],
-        "--seed": [(["--seed", "3"], None)],
+        "--seed": [(["--seed", "3"], REFUSED), (["--seed", "3", "--init", "noise"], ["--init", "noise"])],
         "--style-scale": [(["--style-scale", "0.5"], None)],
         "--max-pixels": [(["--max-pixels", "1000"], None)],
         "--max-memory": [(["--max-memory", "4GB"], None)],
