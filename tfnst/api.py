@@ -1,8 +1,9 @@
 """The high-level API: `Stylizer` (reusable) and the one-call `stylize` / `synthesize_texture`.
 
-A call is four steps, each a method: load the inputs (`_load`), plan the scales
-(`tfnst.plan.plan`), run each scale (`_iterate`, handed to `tfnst.engine.run_plan`,
-the loop the served graph runs too), and finish (full size, the content's colours).
+A call is four steps: load the inputs (`_load`), plan the scales (`tfnst.plan.plan`),
+run each scale (`_run`'s ``iterate``, handed to `tfnst.engine.run_plan`, the loop the
+served graph runs too), and bring the result to full size in the content's colours
+(`_full_size`).
 """
 
 from __future__ import annotations
