@@ -135,7 +135,15 @@ def run_cli(capsys, *args):
         (["bogus"], "invalid choice"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(capsys, inputs, tmp_path, args, message):
+def test_bad_input_is_one_line_exit_2(capsys, inputs, tmp_path, monkeypatch, args, message):
+    # Bad input is refused before the VGG19 weights are read (on a new machine: fetched,
+    # with a line of its own on stderr) and before any output is written.
+    import tfnst.features
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the VGG19 weights were read before the input was checked")
+
+    monkeypatch.setattr(tfnst.features, "load_vgg19_weights", no_weights)
     out = tmp_path / "out.png"
     argv = [a.format(d=inputs) for a in args] + ["-o", str(out), "--iterations", "1", "-q"]
     if "--iterations" in args:  # keep the bad value, not our default

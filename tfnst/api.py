@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -104,21 +105,27 @@ class Stylizer:
 
     def __init__(self, config: StyleConfig | None = None, **options):
         self.config = (config or StyleConfig()).replace(**options)
+        # With several devices, a tiled run deals its tiles to their replicas (`tfnst.tiling.Tiled`).
+        self.strategy = tiling.strategy_for(self.config.devices)
+        self._engines: dict[tuple, Engine] = {}
+
+    @functools.cached_property
+    def features(self) -> VGG19:
+        """The VGG19 feature extractor, built (and its weights read, or fetched once) at the
+        first call, after that call's inputs are read and checked: bad input is refused
+        before anything is fetched."""
         cfg = self.config
         # Every layer any call may read: content and histogram terms can be turned on per call.
         layers = tuple(dict.fromkeys(feature_layers(cfg) + cfg.content_layers + cfg.hist_layers))
-        # With several devices, a tiled run deals its tiles to their replicas (`tfnst.tiling.Tiled`);
         # VGG19's weights are made in the strategy's scope: a copy on each device.
-        self.strategy = tiling.strategy_for(cfg.devices)
         with self.strategy.scope() if self.strategy else contextlib.nullcontext():
-            self.features = VGG19(
+            return VGG19(
                 layers,
                 pooling=cfg.pooling,
                 weights=cfg.vgg_weights,
                 precision=cfg.precision,
                 normalize=cfg.normalize_vgg,
             )
-        self._engines: dict[tuple, Engine] = {}
 
     # -------------------------------------------------------------- public
     def stylize(self, content, style, **kwargs) -> np.ndarray:
