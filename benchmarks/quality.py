@@ -116,8 +116,8 @@ def run_tfnst(size, iterations, every, options, stop_below, time_limit):
 
         def on_iteration_end(self, record, image):
             elapsed = time.perf_counter() - self.start
-            self.stop_requested = elapsed > time_limit or (record.size == self.final_hw and record.loss < stop_below)
-            if record.size == self.final_hw and (
+            self.stop_requested = elapsed > time_limit or (record.hw == self.final_hw and record.loss < stop_below)
+            if record.hw == self.final_hw and (
                 record.iteration % self.every == 0
                 or record.iteration == 1
                 or self.stop_requested

@@ -109,7 +109,7 @@ def test_the_library_and_the_served_graph_take_the_same_steps(
     library = small_stylizer.run(content, style, size=max(hw), callbacks=[history], **options)
     config = small_stylizer.config.replace(**options)
     steps = [(s.hw, s.iterations) for s in plan(config, hw)]
-    ran = [(r.size, r.iteration) for r in history.records]
+    ran = [(r.hw, r.iteration) for r in history.records]
     # Each scale's iterations, in order, at its size (records count from 1 at each scale):
     assert ran == [(size, i) for size, n in steps for i in range(1, n + 1)]
     engine = small_stylizer.engine(config, True)

@@ -243,7 +243,7 @@ class CtrlCAt(tfnst.Callback):
         self.size, self.iteration = size, iteration
 
     def on_iteration_end(self, record, image):
-        if record.size == self.size and record.iteration == self.iteration:
+        if record.hw == self.size and record.iteration == self.iteration:
             raise KeyboardInterrupt
 
 
@@ -283,7 +283,7 @@ def test_coarse_to_fine_resumes_at_its_scale(stylizer, content64, style64, tmp_p
         **options,
         checkpoint=ckpt,
         resume=True,
-        callbacks=[lambda r: seen.append((r.size, r.iteration))],
+        callbacks=[lambda r: seen.append((r.hw, r.iteration))],
     )
     assert seen[0] == (sizes[stop_scale], 5)  # no scale before the checkpoint's runs again
     np.testing.assert_allclose(resumed, whole, atol=1e-5)

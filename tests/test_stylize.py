@@ -120,7 +120,7 @@ def test_callbacks_see_every_iteration(stylizer, content64, style64):
     seen = []
     stylizer.stylize(content64, style64, size=32, iterations=4, callbacks=lambda r: seen.append(r))
     assert [r.iteration for r in seen] == [1, 2, 3, 4]
-    assert all(r.size == (24, 32) and r.optimizer == "adam" for r in seen)
+    assert all(r.hw == (24, 32) and r.optimizer == "adam" for r in seen)
     assert seen[-1].elapsed >= seen[0].elapsed
 
 
@@ -213,7 +213,7 @@ def test_the_defaults_run_lbfgs_at_half_size_then_full_size(content64, style64):
         content64, style64, size=64, iterations=6, coarse_iterations=4, callbacks=[history]
     )
     assert out.shape == (48, 64, 3)
-    assert [(r.scale, r.iteration, r.size) for r in history.records] == [(1, i, (24, 32)) for i in range(1, 5)] + [
+    assert [(r.scale, r.iteration, r.hw) for r in history.records] == [(1, i, (24, 32)) for i in range(1, 5)] + [
         (2, i, (48, 64)) for i in range(1, 7)
     ]
     assert {r.optimizer for r in history.records} == {"lbfgs"}

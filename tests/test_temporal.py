@@ -48,13 +48,13 @@ def test_loss_by_hand():
 def test_short_term_target_on_the_pan(clip):
     stylized = [1.0 - f for f in clip.frames]  # any 'stylization' that moves with the content
     t = temporal_target(clip.frames[0], clip.frames[1], stylized[0], flow=true_flow(clip))
-    np.testing.assert_array_equal(t.weights == 0, clip.entering[0])
+    np.testing.assert_array_equal(t.reliability == 0, clip.entering[0])
     keep = ~clip.entering[0]
     np.testing.assert_allclose(t.warped[keep], stylized[1][keep], atol=1e-6)
-    assert float(temporal_loss(stylized[1], t.warped, t.weights)) < 1e-10
+    assert float(temporal_loss(stylized[1], t.warped, t.reliability)) < 1e-10
     # With DIS flow: nearly the same.
     t = temporal_target(clip.frames[0], clip.frames[1], stylized[0])
-    assert float(temporal_loss(stylized[1], t.warped, t.weights)) < 1e-4
+    assert float(temporal_loss(stylized[1], t.warped, t.reliability)) < 1e-4
     with pytest.raises(TfnstError, match="resize"):
         temporal_target(clip.frames[0], clip.frames[1], stylized[0][:50])
 
@@ -66,7 +66,7 @@ def test_long_term_targets_tie_each_pixel_to_the_closest_frame(clip):
     assert [t.offset for t in targets] == [1, 2, 4]
     # Frame 4's last 2 columns are new since frame 3, the last 4 since frame 2, the last
     # 8 since frame 0: the long-term weights give each earlier frame none of those.
-    w1, w2, w4 = (t.weights for t in targets)
+    w1, w2, w4 = (t.reliability for t in targets)
     assert w1[:, :-2].all() and not w1[:, -2:].any()
     assert not w2.any()  # everything frame 2 sees, frame 3 sees too
     assert not w4.any()

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tfnst
 from tfnst import terms
 from tfnst.config import StyleConfig
-from tfnst.objective import TERMS, Objective, term_weights
+from tfnst.objective import TERMS, Objective, config_term_weights
 
 rng = np.random.default_rng(1)
 
@@ -68,7 +68,7 @@ def test_objective_is_the_weighted_sum_of_its_terms():
     targets = objective.targets(content, [style])
     total, values, _ = objective(image, targets)
     assert set(values) == {"content", "style", "tv"}
-    weights = dict(zip(TERMS, term_weights(config).numpy()))
+    weights = dict(zip(TERMS, config_term_weights(config).numpy()))
     assert float(total) == pytest.approx(sum(weights[k] * float(v) for k, v in values.items()), rel=1e-6)
     # Each term is its own object's value, computed independently of the objective:
     feats = features(image[None])

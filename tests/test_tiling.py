@@ -29,7 +29,7 @@ def test_a_tiles_interior_features_equal_the_whole_images():
     vgg = VGG19(layers)
     image = tf.random.stateless_uniform([150, 230, 3], seed=[1, 2])
     whole = vgg(image[None])
-    tiles = tiling.plan((150, 230), 64, tiling.margin(layers))
+    tiles = tiling.layout((150, 230), 64, tiling.margin(layers))
     assert len(tiles) == 3 * 4
     for tile in tiles:
         top, bottom, left, right = tile.crop
@@ -45,7 +45,7 @@ def test_a_tiles_interior_features_equal_the_whole_images():
     # the middle of a larger image, so its crop does not reach the image's edges).
     image = tf.random.stateless_uniform([320, 320, 3], seed=[3, 4])
     whole = vgg(image[None])["block5_conv1"]
-    short = [t for t in tiling.plan((320, 320), 64, 48) if t.interior[:3:2] == (128, 128)][0]
+    short = [t for t in tiling.layout((320, 320), 64, 48) if t.interior[:3:2] == (128, 128)][0]
     assert short.crop == (80, 240, 80, 240)
     top, bottom, left, right = short.crop
     rows, cols = tiling.slices(short.window(), 16, False)

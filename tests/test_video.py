@@ -14,7 +14,7 @@ pytest.importorskip("cv2")
 
 from tfnst import cli, video_clips
 from tfnst.config import StyleConfig
-from tfnst.objective import TERMS, build_terms, term_weights
+from tfnst.objective import TERMS, build_terms, config_term_weights
 from tfnst.terms import Temporal
 from tfnst.video import VideoInterrupted, stylize_video, work_folder
 from tfnst.video_io import read_video, write_video
@@ -65,8 +65,8 @@ def test_the_term_is_on_only_with_a_temporal_target_and_a_weight():
     assert "temporal" not in build_terms(config)
     assert "temporal" in build_terms(config, temporal=True)
     assert "temporal" not in build_terms(config.replace(temporal_weight=0.0), temporal=True)
-    weights = dict(zip(TERMS, term_weights(config.replace(temporal_weight=7.0)).numpy()))
-    assert len(term_weights(config).numpy()) == len(TERMS) and weights["temporal"] == 7.0
+    weights = dict(zip(TERMS, config_term_weights(config.replace(temporal_weight=7.0)).numpy()))
+    assert len(config_term_weights(config).numpy()) == len(TERMS) and weights["temporal"] == 7.0
 
 
 # ------------------------------------------------------------------ the command

@@ -9,7 +9,7 @@ The public API:
 - Callbacks: `Callback`, `IterationRecord`, `ProgressBar`, `History`, `SaveEvery`, `TimeLimit`.
 - Keras losses over a feature model: `PerceptualLoss` (content + style + TV, for training
   networks), `ContentLoss`, `StyleLoss`, `TotalVariationLoss`, with
-  `build_feature_model(layers, pooling=, weights=)` giving the VGG19 features.
+  `build_feature_model(layers, pooling=, vgg_weights=)` giving the VGG19 features.
 - `load_image` / `save_image` (atomic), and `TfnstError`, raised for bad input.
 - `tfnst.networks`: feed-forward networks (`StyleTransformer`, `train`, `Preview`,
   `export_network`); `tfnst.export.export_savedmodel`: the optimization as a TF-Serving

@@ -122,7 +122,7 @@ class Stylizer:
             return VGG19(
                 layers,
                 pooling=cfg.pooling,
-                weights=cfg.vgg_weights,
+                vgg_weights=cfg.vgg_weights,
                 precision=cfg.precision,
                 normalize=cfg.normalize_vgg,
             )
@@ -173,9 +173,9 @@ class Stylizer:
                 ``resume=True`` continues from it (same inputs and options; ``iterations``
                 may grow) to the result an uninterrupted run would give.
             temporal: a video frame's pull towards earlier results (Ruder et al. 2016,
-                `tfnst.terms.Temporal`): ``(warped, weights)``, the earlier stylized
+                `tfnst.terms.Temporal`): ``(warped, reliability)``, the earlier stylized
                 frames warped into this one ([K, H, W, 3], closest first) and their
-                reliability weights ([K, H, W]) at the result's size (resized to it
+                per-pixel reliability ([K, H, W]) at the result's size (resized to it
                 otherwise), e.g. `tfnst.temporal.as_term_target`; weighed by
                 ``temporal_weight``. `tfnst.video` builds it for each frame.
             **options: `StyleConfig` fields for this call; ``init`` may also be an image
@@ -248,7 +248,7 @@ class Stylizer:
 
             temporal = Temporal.target(*temporal)
             temporal = temporal._replace(
-                warped=resize(temporal.warped, hw), weights=resize(temporal.weights[..., None], hw)[..., 0]
+                warped=resize(temporal.warped, hw), reliability=resize(temporal.reliability[..., None], hw)[..., 0]
             )
         engine = self.engine(
             cfg, content is not None, 0 if masks is None else len(masks), temporal=temporal is not None

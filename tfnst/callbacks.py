@@ -25,7 +25,7 @@ class IterationRecord:
     iterations: int  # planned in this run
     loss: float
     terms: Mapping[str, float] | None
-    size: tuple[int, int]  # (H, W) being optimized
+    hw: tuple[int, int]  # (height, width) being optimized
     elapsed: float  # seconds since the run began
     optimizer: str
     scale: int = 1  # which coarse-to-fine scale (1-based)
@@ -40,7 +40,7 @@ class Callback:
 
     stop_requested = False
 
-    def on_run_begin(self, iterations: int, size: tuple[int, int]) -> None:
+    def on_run_begin(self, iterations: int, hw: tuple[int, int]) -> None:
         pass
 
     def on_iteration_end(self, record: IterationRecord, image: tf.Tensor) -> None:
@@ -101,12 +101,12 @@ class ProgressBar(Callback):
         self.description, self.file, self.bar = description, file or sys.stderr, None
         self.terms: Mapping[str, float] = {}
 
-    def on_run_begin(self, iterations, size):
+    def on_run_begin(self, iterations, hw):
         from tqdm.auto import tqdm
 
         self.bar = tqdm(
             total=iterations,
-            desc=f"{self.description} {size[1]}x{size[0]}",
+            desc=f"{self.description} {hw[1]}x{hw[0]}",
             file=self.file,
             unit="it",
             dynamic_ncols=True,
@@ -130,7 +130,7 @@ class TimeLimit(Callback):
     def __init__(self, seconds: float):
         self.seconds, self.start = float(seconds), None
 
-    def on_run_begin(self, iterations, size):
+    def on_run_begin(self, iterations, hw):
         if self.start is None:
             self.start = time.perf_counter()
 

@@ -156,13 +156,13 @@ class Engine:
             style_masks = [resize(m[..., None], tf.shape(f)[:2])[..., 0] for m, f in zip(style_masks, fitted)]
         masks = None if inputs.masks is None else [resize(m[..., None], hw)[..., 0] for m in inputs.masks]
         temporal = inputs.temporal
-        if temporal is not None:  # the warped earlier results and their weights at this size
-            temporal = (resize(temporal.warped, hw), resize(temporal.weights[..., None], hw)[..., 0])
+        if temporal is not None:  # the warped earlier results and their reliability at this size
+            temporal = (resize(temporal.warped, hw), resize(temporal.reliability[..., None], hw)[..., 0])
         return self.objective.targets(
             content,
             fitted,
             self.config.style_blend,
-            objectives.term_weights(self.config) if term_weights is None else term_weights,
+            objectives.config_term_weights(self.config) if term_weights is None else term_weights,
             masks=masks,
             style_masks=style_masks,
             temporal=temporal,

@@ -30,7 +30,7 @@ from tfnst.config import INITS, StyleConfig, check_layers_used, check_request
 from tfnst.engine import Engine
 from tfnst.errors import TfnstError
 from tfnst.features import VGG19
-from tfnst.objective import TERMS, feature_layers, term_weights
+from tfnst.objective import TERMS, config_term_weights, feature_layers
 from tfnst.plan import most_iterations
 from tfnst.serving import check_size, clamp, decode, directory_size, encode_png, next_version, save_servable
 from tfnst.vgg_layers import MIN_SIDE
@@ -89,7 +89,7 @@ class StylizationModule(tf.Module):
         self.vgg = VGG19(
             feature_layers(config),
             pooling=config.pooling,
-            weights=config.vgg_weights,
+            vgg_weights=config.vgg_weights,
             precision=config.precision,
             normalize=config.normalize_vgg,
         )
@@ -109,7 +109,7 @@ class StylizationModule(tf.Module):
         return self.engine.run(content, styles, cap, weights_of_terms, seed=self.config.seed or 0)
 
     def _term_weights(self, content_weight, style_weight):
-        default = term_weights(self.config)
+        default = config_term_weights(self.config)
         return tf.tensor_scatter_nd_update(
             default, [[TERMS.index("content")], [TERMS.index("style")]], tf.stack([content_weight, style_weight])
         )
@@ -172,7 +172,7 @@ class StylizationModule(tf.Module):
         ]
         with tf.control_dependencies(checks):
             styles = [tf.cond(tf.shape(s)[0] == 1, lambda s=s: tf.repeat(s, n, axis=0), lambda s=s: s) for s in styles]
-        default = term_weights(self.config)
+        default = config_term_weights(self.config)
 
         def one(args):
             c, *s = (tf.clip_by_value(a, 0.0, 1.0) for a in args)

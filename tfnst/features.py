@@ -110,11 +110,11 @@ class VGG19(tf.Module):
         layers: names of the layers to return, e.g. ``["block1_conv1", "block4_conv2"]``.
         pooling: ``"max"`` (the network as trained) or ``"avg"`` (Gatys et al. 2016, sec. 2:
             "slightly more appealing results"; the weights stay the max-pool ones).
-        weights: ``"imagenet"`` (offline, see `tfnst.weights`) or a Keras VGG19 notop file.
+        vgg_weights: ``"imagenet"`` (offline, see `tfnst.weights`) or a Keras VGG19 notop file.
         precision: ``"float32"``, ``"bfloat16"`` or ``"auto"`` (`resolve_precision`).
         normalize: image paths (empty: the bundled examples) over which each filter's mean
             activation is made 1 (`normalize_weights`); None leaves the weights as trained.
-        arrays: weights already loaded (``{layer: (kernel, bias)}``), instead of ``weights``.
+        arrays: weights already loaded (``{layer: (kernel, bias)}``), instead of ``vgg_weights``.
 
     Raises:
         TfnstError: for unknown layers, pooling or precision, or unreadable weights.
@@ -125,7 +125,7 @@ class VGG19(tf.Module):
         layers: Sequence[str],
         *,
         pooling: str = "max",
-        weights: str = "imagenet",
+        vgg_weights: str = "imagenet",
         precision: str = "float32",
         normalize: Sequence | None = None,
         arrays=None,
@@ -135,7 +135,7 @@ class VGG19(tf.Module):
         self.pooling = pooling
         self.precision = resolve_precision(precision)
         self.depth = max(layer_depth(n) for n in self.layers)
-        arrays = load_vgg19_weights(weights) if arrays is None else arrays
+        arrays = load_vgg19_weights(vgg_weights) if arrays is None else arrays
         if normalize is not None:
             arrays = normalize_weights(arrays, _normalization_images(normalize), pooling)
         # Only the layers the outputs need: the SavedModel carries nothing else.
@@ -173,24 +173,24 @@ class VGG19Features(keras.layers.Layer):
     variables are frozen and not among the layer's Keras weights.
 
     Args:
-        layers, pooling, weights, precision, normalize: as for `VGG19`.
+        layers, pooling, vgg_weights, precision, normalize: as for `VGG19`.
     """
 
     def __init__(
         self,
         layers: Sequence[str],
         pooling: str = "max",
-        weights: str = "imagenet",
+        vgg_weights: str = "imagenet",
         precision: str = "float32",
         normalize: Sequence | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.vgg = VGG19(layers, pooling=pooling, weights=weights, precision=precision, normalize=normalize)
+        self.vgg = VGG19(layers, pooling=pooling, vgg_weights=vgg_weights, precision=precision, normalize=normalize)
         self.config_ = dict(
             layers=list(self.vgg.layers),
             pooling=pooling,
-            weights=weights,
+            vgg_weights=vgg_weights,
             precision=precision,
             normalize=None if normalize is None else list(normalize),
         )
@@ -216,7 +216,7 @@ def build_feature_model(
     layers: Sequence[str],
     *,
     pooling: str = "max",
-    weights: str = "imagenet",
+    vgg_weights: str = "imagenet",
     normalize: Sequence | None = None,
     precision: str = "float32",
 ) -> keras.Model:
@@ -225,7 +225,7 @@ def build_feature_model(
     Args:
         layers: VGG19 layer names (Keras' ``blockN_convM``); the network is truncated
             after the deepest, so no work is spent on layers nobody reads.
-        pooling, weights, normalize, precision: as for `VGG19`.
+        pooling, vgg_weights, normalize, precision: as for `VGG19`.
 
     Returns:
         A `keras.Model` taking [B, H, W, 3] RGB in [0, 1].
@@ -234,7 +234,12 @@ def build_feature_model(
         TfnstError: for unknown layers, pooling or precision.
     """
     layer = VGG19Features(
-        layers, pooling=pooling, weights=weights, precision=precision, normalize=normalize, name="vgg19_features"
+        layers,
+        pooling=pooling,
+        vgg_weights=vgg_weights,
+        precision=precision,
+        normalize=normalize,
+        name="vgg19_features",
     )
     inputs = keras.Input(shape=(None, None, 3), name="image")
     return keras.Model(inputs, layer(inputs), name=f"vgg19_features_{pooling}")

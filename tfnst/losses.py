@@ -65,13 +65,14 @@ def covariance(features: tf.Tensor) -> tf.Tensor:
 
 
 # ------------------------------------------------------------------ style statistics
-def _flat_weights(features: tf.Tensor, weights) -> tf.Tensor:
-    """Per-position weights [B, M] for [B, H, W, C] features: ones, or ``weights``
-    ([B, H, W], a region's mask at this layer's resolution) flattened."""
-    if weights is None:
+def _flat_guide(features: tf.Tensor, guide) -> tf.Tensor:
+    """Per-position weights [B, M] for [B, H, W, C] features: ones, or ``guide``
+    ([B, H, W], a region's guidance channel at this layer's resolution; see
+    `tfnst.terms.Masked`) flattened."""
+    if guide is None:
         shape = tf.shape(features)
         return tf.ones([shape[0], shape[1] * shape[2]], features.dtype)
-    return tf.reshape(tf.cast(weights, features.dtype), [tf.shape(weights)[0], -1])
+    return tf.reshape(tf.cast(guide, features.dtype), [tf.shape(guide)[0], -1])
 
 
 class StyleStatistic:
@@ -91,7 +92,7 @@ class StyleStatistic:
     name = ""
     stateful = False  # True: the loss changes state at every evaluation (Adam only)
 
-    def sums(self, features: tf.Tensor, weights=None, target=None, state=None) -> dict:
+    def sums(self, features: tf.Tensor, guide=None, target=None, state=None) -> dict:
         raise NotImplementedError
 
     def from_sums(self, sums: dict):
@@ -100,15 +101,16 @@ class StyleStatistic:
     def loss_from_sums(self, sums: dict, target) -> tf.Tensor:
         raise NotImplementedError
 
-    def target(self, features: tf.Tensor, weights=None):
-        return self.from_sums(self.sums(features, weights))
+    def target(self, features: tf.Tensor, guide=None):
+        return self.from_sums(self.sums(features, guide))
 
-    def blend(self, targets: Sequence, weights: Sequence[float]):
-        """The target of a blend of styles; by default the weighted average."""
-        return tf.add_n([w * t for w, t in zip(weights, targets)])
+    def blend(self, targets: Sequence, shares: Sequence[float]):
+        """The target of a blend of styles (``shares`` summing to 1); by default the
+        weighted average."""
+        return tf.add_n([w * t for w, t in zip(shares, targets)])
 
-    def loss(self, features: tf.Tensor, target, weights=None) -> tf.Tensor:
-        return self.loss_from_sums(self.sums(features, weights), target)
+    def loss(self, features: tf.Tensor, target, guide=None) -> tf.Tensor:
+        return self.loss_from_sums(self.sums(features, guide), target)
 
     def initial_state(self, channels: int):
         return ()
@@ -117,9 +119,9 @@ class StyleStatistic:
         """(loss [B], new state) from the sums."""
         return self.loss_from_sums(sums, target), state
 
-    def loss_and_update(self, features: tf.Tensor, target, state, weights=None):
+    def loss_and_update(self, features: tf.Tensor, target, state, guide=None):
         """(loss [B], new state)."""
-        return self.loss_and_update_from_sums(self.sums(features, weights, target, state), target, state)
+        return self.loss_and_update_from_sums(self.sums(features, guide, target, state), target, state)
 
 
 class GramStatistic(StyleStatistic):
@@ -128,8 +130,8 @@ class GramStatistic(StyleStatistic):
 
     name = "gram"
 
-    def sums(self, features, weights=None, target=None, state=None):
-        flat, w = _flat(features), _flat_weights(features, weights)
+    def sums(self, features, guide=None, target=None, state=None):
+        flat, w = _flat(features), _flat_guide(features, guide)
         return {"ff": tf.matmul(flat * w[..., None], flat, transpose_a=True), "count": tf.reduce_sum(w, axis=1)}
 
     def from_sums(self, sums):
@@ -153,8 +155,8 @@ class MeanStatistic(StyleStatistic):
 
     name = "mean"
 
-    def sums(self, features, weights=None, target=None, state=None):
-        flat, w = _flat(features), _flat_weights(features, weights)
+    def sums(self, features, guide=None, target=None, state=None):
+        flat, w = _flat(features), _flat_guide(features, guide)
         return {"f": tf.reduce_sum(flat * w[..., None], axis=1), "count": tf.reduce_sum(w, axis=1)}
 
     def from_sums(self, sums):
@@ -176,8 +178,8 @@ class MeanCovStatistic(StyleStatistic):
 
     name = "meancov"
 
-    def sums(self, features, weights=None, target=None, state=None):
-        flat, w = _flat(features), _flat_weights(features, weights)
+    def sums(self, features, guide=None, target=None, state=None):
+        flat, w = _flat(features), _flat_guide(features, guide)
         weighted = flat * w[..., None]
         return {
             "f": tf.reduce_sum(weighted, axis=1),
@@ -190,13 +192,10 @@ class MeanCovStatistic(StyleStatistic):
         cov = sums["ff"] / sums["count"][:, None, None] - mean[:, :, None] * mean[:, None, :]
         return tf.concat([mean[:, None, :], cov], axis=1)
 
-    def blend(self, targets, weights):
-        mean = tf.add_n([w * t[:, :1, :] for w, t in zip(weights, targets)])
+    def blend(self, targets, shares):
+        mean = tf.add_n([w * t[:, :1, :] for w, t in zip(shares, targets)])
         second = tf.add_n(
-            [
-                w * (t[:, 1:, :] + tf.matmul(t[:, :1, :], t[:, :1, :], transpose_a=True))
-                for w, t in zip(weights, targets)
-            ]
+            [w * (t[:, 1:, :] + tf.matmul(t[:, :1, :], t[:, :1, :], transpose_a=True)) for w, t in zip(shares, targets)]
         )
         return tf.concat([mean, second - tf.matmul(mean, mean, transpose_a=True)], axis=1)
 
@@ -238,14 +237,14 @@ class DiscriminatorStatistic(StyleStatistic):
         # (a linear discriminator, for comparison).
         self.learning_rate, self.l2, self.quadratic = learning_rate, l2, quadratic
 
-    def target(self, features, weights=None):
-        flat, w = _flat(features), _flat_weights(features, weights)  # the style's vectors, [1, M, C]
-        return {"vectors": flat, "weights": w / tf.reduce_sum(w, axis=1, keepdims=True)}
+    def target(self, features, guide=None):
+        flat, w = _flat(features), _flat_guide(features, guide)  # the style's vectors, [1, M, C]
+        return {"vectors": flat, "shares": w / tf.reduce_sum(w, axis=1, keepdims=True)}
 
-    def blend(self, targets, weights):
+    def blend(self, targets, shares):
         return {
             "vectors": tf.concat([t["vectors"] for t in targets], axis=1),
-            "weights": tf.concat([w * t["weights"] for w, t in zip(weights, targets)], axis=1),
+            "shares": tf.concat([w * t["shares"] for w, t in zip(shares, targets)], axis=1),
         }
 
     def initial_state(self, channels):
@@ -265,21 +264,21 @@ class DiscriminatorStatistic(StyleStatistic):
 
     @staticmethod
     def _standardization(target):
-        style, style_weights = target["vectors"][0], target["weights"][0]
-        mu = tf.reduce_sum(style * style_weights[:, None], axis=0)
+        style, style_shares = target["vectors"][0], target["shares"][0]
+        mu = tf.reduce_sum(style * style_shares[:, None], axis=0)
         # One scale per layer, not per channel: channels that are dead in the style
         # (deviation ~0) would otherwise turn any activation into a huge z-score.
         sd = (
             tf.sqrt(
-                tf.reduce_sum(tf.square(style - mu) * style_weights[:, None]) / tf.cast(tf.shape(style)[1], tf.float32)
+                tf.reduce_sum(tf.square(style - mu) * style_shares[:, None]) / tf.cast(tf.shape(style)[1], tf.float32)
             )
             + 1e-3
         )
         return mu, sd
 
-    def sums(self, features, weights=None, target=None, state=None):
+    def sums(self, features, guide=None, target=None, state=None):
         mu, sd = self._standardization(target)
-        w = _flat_weights(features, weights)[0]
+        w = _flat_guide(features, guide)[0]
         current = (_flat(features)[0] - mu) / sd  # [M, C]
         z = self.logits(current, state)
         fixed = tf.stop_gradient(current)  # the discriminator's side sees the image as data
@@ -296,12 +295,12 @@ class DiscriminatorStatistic(StyleStatistic):
 
     def loss_and_update_from_sums(self, sums, target, state):
         mu, sd = self._standardization(target)
-        style, style_weights = (target["vectors"][0] - mu) / sd, target["weights"][0]
+        style, style_shares = (target["vectors"][0] - mu) / sd, target["shares"][0]
         count = sums["count"][0]
         # The discriminator's step: analytic gradients of its logistic loss,
         # d softplus(∓z)/dz = ∓σ(∓z), the style's side here, the image's from the sums.
         z_style = self.logits(style, state)
-        r_style = -tf.sigmoid(-z_style) * style_weights
+        r_style = -tf.sigmoid(-z_style) * style_shares
         channels = tf.cast(tf.shape(style)[-1], tf.float32)
         grad_w = tf.linalg.matvec(style, r_style, transpose_a=True) + sums["grad_w"][0] / count + self.l2 * state["w"]
         grad_a = (
@@ -310,7 +309,7 @@ class DiscriminatorStatistic(StyleStatistic):
             + self.l2 * state["a"]
         )
         grad_b = tf.reduce_sum(r_style) + sums["grad_b"][0] / count
-        accuracy = 0.5 * (tf.reduce_sum(tf.cast(z_style > 0, tf.float32) * style_weights) + sums["correct"][0] / count)
+        accuracy = 0.5 * (tf.reduce_sum(tf.cast(z_style > 0, tf.float32) * style_shares) + sums["correct"][0] / count)
         new_state = {
             "w": state["w"] - self.learning_rate * grad_w,
             "a": state["a"] - self.learning_rate * grad_a if self.quadratic else state["a"],
@@ -415,8 +414,8 @@ def laplacian_min_side(pool: int) -> int:
 
 
 # ------------------------------------------------------------------ combining layers
-def normalized_layer_weights(layers: Sequence[str], weights: Sequence[float] | None) -> dict:
+def normalized_layer_weights(layers: Sequence[str], layer_weights: Sequence[float] | None) -> dict:
     """Per-layer weights w_l, summing to 1 (equal by default, as in Gatys et al.)."""
-    weights = [1.0] * len(layers) if weights is None else [float(w) for w in weights]
-    total = sum(weights)
-    return {name: w / total for name, w in zip(layers, weights)}
+    layer_weights = [1.0] * len(layers) if layer_weights is None else [float(w) for w in layer_weights]
+    total = sum(layer_weights)
+    return {name: w / total for name, w in zip(layers, layer_weights)}

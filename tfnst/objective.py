@@ -41,10 +41,11 @@ class Targets(NamedTuple):
     term_weights: tf.Tensor  # the terms' weights, float32 [len(TERMS)], in `TERMS` order
 
 
-def blend_weights(count: int, blend: Sequence[float] | None) -> list[float]:
-    """Weights for ``count`` styles, normalised to sum to 1 (equal when ``blend`` is None)."""
-    weights = [1.0] * count if blend is None else [float(w) for w in blend]
-    return [w / sum(weights) for w in weights]
+def blend_shares(count: int, blend: Sequence[float] | None) -> list[float]:
+    """The shares of ``count`` styles in a blend, ``blend`` normalised to sum to 1 (equal
+    when None)."""
+    shares = [1.0] * count if blend is None else [float(w) for w in blend]
+    return [w / sum(shares) for w in shares]
 
 
 def build_terms(
@@ -71,7 +72,7 @@ def feature_layers(config: StyleConfig, has_content: bool = True) -> tuple[str, 
     return tuple(dict.fromkeys(n for t in build_terms(config, has_content).values() for n in t.layers))
 
 
-def term_weights(config: StyleConfig) -> tf.Tensor:
+def config_term_weights(config: StyleConfig) -> tf.Tensor:
     """The terms' weights, in `TERMS` order."""
     return tf.constant(
         [
@@ -147,19 +148,19 @@ class Objective:
         """A style image's target for the style term; ``mask`` ([H, W]) selects the part
         of it to take (its guidance channel, `tfnst.terms.Masked`)."""
         style = tf.convert_to_tensor(style, tf.float32)
-        weights = (
+        guides = (
             None
             if mask is None
             else Masked.guides(tf.convert_to_tensor(mask, tf.float32), self.style.layers, tf.shape(style)[:2])
         )
-        return self.style.target(self.features(style), weights)
+        return self.style.target(self.features(style), guides)
 
     def targets(
         self,
         content,
         styles: Sequence,
         blend: Sequence[float] | None = None,
-        weights: tf.Tensor | None = None,
+        term_weights: tf.Tensor | None = None,
         masks: Sequence | None = None,
         style_masks: Sequence | None = None,
         reader=None,
@@ -171,7 +172,7 @@ class Objective:
             content: [H, W, 3] in [0, 1], or None for a texture.
             styles: style images [H_i, W_i, 3]; without masks several are blended with
                 ``blend`` (normalised; equal when None) by their statistic's `blend`.
-            weights: the terms' weights in `TERMS` order; the config's when None.
+            term_weights: the terms' weights in `TERMS` order; the config's when None.
             masks: with regions, one [H, W] mask in [0, 1] per style, at the result's
                 size: where that style applies.
             style_masks: with regions, optionally one [H_i, W_i] mask per style image:
@@ -179,7 +180,7 @@ class Objective:
             reader: what reads the images' features (`whole_features`, `style_target`):
                 this objective, or a wrapper that reads them in tiles.
             temporal: the `tfnst.terms.TemporalTarget` at this size (warped earlier
-                results and their weights), when the temporal term is on.
+                results and their reliability), when the temporal term is on.
         """
         reader = reader or self
         style_masks = list(style_masks) if style_masks is not None else [None] * len(styles)
@@ -191,10 +192,10 @@ class Objective:
                 per_style, [Masked.guides(tf.convert_to_tensor(m, tf.float32), self.style.layers, hw) for m in masks]
             )
         else:
-            out["style"] = self.style.blend(per_style, blend_weights(len(per_style), blend))
+            out["style"] = self.style.blend(per_style, blend_shares(len(per_style), blend))
         if "hist" in self.loss_terms:  # not tiled (`tfnst.tiling.Tiled` refuses it)
             term = self.loss_terms["hist"]
-            out["hist"] = term.blend([term.target(self.features(s)) for s in styles], blend_weights(len(styles), blend))
+            out["hist"] = term.blend([term.target(self.features(s)) for s in styles], blend_shares(len(styles), blend))
         if "content" in self.loss_terms:
             term = self.loss_terms["content"]
             out["content"] = term.target(reader.whole_features(content, term.layers))
@@ -202,7 +203,7 @@ class Objective:
             out["lap"] = self.loss_terms["lap"].target(tf.convert_to_tensor(content, tf.float32)[None])
         if "temporal" in self.loss_terms:
             out["temporal"] = self.loss_terms["temporal"].target(*temporal)
-        return Targets(out, term_weights(self.config) if weights is None else weights)
+        return Targets(out, config_term_weights(self.config) if term_weights is None else term_weights)
 
     def initial_state(self) -> dict:
         """The stateful terms' states, by name (empty unless the discriminator is on)."""
@@ -228,8 +229,8 @@ class Objective:
             terms[name] = value[0]
             if t.stateful:
                 new_state[name] = updated
-        weights = dict(zip(TERMS, tf.unstack(targets.term_weights)))
-        total = tf.add_n([weights[name] * value for name, value in terms.items()])
+        weight_of = dict(zip(TERMS, tf.unstack(targets.term_weights)))
+        total = tf.add_n([weight_of[name] * value for name, value in terms.items()])
         if "disc_acc" in self.terms:  # reported, not optimized
             style = new_state["style"]
             states = [s for region in (style if self.regions else [style]) for s in region.values()]

@@ -851,7 +851,7 @@ def minimize(
     if state is None:
         x = tf.clip_by_value(tf.convert_to_tensor(image, tf.float32), 0.0, 1.0)
         state = optimizer.init_state(x, targets, learning_rate, tolerance)
-    size = tuple(int(d) for d in optimizer.image(state).shape[:2])
+    hw = tuple(int(d) for d in optimizer.image(state).shape[:2])
     start = time.perf_counter()
     iteration, reason, failure = start_iteration, None, False
     best_loss = math.inf
@@ -860,7 +860,7 @@ def minimize(
         return np.clip(optimizer.best_image(state).numpy(), 0.0, 1.0)
 
     for c in callbacks:
-        c.on_run_begin(iterations - start_iteration, size)
+        c.on_run_begin(iterations - start_iteration, hw)
     try:
         for iteration in range(start_iteration + 1, iterations + 1):
             state = optimizer.compiled_step(state, targets)
@@ -872,7 +872,7 @@ def minimize(
                     iterations,
                     float(info["loss"]),
                     {k: float(v) for k, v in state.progress.terms.items()},
-                    size,
+                    hw,
                     time.perf_counter() - start,
                     optimizer.name,
                     *scale,

@@ -49,25 +49,25 @@ def fit_size_tensor(shape: tf.Tensor, longest, shortest: int = 0) -> tf.Tensor:
     return tf.maximum(tf.cast(tf.round(hw * scale), tf.int32), 1)
 
 
-def resize(image, size, clip: bool = True) -> tf.Tensor:
-    """Resample ``image`` ([H, W, C] or [B, H, W, C]) to ``size`` (H, W).
+def resize(image, hw, clip: bool = True) -> tf.Tensor:
+    """Resample ``image`` ([H, W, C] or [B, H, W, C]) to ``hw`` (H, W).
 
     Args:
         image: an array or tensor; float values (images in [0, 1]).
-        size: (H, W) as ints or an int32 tensor.
+        hw: (H, W) as ints or an int32 tensor.
         clip: clip to [0, 1] (images); False for other fields (e.g. Adam's moments).
 
     Returns:
         A float32 tensor. An image already of that size comes back unchanged, bit for bit.
     """
     image = tf.convert_to_tensor(image, tf.float32)
-    size = tf.convert_to_tensor(size, tf.int32)
-    if image.shape.rank is not None and image.shape[-3:-1].is_fully_defined() and tf.get_static_value(size) is not None:
-        if tuple(image.shape[-3:-1]) == tuple(tf.get_static_value(size)):
+    hw = tf.convert_to_tensor(hw, tf.int32)
+    if image.shape.rank is not None and image.shape[-3:-1].is_fully_defined() and tf.get_static_value(hw) is not None:
+        if tuple(image.shape[-3:-1]) == tuple(tf.get_static_value(hw)):
             return image
-        return _resample(image, size, clip)
-    same = tf.reduce_all(tf.equal(tf.shape(image)[-3:-1], size))
-    return tf.cond(same, lambda: image, lambda: _resample(image, size, clip))
+        return _resample(image, hw, clip)
+    same = tf.reduce_all(tf.equal(tf.shape(image)[-3:-1], hw))
+    return tf.cond(same, lambda: image, lambda: _resample(image, hw, clip))
 
 
 def _resample(image, size, clip):

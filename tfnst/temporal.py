@@ -31,19 +31,19 @@ from tfnst.terms import Temporal
 
 
 @dataclass
-class TemporalTarget:
+class EarlierFrame:
     """One earlier frame's pull on frame i: its stylized result warped into frame i
-    (float32 [H, W, 3]) and the per-pixel weights (float32 [H, W], in {0, 1});
-    ``offset`` is j for the earlier frame i - j."""
+    (float32 [H, W, 3]) and Ruder et al.'s per-pixel reliability c (float32 [H, W], in
+    [0, 1]); ``offset`` is j for the earlier frame i - j."""
 
     warped: np.ndarray
-    weights: np.ndarray
+    reliability: np.ndarray
     offset: int = 1
 
 
 def temporal_target(
     content_prev, content, stylized_prev, *, method: str = "dis", flow: Callable | None = None, offset: int = 1
-) -> TemporalTarget:
+) -> EarlierFrame:
     """Warp ``stylized_prev`` (the result for the earlier content frame ``content_prev``)
     into ``content``'s frame, with Ruder et al.'s weights. The flow is OpenCV's
     (``method``), or ``flow(a, b)`` (from a to b) if given."""
@@ -58,12 +58,12 @@ def temporal_target(
             f"{backward.shape[:2]}: resize one to the other first"
         )
     warped = warp(stylized_prev, backward).numpy()
-    return TemporalTarget(warped, consistency_weights(forward, backward), offset)
+    return EarlierFrame(warped, consistency_weights(forward, backward), offset)
 
 
 def temporal_targets(
     content, earlier: Sequence[tuple[int, object, object]], *, method: str = "dis", flow: Callable | None = None
-) -> list[TemporalTarget]:
+) -> list[EarlierFrame]:
     """The long-term targets of frame ``content``: ``earlier`` holds
     ``(j, content[i-j], stylized[i-j])``, closest first (j ascending); the weights
     are the long-term ones (a single earlier frame keeps its short-term weights)."""
@@ -71,23 +71,23 @@ def temporal_targets(
     if offsets != sorted(offsets) or len(set(offsets)) != len(offsets):
         raise TfnstError(f"earlier frames must be closest first and distinct, got offsets {offsets}")
     targets = [temporal_target(c, content, s, method=method, flow=flow, offset=j) for j, c, s in earlier]
-    for target, weights in zip(targets, long_term_weights([t.weights for t in targets]), strict=True):
-        target.weights = weights
+    for target, reliability in zip(targets, long_term_weights([t.reliability for t in targets]), strict=True):
+        target.reliability = reliability
     return targets
 
 
-def temporal_loss(image, warped, weights) -> tf.Tensor:
+def temporal_loss(image, warped, reliability) -> tf.Tensor:
     """``1/D sum_k c_k (x_k - ω_k)²`` (D = H W C): ``image`` [H, W, C] or [1, H, W, C],
-    ``warped`` like it, ``weights`` [H, W]. Differentiable in ``image``; the one
+    ``warped`` like it, ``reliability`` (c) [H, W]. Differentiable in ``image``; the one
     implementation is `tfnst.terms.Temporal`'s."""
     image = tf.convert_to_tensor(image)
     batch = image if image.shape.rank == 4 else image[None]
     warped = tf.reshape(tf.convert_to_tensor(warped, tf.float32), tf.shape(batch)[1:])
-    weights = tf.reshape(tf.convert_to_tensor(weights, tf.float32), tf.shape(batch)[1:3])
-    return Temporal().value({}, Temporal.target(warped, weights), (), batch)[0][0]
+    reliability = tf.reshape(tf.convert_to_tensor(reliability, tf.float32), tf.shape(batch)[1:3])
+    return Temporal().value({}, Temporal.target(warped, reliability), (), batch)[0][0]
 
 
-def as_term_target(targets: Sequence[TemporalTarget]):
+def as_term_target(targets: Sequence[EarlierFrame]):
     """Earlier frames' targets (closest first) as the `tfnst.terms.Temporal` term's:
     ``Stylizer.run(temporal=...)`` takes it."""
-    return Temporal.target(np.stack([t.warped for t in targets]), np.stack([t.weights for t in targets]))
+    return Temporal.target(np.stack([t.warped for t in targets]), np.stack([t.reliability for t in targets]))

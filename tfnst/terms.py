@@ -137,14 +137,14 @@ class Style(Term):
     def initial_state(self):
         return {n: self.statistic.initial_state(LAYER_CHANNELS[n]) for n in self.layers} if self.stateful else ()
 
-    def target_sums(self, features, weights=None, window=None) -> dict:
-        """A style image's statistic sums (``weights``: per layer [B, h, w] over the
+    def target_sums(self, features, guides=None, window=None) -> dict:
+        """A style image's statistic sums (``guides``: per layer [B, h, w] over the
         whole image, or None), within ``window``: a style too large to process whole
         is summed tile by tile (`tfnst.tiling.Tiled`)."""
         return {
             n: self.statistic.sums(
                 window_of(features[n], window, n),
-                None if weights is None else window_of(weights[n][..., None], window, n, True)[..., 0],
+                None if guides is None else window_of(guides[n][..., None], window, n, True)[..., 0],
             )
             for n in self.layers
         }
@@ -152,21 +152,22 @@ class Style(Term):
     def target_from_sums(self, sums) -> dict:
         return {n: self.statistic.from_sums(sums[n]) for n in self.layers}
 
-    def target(self, features, weights=None) -> dict:
-        """One style image's target; ``weights`` ({layer: [B, h, w]}) weigh its positions."""
-        return {n: self.statistic.target(features[n], None if weights is None else weights[n]) for n in self.layers}
+    def target(self, features, guides=None) -> dict:
+        """One style image's target; ``guides`` ({layer: [B, h, w]}, `Masked.guides`)
+        weigh its positions."""
+        return {n: self.statistic.target(features[n], None if guides is None else guides[n]) for n in self.layers}
 
     def blend(self, targets: Sequence[dict], shares: Sequence[float]) -> dict:
         """The target of several styles, their shares normalised (the statistic's blend)."""
         return {n: self.statistic.blend([t[n] for t in targets], shares) for n in self.layers}
 
-    def sums(self, features, target, state=(), window=None, weights=None):
-        """As `Term.sums`; ``weights`` ({layer: [B, h, w]} over the whole image) weigh the
+    def sums(self, features, target, state=(), window=None, guides=None):
+        """As `Term.sums`; ``guides`` ({layer: [B, h, w]} over the whole image) weigh the
         positions (`Masked`)."""
         return {
             n: self.statistic.sums(
                 window_of(features[n], window, n),
-                None if weights is None else window_of(weights[n][..., None], window, n, True)[..., 0],
+                None if guides is None else window_of(guides[n][..., None], window, n, True)[..., 0],
                 target[n],
                 state[n] if self.stateful else (),
             )
@@ -219,7 +220,7 @@ class Masked(Term):
     def sums(self, features, target, state=(), window=None):
         return [
             self.inner.sums(
-                features, target.regions[r], state[r] if self.stateful else (), window, weights=target.guides[r]
+                features, target.regions[r], state[r] if self.stateful else (), window, guides=target.guides[r]
             )
             for r in range(self.regions)
         ]
@@ -290,7 +291,7 @@ class TemporalTarget(NamedTuple):
     reliability weights, closest earlier frame first."""
 
     warped: tf.Tensor  # [K, H, W, 3]: ω for each earlier frame i - j
-    weights: tf.Tensor  # [K, H, W]: c (short-term) or c_long (long-term), in [0, 1]
+    reliability: tf.Tensor  # [K, H, W]: c (short-term) or c_long (long-term), in [0, 1]
 
 
 class Temporal(Term):
@@ -313,18 +314,18 @@ class Temporal(Term):
     name = "temporal"
 
     @staticmethod
-    def target(warped, weights) -> TemporalTarget:
-        """``warped`` [K, H, W, 3] (or [H, W, 3]), ``weights`` [K, H, W] (or [H, W])."""
+    def target(warped, reliability) -> TemporalTarget:
+        """``warped`` [K, H, W, 3] (or [H, W, 3]), ``reliability`` [K, H, W] (or [H, W])."""
         warped = tf.convert_to_tensor(warped, tf.float32)
-        weights = tf.convert_to_tensor(weights, tf.float32)
+        reliability = tf.convert_to_tensor(reliability, tf.float32)
         if warped.shape.rank == 3:
-            warped, weights = warped[None], weights[None]
-        return TemporalTarget(warped, weights)
+            warped, reliability = warped[None], reliability[None]
+        return TemporalTarget(warped, reliability)
 
     def value(self, sums, target, state=(), image=None):
         """``image`` [B, H, W, 3]: Σ_j 1/D Σ c_j (x − ω_j)², per image ([B])."""
         x = tf.convert_to_tensor(image)
         diff = x[:, None] - tf.cast(target.warped, x.dtype)[None]  # [B, K, H, W, C]
-        c = tf.cast(target.weights, x.dtype)[None, ..., None]
+        c = tf.cast(target.reliability, x.dtype)[None, ..., None]
         per_frame = tf.reduce_mean(c * tf.square(diff), axis=[2, 3, 4])  # [B, K]
         return tf.reduce_sum(per_frame, axis=1), state

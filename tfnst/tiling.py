@@ -64,7 +64,7 @@ class Tile:
         return tf.constant([it - ct, ib - ct, il - cl, ir - cl, ct, cl], tf.int32)
 
 
-def plan(hw: tuple[int, int], tile: int, margin_px: int) -> list[Tile]:
+def layout(hw: tuple[int, int], tile: int, margin_px: int) -> list[Tile]:
     """Tiles covering an image of ``hw`` (H, W): interiors of ``tile`` pixels (a multiple
     of `ALIGN`; the last row and column take what is left), crops ``margin_px`` wider on
     every side that is not the image's edge."""
@@ -188,7 +188,7 @@ class Tiled:
 
     def tiles(self, hw) -> list[Tile]:
         """The tiles of an image of size ``hw``."""
-        return plan(tuple(int(d) for d in hw), self.tile, self.margin)
+        return layout(tuple(int(d) for d in hw), self.tile, self.margin)
 
     @staticmethod
     def _crop(image, tile: Tile):
@@ -213,10 +213,10 @@ class Tiled:
         style = tf.convert_to_tensor(style, tf.float32)
         term = self.inner.style
         hw = tf.shape(style)[:2]
-        weights = None if mask is None else Masked.guides(tf.convert_to_tensor(mask, tf.float32), term.layers, hw)
+        guides = None if mask is None else Masked.guides(tf.convert_to_tensor(mask, tf.float32), term.layers, hw)
         sums = None
         for tile in self.tiles(hw):
-            part = term.target_sums(self._tile_features(self._crop(style, tile)), weights, tile.window())
+            part = term.target_sums(self._tile_features(self._crop(style, tile)), guides, tile.window())
             sums = part if sums is None else tf.nest.map_structure(tf.add, sums, part)
         return term.target_from_sums(sums)
 
