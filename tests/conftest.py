@@ -13,15 +13,35 @@ import numpy as np
 import pytest
 
 import tfnst
+from tfnst.features import VGG19
 from tfnst.image_io import read_image
 from tfnst.resize import fit_size, resize
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+CONTENT, STYLE = str(EXAMPLES / "tubingen.jpg"), str(EXAMPLES / "starry_night.jpg")
+
+
+def run_cli(capsys, *args):
+    """``tfnst ARGS`` in this process: (exit status, what it wrote to stderr)."""
+    from tfnst import cli
+
+    code = cli.main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def run_quiet(capsys, *args):
+    """`run_cli` with ``-q`` (no progress bar)."""
+    return run_cli(capsys, *args, "-q")
+
+
+def fitted(image, longest: int) -> np.ndarray:
+    """``image`` resized to ``longest`` pixels on its longest side."""
+    return resize(image, fit_size(image.shape[:2], longest)).numpy()
 
 
 def small(name: str, longest: int) -> np.ndarray:
-    image = read_image(EXAMPLES / name)
-    return resize(image, fit_size(image.shape[:2], longest)).numpy()
+    """A bundled example (examples/), downscaled."""
+    return fitted(read_image(EXAMPLES / name), longest)
 
 
 @pytest.fixture(scope="session")
@@ -34,12 +54,17 @@ def style64():
     return small("starry_night.jpg", 64)
 
 
+@pytest.fixture(scope="session")
+def scream64():
+    return small("the_scream.jpg", 64)
+
+
 # Tests run at 32-128 px, where bfloat16 does not pay, and on machines with and without
 # native bfloat16: they pin float32 unless they test precision. They count iterations,
 # so the stall stop is off unless they test it.
 # float32 (deterministic), and Adam at one scale with the iterations a test asks for: the
 # tests written for the defaults before 2026-11-26 keep their meaning; the defaults
-# themselves (L-BFGS, two scales) have their own tests (test_stylize, test_optimizers).
+# themselves (L-BFGS, two scales) have their own tests (test_api, test_optimizers).
 TEST_OPTIONS = dict(precision="float32", tolerance=0.0, optimizer="adam", scales=1)
 
 
@@ -47,3 +72,22 @@ TEST_OPTIONS = dict(precision="float32", tolerance=0.0, optimizer="adam", scales
 def stylizer():
     """Built once: the feature extractor and compiled steps are reused across tests."""
     return tfnst.Stylizer(**TEST_OPTIONS)
+
+
+STYLE_LAYERS = tfnst.StyleConfig().style_layers
+
+
+# A small random image, for loaders and hostile inputs.
+RGB = (np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def vgg():
+    """VGG19 with the default style layers and the content layer."""
+    return VGG19(STYLE_LAYERS + ("block4_conv2",))
+
+
+def distance(vgg, statistic, image, style):
+    """Σ over the style layers of ``statistic``'s loss of ``image`` against ``style``."""
+    f, t = vgg(image[None]), vgg(style[None])
+    return sum(float(statistic.loss(f[n], statistic.target(t[n]))[0]) for n in STYLE_LAYERS)

@@ -1,14 +1,21 @@
-"""The command line: end to end through a subprocess, and every bad input (exit 2, one line)."""
+"""The command line: end to end through a subprocess, every bad input (exit 2, one
+line), signals, numerical faults, permissions and fuzzed arguments."""
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from tests.conftest import EXAMPLES
+import tfnst
+from tests.conftest import EXAMPLES, RGB, run_cli, run_quiet
 from tfnst import cli
 
 CONTENT, STYLE = str(EXAMPLES / "tubingen.jpg"), str(EXAMPLES / "starry_night.jpg")
@@ -77,11 +84,6 @@ def inputs(tmp_path_factory):
     Image.fromarray(rgb).convert("P").save(d / "palette.png")
     Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(d / "deep16.png")
     return d
-
-
-def run_cli(capsys, *args):
-    code = cli.main(list(args))
-    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -232,9 +234,7 @@ def test_readme_option_table_shows_the_real_defaults():
     """Each default in the README's option table is `StyleConfig`'s (or Adam's, for the
     options that are unset until the optimizer is known)."""
     import dataclasses
-    import re
 
-    import tfnst
     from tfnst.config import ADAM_DEFAULTS, COARSE_ITERATIONS
 
     UNSET_DEFAULTS = {**ADAM_DEFAULTS, "coarse_iterations": COARSE_ITERATIONS}  # what "unset" means
@@ -291,3 +291,283 @@ def test_a_checkpoint_path_alone_writes_a_checkpoint_that_resumes(capsys, tmp_pa
     code, err = run_cli(capsys, "stylize", *common, "--iterations", "3", "--resume")
     assert code == 0, err
     assert load_checkpoint(ckpt).iteration == 3
+
+
+# ----------------------------------------------------------------- signals
+@pytest.mark.parametrize(
+    "signum,code,word,options,snapshot,what",
+    [
+        (signal.SIGINT, 130, "interrupted", [], "out_s1_3.png", "the best image so far"),  # the defaults
+        (
+            signal.SIGTERM,
+            143,
+            "terminated",
+            ["--optimizer", "adam", "--scales", "1"],
+            "out_3.png",
+            "the average of the iterates so far",
+        ),
+    ],
+)
+def test_signal_writes_best_image_so_far(tmp_path, signum, code, word, options, snapshot, what):
+    out = tmp_path / "out.png"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tfnst",
+            "stylize",
+            CONTENT,
+            STYLE,
+            "-o",
+            str(out),
+            "--size",
+            "48",
+            "--iterations",
+            "100000",
+            "--save-every",
+            "3",
+            "-q",
+            "--tolerance",
+            "0",
+            *options,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    snapshot = tmp_path / snapshot
+    deadline = time.time() + 120
+    while not snapshot.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert snapshot.exists(), proc.stderr.read() if proc.poll() is not None else "no snapshot"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert f"tfnst: {word} at iteration" in err and f"wrote {what}" in err
+    assert "Traceback" not in err
+    assert Image.open(out).size == (48, 36)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_dropped_inside_a_finalizer_still_ends_the_run(signum):
+    # Python drops an exception raised in a finalizer; a Ctrl-C landing there once left
+    # a run going. The next iteration's callback must raise it again.
+    from tfnst.cli import _signals_as_interrupt, _Terminated
+
+    class SignalledWhileFinalized:
+        def __del__(self):
+            os.kill(os.getpid(), signum)
+
+    expected = _Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    with _signals_as_interrupt() as reraise:
+        reraise(None)  # nothing pending: nothing raised
+    with pytest.raises(expected):
+        with _signals_as_interrupt() as reraise:
+            try:
+                SignalledWhileFinalized()  # the handler's exception is dropped here
+            except BaseException:
+                pytest.fail("the finalizer's exception was expected to be dropped")
+            reraise(None)
+
+
+# ----------------------------------------------------------------- numerical faults
+def test_overflowing_weights_through_the_cli(capsys, tmp_path):
+    out = tmp_path / "o.png"
+    # Every evaluation overflows, the start's included: nothing to go back to; the run
+    # gives up after 8 and still writes an image.
+    code, err = run_quiet(
+        capsys,
+        "stylize",
+        CONTENT,
+        STYLE,
+        "-o",
+        out,
+        "--size",
+        "32",
+        "--iterations",
+        "20",
+        "--style-weight",
+        "1e39",
+        "--precision",
+        "float32",
+    )
+    assert code == 1
+    assert "stopped early" in err and "best image so far" in err and "8 non-finite in a row" in err
+    assert Image.open(out).size == (32, 24)
+
+
+FLAGS = [
+    "--size",
+    "--iterations",
+    "--optimizer",
+    "--learning-rate",
+    "--content-weight",
+    "--style-weight",
+    "--tv-weight",
+    "--init",
+    "--seed",
+    "--pooling",
+    "--style-scale",
+    "--style-layers",
+    "--style-layer-weights",
+    "--content-layers",
+    "--weights",
+    "--max-pixels",
+    "--save-every",
+    "--checkpoint-every",
+    "--style-stat",
+    "--hist-weight",
+    "--hist-layers",
+    "--lap-weight",
+    "--lap-pool",
+    "--preserve-color",
+    "--scales",
+    "--style-blend",
+    "--ema-decay",
+    "--tolerance",
+    "--patience",
+]
+
+
+VALUES = [
+    "0",
+    "-1",
+    "1",
+    "3",
+    "1e309",
+    "nan",
+    "abc",
+    "",
+    "max",
+    "avg",
+    "lbfgs",
+    "block1_conv1",
+    "block9_conv1,",
+    "1,2,3",
+    "noise",
+    "style",
+    "content",
+    "/nonexistent",
+    "16",
+    "x",
+    "--",
+    "gram",
+    "mean",
+    "meancov",
+    "discriminator",
+    "luminance",
+    "histogram",
+    "0.5",
+    "2",
+    "1,1",
+    "4",
+]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    command=st.sampled_from(["stylize", "texture", "export", "bogus"]),
+    pairs=st.lists(st.tuples(st.sampled_from(FLAGS), st.sampled_from(VALUES)), max_size=4),
+    positional=st.lists(st.sampled_from([CONTENT, STYLE, "/nope.png", ""]), max_size=3),
+)
+def test_fuzz_cli_arguments(monkeypatch, tmp_path, capsys, command, pairs, positional):
+    # Real runs (tiny: 24 px, one iteration, unless the fuzzed flags say otherwise): every
+    # combination ends in exit 0, 1 (a numerical stop, still writing an image) or a
+    # one-line error with exit 2. Only the export's saving is stubbed (it traces for
+    # seconds); its options are checked the same way before it starts.
+    def reached(*args, **kwargs):
+        raise _Reached()
+
+    monkeypatch.setattr("tfnst.export.export_savedmodel", reached)
+    run_flags = ["--size", "24", "--iterations", "1", "-q"] if command in ("stylize", "texture") else []
+    if command == "texture":
+        run_flags[1] = "24x20"
+    argv = [command, *positional, *run_flags, *[x for pair in pairs for x in pair], "-o", str(tmp_path / "o.png")]
+    try:
+        code = cli.main(argv)
+    except _Reached:
+        return
+    err = capsys.readouterr().err
+    assert code in (0, 1, 2), (argv, code, err)
+    if code == 2:
+        assert err.startswith("tfnst: error:") and err.count("\n") == 1, (argv, err)
+    else:
+        assert (tmp_path / "o.png").exists(), (argv, err)
+
+
+class _Reached(Exception):
+    pass
+
+
+# ----------------------------------------------------------------- permissions
+def test_unreadable_input_and_read_only_output_dir(tmp_path):
+    """As an unprivileged user (root reads and writes anywhere, so drop to nobody)."""
+    import tempfile
+
+    if os.geteuid() == 0:
+        user = 65534  # nobody
+    elif os.access("/", os.W_OK):
+        pytest.skip("cannot test permissions as a user who can write anywhere")
+    else:
+        user = None
+    if user is not None:
+        try:
+            subprocess.run([sys.executable, "-c", "pass"], user=user, check=True, timeout=60)
+        except (PermissionError, subprocess.CalledProcessError):
+            pytest.skip("this Python cannot be run as nobody (e.g. it lives under /root)")
+    work = tempfile.mkdtemp()
+    try:
+        os.chmod(work, 0o755)
+        secret = os.path.join(work, "secret.png")
+        Image.fromarray(RGB).save(secret)
+        os.chmod(secret, 0o000)
+        readonly = os.path.join(work, "readonly")
+        os.mkdir(readonly, 0o555)
+        writable = os.path.join(work, "writable")
+        os.mkdir(writable, 0o777)
+        cases = [
+            ([secret, STYLE, "-o", os.path.join(writable, "o.png")], "permission denied"),
+            ([CONTENT, STYLE, "-o", os.path.join(readonly, "o.png")], "not writable"),
+        ]
+        for args, message in cases:
+            r = subprocess.run(
+                [sys.executable, "-m", "tfnst", "stylize", *args, "-q"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                user=user,
+                env={**os.environ, "HOME": work},
+            )
+            assert r.returncode == 2, r.stderr
+            assert r.stderr.startswith("tfnst: error:") and message in r.stderr, r.stderr
+            assert r.stderr.count("\n") == 1
+        assert os.listdir(readonly) == [] and os.listdir(writable) == []
+    finally:
+        os.chmod(os.path.join(work, "readonly"), 0o755)
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_permission_errors_are_one_line(capsys, tmp_path, monkeypatch):
+    """The same refusals, simulated, so they are tested wherever the suite runs."""
+    secret = tmp_path / "secret.png"
+    Image.fromarray(RGB).save(secret)
+    real_open = Image.open
+
+    def deny(path, *args, **kwargs):
+        if str(path) == str(secret):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", deny)
+    code, err = run_quiet(capsys, "stylize", secret, STYLE, "-o", tmp_path / "o.png")
+    assert code == 2 and "permission denied" in err and err.count("\n") == 1
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(readonly) else real_access(p, mode))
+    code, err = run_quiet(capsys, "stylize", CONTENT, STYLE, "-o", readonly / "o.png")
+    assert code == 2 and "not writable" in err
+    assert not list(readonly.iterdir())

@@ -17,14 +17,12 @@ import tensorflow as tf
 from PIL import Image
 
 import tfnst
-from tests.conftest import EXAMPLES, small
-from tfnst import cli
+from tests.conftest import EXAMPLES, STYLE, run_cli, small
 from tfnst.errors import TfnstError
 from tfnst.networks import Preview, StyleTransformer, export_network, load_network, save_network, train
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "data" / "photos"
-STYLE = EXAMPLES / "starry_night.jpg"
 TINY = dict(size=32, batch_size=2, width=4, depth=1, crops=1, precision="float32", steps=10)
 
 
@@ -269,12 +267,6 @@ def test_exported_network_serves_without_tfnst(tiny_network, tmp_path):
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-
-
-# ------------------------------------------------------------------ the CLI
-def run_cli(capsys, *args):
-    code = cli.main([str(a) for a in args])
-    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

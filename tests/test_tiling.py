@@ -207,7 +207,7 @@ print(json.dumps({"peak": peak}))
 
 def test_a_1536_px_run_with_a_2gb_budget_stays_under_2_5gb():
     # A fresh process, so that the peak is its own. That tiles lower a measured peak, and
-    # by how much: tests/test_reliability.py (512 px, tiled and untiled, both measured).
+    # by how much: tests/test_memory.py (512 px, tiled and untiled, both measured).
     r = subprocess.run(
         [
             sys.executable,

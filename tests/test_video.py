@@ -3,7 +3,6 @@ the term against numpy, the command end to end on a short synthetic pan, less fl
 with the term, resuming after Ctrl-C, a network applied to a clip, and bad input."""
 
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,8 @@ import tensorflow as tf
 pytest.importorskip("av")
 pytest.importorskip("cv2")
 
-from tfnst import cli, video_clips
+from tests.conftest import STYLE, run_cli
+from tfnst import video_clips
 from tfnst.config import StyleConfig
 from tfnst.objective import TERMS, build_terms, config_term_weights
 from tfnst.terms import Temporal
@@ -20,7 +20,6 @@ from tfnst.video import VideoInterrupted, stylize_video, work_folder
 from tfnst.video_io import read_video, write_video
 from tfnst.video_metrics import warping_error
 
-STYLE = Path(__file__).resolve().parent.parent / "examples" / "starry_night.jpg"
 FAST = dict(size=64, iterations=4, scales=1)  # frame 1 (and independent frames)
 FRAME_ITERATIONS = 3
 
@@ -101,11 +100,6 @@ def runs(pan, stylizer, tmp_path_factory):
         out[weight] = [f for f in read_video(path)[0]]
         assert not work_folder(path).exists()  # removed once the video is written
     return out
-
-
-def run_cli(capsys, *args):
-    code = cli.main([str(a) for a in args])
-    return code, capsys.readouterr().err
 
 
 @pytest.mark.slow
