@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks.flops import forward_flops, iteration_flops
 from benchmarks.run import RESULTS, combine, table
 
@@ -37,6 +39,7 @@ def test_repeats_report_the_median():
     assert combined["peak_rss_bytes"] == 7
 
 
+@pytest.mark.slow
 def test_quick_runs_leave_the_checkout_alone():
     before = set(os.listdir(RESULTS))
     r = subprocess.run(
@@ -61,6 +64,7 @@ def test_quick_runs_leave_the_checkout_alone():
     assert "report in /" in r.stdout
 
 
+@pytest.mark.slow
 def test_quick_benchmark_runs(tmp_path):
     r = subprocess.run(
         [
@@ -93,6 +97,7 @@ def test_quick_benchmark_runs(tmp_path):
     assert "seconds_per_iteration" in by_impl["pastiche"] or "error" in by_impl["pastiche"]
 
 
+@pytest.mark.slow
 def test_quick_time_to_quality_runs(tmp_path):
     r = subprocess.run(
         [

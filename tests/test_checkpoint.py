@@ -25,6 +25,7 @@ def test_resume_gives_the_uninterrupted_result(stylizer, content64, style64, tmp
     )  # the resumed part did real work
 
 
+@pytest.mark.slow
 def test_resume_with_the_discriminator_gives_the_uninterrupted_result(content64, style64, tmp_path):
     # The discriminator's weights are part of the optimizer state, so they are saved too:
     # a resumed run equals the uninterrupted one (it would not if it restarted them).
@@ -49,6 +50,7 @@ class CtrlCAt(tfnst.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer,stop_scale", [("adam", 1), ("lbfgs", 0)])
 def test_coarse_to_fine_resumes_at_its_scale(stylizer, content64, style64, tmp_path, optimizer, stop_scale):
     from tfnst.checkpoint import load_checkpoint

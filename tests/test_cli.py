@@ -170,6 +170,7 @@ def test_bad_output_paths(capsys, tmp_path, out, message):
     assert code == 2 and message in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gray.png", "rgba.png", "palette.png", "deep16.png"])
 def test_unusual_but_valid_images_work(capsys, inputs, tmp_path, name):
     out = tmp_path / "out.png"
@@ -190,6 +191,7 @@ def test_unusual_but_valid_images_work(capsys, inputs, tmp_path, name):
     assert Image.open(out).size == (32, 32)
 
 
+@pytest.mark.slow
 def test_snapshots_of_each_scale_are_kept(tmp_path):
     # Each coarse-to-fine scale counts its iterations from 1: snapshots name their scale
     # rather than overwrite each other.
@@ -221,6 +223,7 @@ def test_snapshots_of_each_scale_are_kept(tmp_path):
     assert Image.open(tmp_path / "r_s1_2.png").size[0] < Image.open(tmp_path / "r_s2_2.png").size[0]
 
 
+@pytest.mark.slow
 def test_texture_takes_an_init(tmp_path):
     out = tmp_path / "t.png"
     assert (
@@ -255,6 +258,7 @@ def test_readme_option_table_shows_the_real_defaults():
     assert checked >= 10
 
 
+@pytest.mark.slow
 def test_the_discriminator_runs_from_the_command_line_without_naming_adam(capsys, tmp_path):
     # optimizer="auto" follows what the discriminator needs (Adam) instead of refusing.
     out = tmp_path / "d.png"
@@ -279,6 +283,7 @@ def test_the_discriminator_runs_from_the_command_line_without_naming_adam(capsys
     assert Image.open(out).size == (32, 24)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_path_alone_writes_a_checkpoint_that_resumes(capsys, tmp_path):
     out, ckpt = tmp_path / "c.png", tmp_path / "state.npz"
     common = [CONTENT, STYLE, "-o", str(out), "--size", "32", "--scales", "1", "--checkpoint", str(ckpt), "-q"]
@@ -294,6 +299,7 @@ def test_a_checkpoint_path_alone_writes_a_checkpoint_that_resumes(capsys, tmp_pa
 
 
 # ----------------------------------------------------------------- signals
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "signum,code,word,options,snapshot,what",
     [
@@ -348,6 +354,7 @@ def test_signal_writes_best_image_so_far(tmp_path, signum, code, word, options, 
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_dropped_inside_a_finalizer_still_ends_the_run(signum):
@@ -465,6 +472,7 @@ VALUES = [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     command=st.sampled_from(["stylize", "texture", "export", "bogus"]),

@@ -1,11 +1,13 @@
 """Colour preservation (`tfnst.color`): luminance-only transfer and colour matching."""
 
 import numpy as np
+import pytest
 
 from tests.conftest import distance, fitted
 from tfnst import color, losses
 
 
+@pytest.mark.slow
 def test_luminance_transfer_stylizes_the_luminance_and_keeps_the_colours(stylizer, vgg, content64, style64):
     options = dict(size=64, iterations=60, style_weight=50.0)
     kept = stylizer.stylize(content64, style64, preserve_color="luminance", **options)
@@ -23,6 +25,7 @@ def test_luminance_transfer_stylizes_the_luminance_and_keeps_the_colours(stylize
     assert np.abs(chroma(plain) - chroma(content64)).mean() > 0.03
 
 
+@pytest.mark.slow
 def test_histogram_colour_preservation_keeps_the_content_palette(stylizer, content64, style64):
     # Measured: 0.035 with, 0.19 without.
     options = dict(size=64, iterations=60, style_weight=50.0)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import tfnst
 from tests.conftest import EXAMPLES
 from tfnst import cli
 
@@ -142,9 +143,33 @@ def differs(a, b) -> bool:
     return a[0] != b[0] or a[1].shape != b[1].shape or np.abs(a[1] - b[1]).max() > 0 or a[2:] != b[2:]
 
 
+_STYLIZERS: dict = {}  # per worker: one Stylizer per network, as a long-lived process keeps
+_BASES: dict = {}  # per worker: the reference runs, observed once
+
+
+@pytest.fixture
+def shared_stylizers(monkeypatch):
+    """The command line's `Stylizer` reused across runs with the same network options (its
+    VGG19 and compiled steps; the engine cache keys on everything that shapes a graph),
+    so the walk pays for tracing once per network rather than once per run. The call
+    options reach it as a fresh Stylizer's would: through its config."""
+    real = tfnst.api.Stylizer
+
+    def stylizer(config=None, **options):
+        config = (config or tfnst.StyleConfig()).replace(**options)
+        key = tuple(getattr(config, name) for name in real.NETWORK_OPTIONS)
+        if key not in _STYLIZERS:
+            _STYLIZERS[key] = real(config)
+        shared = _STYLIZERS[key]
+        shared.config = config
+        return shared
+
+    monkeypatch.setattr(tfnst.api, "Stylizer", stylizer)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("flag", sorted(STYLIZE))
-def test_every_stylize_option_changes_the_run_or_is_refused(capsys, tmp_path_factory, masks, flag):
+def test_every_stylize_option_changes_the_run_or_is_refused(capsys, tmp_path_factory, masks, shared_stylizers, flag):
     tmp_path = tmp_path_factory.mktemp("walk")
     # Masks and the missing-weights path live in the masks folder (observe's "{d}").
     base_args = [a for a in BASE]
@@ -166,7 +191,10 @@ def test_every_stylize_option_changes_the_run_or_is_refused(capsys, tmp_path_fac
             continue
         assert got[0] == 0, (flag, args, got[1] if len(got) == 2 else "")
         ref_args = [a.replace("{d}", str(masks)) for a in (reference or [])]
-        base = observe_in(capsys, tmp_path, base_args + ref_args, styles)
+        key = (tuple(ref_args), tuple(styles))
+        if key not in _BASES:
+            _BASES[key] = observe_in(capsys, tmp_path, base_args + ref_args, styles)
+        base = _BASES[key]
         assert base[0] == 0, base
         assert differs(got, base), (flag, args, "changes nothing against", ref_args)
 

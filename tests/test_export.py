@@ -227,6 +227,7 @@ EVALUATE_ALL = """
 """
 
 
+@pytest.mark.slow
 def test_every_option_exports_and_serves_what_the_library_computes(tmp_path):
     # Each configuration is exported, loaded without tfnst, and run at a size that needs
     # resizing (content 52x39 clamped to 40x30 in the graph; styles of other sizes),
@@ -326,6 +327,7 @@ def with_nan_region(engine):
     return engine
 
 
+@pytest.mark.slow
 def test_served_graph_recovers_from_a_nan_region_as_the_library_does(tmp_path):
     config = CONFIG.replace(ema_decay=0.0)
     content, style = small("tubingen.jpg", 40), small("starry_night.jpg", 40)
@@ -365,6 +367,7 @@ def test_served_graph_recovers_from_a_nan_region_as_the_library_does(tmp_path):
     assert np.abs(served - content).max() <= 0.05 + 1e-6  # it stayed where the loss is finite
 
 
+@pytest.mark.slow
 def test_bfloat16_graph_matches_library(tmp_path):
     # bfloat16 variables in the SavedModel and the steps of a bfloat16 Stylizer: the same
     # ops, but Adam's first steps are ±lr wherever a gradient is near zero, so rounding
@@ -418,6 +421,7 @@ def run_readme_block(marker, port, tmp_path, shell):
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "marker,shell", [("serving:curl", True), ("serving:python", False), ("serving:options", False)]
 )
@@ -430,6 +434,7 @@ def test_readme_clients_work_against_tf_servings_rest_mapping(rest_server, tmp_p
     assert image.size == (32, 24)  # tubingen.jpg (512x384) clamped to the export's max size
 
 
+@pytest.mark.slow
 def test_the_old_output_name_would_have_failed_that_client(tmp_path, rest_server):
     # The contract, checked the other way: an output not named *_bytes comes back as a JSON
     # string of raw PNG bytes, which the emulator (like TF Serving) cannot write as text.
@@ -463,6 +468,7 @@ def test_the_old_output_name_would_have_failed_that_client(tmp_path, rest_server
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_rest_errors_follow_the_documented_rules(rest_server):
     import urllib.error
     import urllib.request
@@ -489,6 +495,7 @@ def test_rest_errors_follow_the_documented_rules(rest_server):
 
 
 # ------------------------------------------------------------------ the loader TF Serving uses
+@pytest.mark.slow
 def test_saved_model_cli_show_and_run(exported, tmp_path):
     cli = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable))
     assert cli, "saved_model_cli comes with tensorflow"

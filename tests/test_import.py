@@ -65,6 +65,7 @@ def test_a_trained_network_loads_after_a_bare_import(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), model(images).numpy())
 
 
+@pytest.mark.slow
 def test_a_model_compiled_with_perceptual_loss_loads_after_a_bare_import(tmp_path):
     rng = np.random.default_rng(1)
     images = rng.random((2, 32, 32, 3)).astype(np.float32)
@@ -120,6 +121,7 @@ def tfnst_script() -> Path:
     return script
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["console script", "python -m tfnst"])
 def test_the_command_hides_tensorflows_start_up_lines(tmp_path, how):
     command = [str(tfnst_script())] if how == "console script" else [sys.executable, "-m", "tfnst"]

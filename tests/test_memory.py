@@ -123,6 +123,7 @@ print(json.dumps({"peak": peak, "estimate": estimate}))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [

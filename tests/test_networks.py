@@ -80,6 +80,7 @@ def test_save_and_load_round_trip_without_custom_objects(tmp_path):
         load_network(tmp_path / "junk.keras")
 
 
+@pytest.mark.slow
 def test_training_with_fit_lowers_the_loss():
     # 60 steps at 64 px from a random network, epochs of 10 steps (10 images x 2 crops,
     # batches of 2). The mean loss of the last epoch is under 0.75x the first's.
@@ -96,6 +97,7 @@ def test_training_with_fit_lowers_the_loss():
     assert isinstance(model, StyleTransformer)
 
 
+@pytest.mark.slow
 def test_backup_and_restore_resumes_to_the_uninterrupted_result(tmp_path):
     options = {**TINY, "steps": 15}  # 10 images, 1 crop, batches of 2: 3 epochs of 5 steps
     whole = train(STYLE, PHOTOS, **options, verbose=0)
@@ -124,6 +126,7 @@ def test_backup_and_restore_resumes_to_the_uninterrupted_result(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_keras_callbacks_work(tmp_path):
     preview = tmp_path / "preview_{step}.png"
     train(
@@ -148,6 +151,7 @@ def test_a_keras_callback_in_the_image_optimizer_is_refused_with_a_reason(conten
         tfnst.Stylizer().stylize(content64, style64, size=32, iterations=1, callbacks=[keras.callbacks.EarlyStopping()])
 
 
+@pytest.mark.slow
 def test_unreadable_training_files_are_skipped_with_a_warning(tmp_path, caplog):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -162,6 +166,7 @@ def test_unreadable_training_files_are_skipped_with_a_warning(tmp_path, caplog):
     assert isinstance(model, StyleTransformer)  # no crash mid-epoch
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_devices_matches_one(tmp_path):
     # Two logical CPUs (set before TensorFlow starts, so in a process of its own); each
     # replica gets half of every batch and the gradients are averaged, which is the same
@@ -201,6 +206,7 @@ def tiny_network(tmp_path_factory):
     return save_network(train(STYLE, PHOTOS, **{**TINY, "steps": 3}, verbose=0), path)
 
 
+@pytest.mark.slow
 def test_exported_network_serves_without_tfnst(tiny_network, tmp_path):
     out = export_network(load_network(tiny_network), tmp_path / "served", max_size=40)
     image = (small("tubingen.jpg", 60) * 255).astype(np.uint8)  # 60x45: clamped to 40x30
@@ -308,6 +314,7 @@ def test_train_errors_are_one_line(capsys, tmp_path, args, message):
     assert not (tmp_path / "net.keras").exists()
 
 
+@pytest.mark.slow
 def test_train_apply_export_end_to_end(tmp_path):
     net = tmp_path / "net.keras"
     r = subprocess.run(
@@ -380,6 +387,7 @@ def test_train_apply_export_end_to_end(tmp_path):
     assert (tmp_path / "served" / "1" / "saved_model.pb").exists()
 
 
+@pytest.mark.slow
 def test_apply_and_export_errors(capsys, tmp_path, tiny_network):
     code, err = run_cli(
         capsys,

@@ -17,6 +17,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_the_colab_notebook_runs(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

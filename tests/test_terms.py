@@ -143,6 +143,7 @@ def test_each_statistic_reduces_its_own_distance(vgg, style64, stat):
     assert distance(vgg, statistic, out, target) < 0.3 * distance(vgg, statistic, noise, target)
 
 
+@pytest.mark.slow
 def test_histogram_loss_brings_feature_histograms_closer(style64):
     layers = tfnst.StyleConfig().hist_layers
     model = VGG19(layers)
@@ -158,6 +159,7 @@ def test_histogram_loss_brings_feature_histograms_closer(style64):
     assert histogram_distance(with_hist) < 0.8 * histogram_distance(gram_only)
 
 
+@pytest.mark.slow
 def test_laplacian_loss_keeps_the_content_edges(content64, style64):
     target = {4: losses.laplacian(tf.constant(content64[None]), 4)}
 
@@ -175,6 +177,7 @@ def test_laplacian_loss_keeps_the_content_edges(content64, style64):
         stylizer.synthesize_texture(style64, 48, iterations=1, lap_weight=1.0)
 
 
+@pytest.mark.slow
 def test_discriminator_style_loss_fools_a_fresh_discriminator(vgg, style64):
     history = tfnst.History()
     target = fitted(style64, 48)
@@ -192,6 +195,7 @@ def test_discriminator_style_loss_fools_a_fresh_discriminator(vgg, style64):
     assert distance(vgg, gram, out, target) < 0.3 * distance(vgg, gram, noise, target)  # 0.555 vs 2.58
 
 
+@pytest.mark.slow
 def test_the_quadratic_discriminator_matches_covariance_better_than_a_linear_one(vgg, style64):
     # Measured 2026-11-25: mean+covariance distance to the style 1.12 (quadratic) vs 1.29
     # (linear), from 2.50 for noise. 2026-12-02, after the optimizers' and terms' rewrite:
@@ -227,6 +231,7 @@ def test_reported_disc_acc_is_the_discriminators_accuracy_at_that_step(style64):
     assert float(after.progress.terms["disc_acc"]) == pytest.approx(np.mean(accuracies), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_discriminator_sees_covariance_where_a_linear_one_cannot():
     # Two zero-mean Gaussians of equal variances, one with correlated channels: a linear
     # logistic discriminator is at chance (its best weights are 0 by symmetry); with the
@@ -306,6 +311,7 @@ def test_a_blend_lies_between_its_styles(vgg, style64, scream64, stat):
     assert distance(vgg, statistic, mostly_a, a) < distance(vgg, statistic, blend, a)
 
 
+@pytest.mark.slow
 def test_discriminator_with_several_styles_without_blend(style64, scream64):
     # Styles of different sizes: the discriminator sees the mixture of their vectors.
     out = tfnst.Stylizer(**TEST_OPTIONS, style_statistic="discriminator").synthesize_texture(

@@ -161,6 +161,7 @@ def test_tiling_differs_from_the_whole_image_less_than_the_precision_does(precis
         assert relative(run(vgg, tile=64, short=16)[1]) > bound
 
 
+@pytest.mark.slow
 def test_adam_steps_in_tiles_give_the_same_image(content64, style64):
     # The gradients agree to float precision (above), but Adam's first steps are about
     # ±rate wherever a gradient is near zero, whatever its last bits: a few pixels step
@@ -205,6 +206,7 @@ print(json.dumps({"peak": peak}))
 """
 
 
+@pytest.mark.slow
 def test_a_1536_px_run_with_a_2gb_budget_stays_under_2_5gb():
     # A fresh process, so that the peak is its own. That tiles lower a measured peak, and
     # by how much: tests/test_memory.py (512 px, tiled and untiled, both measured).
@@ -228,6 +230,7 @@ def test_a_1536_px_run_with_a_2gb_budget_stays_under_2_5gb():
 
 
 # ------------------------------------------------------------------ masks
+@pytest.mark.slow
 def test_two_regions_each_take_their_own_style():
     # Left half after The Starry Night, right half after The Scream. Per half, the Gram
     # distance to its own style ends below 0.6x the distance to the other style.
@@ -253,6 +256,7 @@ def test_two_regions_each_take_their_own_style():
         assert distance(half, own[side]) < 0.6 * distance(half, other[side]), side
 
 
+@pytest.mark.slow
 def test_style_masks_take_part_of_a_style_image(content64):
     # A style image made of two halves (The Scream | noise): with a style mask on the
     # Scream half, the result is closer to The Scream than without it.
@@ -319,6 +323,7 @@ def test_bad_masks_are_one_line_exit_2(capsys, tmp_path, mask_files, masks, mess
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.slow
 def test_masks_through_the_cli(tmp_path, mask_files):
     left = Image.open(mask_files["left"])
     Image.fromarray(255 - np.asarray(left)).save(tmp_path / "right.png")
@@ -347,6 +352,7 @@ def test_masks_through_the_cli(tmp_path, mask_files):
     assert code == 0 and Image.open(tmp_path / "o.png").size == (48, 36)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("statistic", ["mean", "meancov", "discriminator"])
 def test_masks_work_with_every_statistic(statistic, content64):
     starry, scream = small("starry_night.jpg", 64), small("the_scream.jpg", 64)
