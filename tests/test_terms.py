@@ -133,6 +133,7 @@ def test_each_term_is_about_1_for_a_random_image(vgg, content64, style64):
     assert raw["block4_conv1"] / raw["block1_conv1"] > 1e5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stat", ["gram", "mean", "meancov"])
 def test_each_statistic_reduces_its_own_distance(vgg, style64, stat):
     stylizer = tfnst.Stylizer(**TEST_OPTIONS, style_statistic=stat)
