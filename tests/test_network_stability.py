@@ -13,10 +13,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfnst import cli, video_clips
 from tfnst.datasets import STABILITY_NOISE, training_dataset
-from tfnst.networks import StyleTransformer, load_network, save_network, stability_loss, train
+from tfnst.networks import StyleTransformer, export_network, load_network, save_network, stability_loss, train
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "data" / "photos"
@@ -153,6 +154,9 @@ def test_training_with_the_term_saves_the_plain_network(tmp_path):
     assert "stability" not in json.dumps(model.get_config())
     image = np.random.default_rng(0).random((1, 24, 20, 3)).astype(np.float32)
     np.testing.assert_array_equal(load_network(path)(image).numpy(), model(image).numpy())
+    served = tf.saved_model.load(str(export_network(model, tmp_path / "served")))  # TF Serving's graph
+    out = served.signatures["stylize_float"](images=tf.constant(image))["stylized"].numpy()
+    np.testing.assert_allclose(out, model(image).numpy(), atol=1e-5)
 
 
 def test_the_command_line_takes_the_options(capsys, tmp_path):
@@ -200,6 +204,23 @@ def test_mirrored_strategy_with_the_term_matches_one_device():
     assert len(losses["one"]) == 2
     np.testing.assert_allclose(losses["mirrored"][0], losses["one"][0], rtol=1e-4)
     np.testing.assert_allclose(losses["mirrored"], losses["one"], rtol=2e-3)
+
+
+@pytest.mark.slow
+def test_two_workers_with_the_term_train_like_one(tmp_path):
+    # MultiWorkerMirroredStrategy (tests/test_multiworker.py's processes): the second views
+    # and shifts, a structure in y, pass through Keras' fit and tfnst's per-value reduce.
+    from tests.test_multiworker import OPTIONS, cluster, finish, start, weights
+
+    options = {**OPTIONS, "stability_weight": 100.0}
+    one = [(tmp_path / "one.json", start(tmp_path / "one.json", "none", options=options))]
+    two = cluster(tmp_path, "two", options=options)
+    [single], (w0, w1) = finish(one), finish(two)
+    assert w0["replicas"] == 2 and w0["losses"] == w1["losses"]
+    for a, b in zip(weights(tmp_path / "two0.json"), weights(tmp_path / "two1.json")):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(w0["losses"][0], single["losses"][0], rtol=1e-4)
+    np.testing.assert_allclose(w0["losses"], single["losses"], rtol=2e-3)
 
 
 @pytest.mark.slow
