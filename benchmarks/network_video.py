@@ -19,7 +19,8 @@ frames are, and the benchmark reports:
 * Lai et al.'s warping error (`tfnst.video_metrics`, DIS flow of the content frames, as
   `benchmarks.video` measures the optimization); on the pan also with the exact flow
   (the known 2 px shift: `stability_loss` between consecutive results, the columns
-  that enter the view left out);
+  that enter the view left out); and the same for the input frames themselves, the
+  metric's floor on that clip;
 * the style and content terms of each frame (`benchmarks.video.terms_per_frame`: the
   defaults' Gatys layers, each frame against its own targets, as for the optimization);
 * seconds per frame of `tfnst.video.apply_network` (the code of ``tfnst apply
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
     from tfnst.video_io import read_video
     from tfnst.video_metrics import warping_error
 
-    report = {**report_header("benchmarks.network_video", argv), "rows": [], "apply": []}
+    report = {**report_header("benchmarks.network_video", argv), "rows": [], "floors": [], "apply": []}
     folder = Path(args.networks)
     folder.mkdir(parents=True, exist_ok=True)
     common = dict(
@@ -162,6 +163,13 @@ def main(argv=None) -> int:
                 "vs weight 0 | style term (mean) | vs weight 0 | style per frame vs weight 0 | content term (mean) |"
             )
             print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+            # The metric's floor: the input frames against their own flow (0 with exact
+            # flow and no new content; DIS flow's errors and real motion leave more).
+            floor = warping_error(contents, contents)
+            exact_floor = float(np.mean(exact_pan_error(contents))) if clip == "pan" else None
+            report["floors"].append(dict(clip=clip, warping_error=floor.mean, exact_warping_error=exact_floor))
+            exact_text = "–" if exact_floor is None else f"{exact_floor:.5f}"
+            print(f"| input frames (no network) | {floor.mean:.5f} | – | {exact_text} | – | – | – | – | – |")
             base = None
             for weight, model in networks.items():
                 results = [stylize_with(model, frame) for frame in contents]
