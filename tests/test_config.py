@@ -332,6 +332,11 @@ WALKED = {
         "--crops": [(["--crops", "2"], None)],
         "--precision": [(["--precision", "float32"], None)],
         "--seed": [(["--seed", "3"], None)],
+        "--stability-weight": [(["--stability-weight", "100"], None)],
+        "--stability-shift": [
+            (["--stability-shift", "2"], REFUSED),
+            (["--stability-weight", "100", "--stability-shift", "2"], ["--stability-weight", "100"]),
+        ],
         "--images": [(["--images", "{t}/missing"], REFUSED)],
         "--preview": [(["--preview", C], None)],
         "--preview-every": [

@@ -549,6 +549,26 @@ class TrainConfig(_Options):
         commands=TRAIN,
     )
     seed: int = option(0, "order of the images and of the crops", Rule("int", minimum=0), commands=TRAIN)
+    stability_weight: float = option(
+        0.0,
+        "weight of the stability term: the mean squared difference between the network's "
+        "output on a crop moved by a few pixels (plus a little noise) and its output on the "
+        "crop moved the same way, so that video frames do not flicker (Huang et al. 2017's "
+        "temporal loss on synthetic motion; docs/video.md); 0: off",
+        Rule("number", minimum=0),
+        commands=TRAIN,
+    )
+    stability_shift: int = option(
+        4,
+        "the stability term's largest move, in pixels along each axis (4 covers every "
+        "phase of the network's two stride-2 convolutions)",
+        Rule("int", above=0, needs=("stability_weight above 0", lambda c: c.stability_weight > 0)),
+        commands=TRAIN,
+    )
+
+    def _check_together(self) -> None:
+        if self.stability_shift >= self.size:
+            raise TfnstError(f"stability_shift must be under size ({self.size}), received {self.stability_shift}")
 
 
 def check_layers_used(config: StyleConfig, has_content: bool = True) -> None:

@@ -5,6 +5,11 @@ Every epoch is the same pass over the same crops in the same order (a seeded shu
 the crop's number): so a training that `keras.callbacks.BackupAndRestore` resumes at an
 epoch boundary sees the data an uninterrupted one would. Johnson et al. (2016) trained on
 fixed 256x256 resizes of COCO; several fixed crops per image give a small set variety.
+
+For the stability term (`tfnst.networks.stability_loss`), each crop comes with a second
+view of the same photo: the crop window moved by a whole number of pixels (a known
+translation, also a seeded function of the file and the crop) plus a little Gaussian
+noise, so the two views' correspondence is exact without optical flow.
 """
 
 from __future__ import annotations
@@ -66,9 +71,21 @@ def readable_files(files, min_side: int) -> list[Path]:
     return good
 
 
-def _crop(path: tf.Tensor, crop: tf.Tensor, size: int, seed: int) -> tf.Tensor:
+# The second view's noise (standard deviation, [0, 1] pixel units): about 2.5/255, the
+# order of a camera's or a video codec's frame-to-frame noise.
+STABILITY_NOISE = 0.01
+
+
+def _crop(path: tf.Tensor, crop: tf.Tensor, size: int, seed: int, shift: int = 0, noise: float = STABILITY_NOISE):
     """A size x size crop of the image at ``path``: scaled so that its shorter side is
-    1 to 1.5 times ``size``, at a position drawn from (seed, file, crop), stateless."""
+    1 to 1.5 times ``size``, at a position drawn from (seed, file, crop), stateless.
+
+    With ``shift`` > 0, ``(crop, moved, (dy, dx))``: ``moved`` is the same scaled photo
+    seen through the window moved by (dy, dx) whole pixels (each drawn in [-shift, shift],
+    clipped so that the window stays on the photo), plus Gaussian noise of standard
+    deviation ``noise``, clipped to [0, 1]. Without the noise ``moved[i, j] = crop[i + dy,
+    j + dx]`` wherever both are in the crop. The crop itself is the one ``shift`` 0 gives.
+    """
     image = tf.image.convert_image_dtype(
         tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), tf.float32
     )
@@ -82,12 +99,35 @@ def _crop(path: tf.Tensor, crop: tf.Tensor, size: int, seed: int) -> tf.Tensor:
     image = resize(image, scaled)
     top = tf.cast(draws[1] * tf.cast(scaled[0] - size + 1, tf.float32), tf.int32)
     left = tf.cast(draws[2] * tf.cast(scaled[1] - size + 1, tf.float32), tf.int32)
-    return tf.ensure_shape(image[top : top + size, left : left + size], [size, size, 3])
+    first = tf.ensure_shape(image[top : top + size, left : left + size], [size, size, 3])
+    if not shift:
+        return first
+    # Draws of their own (another key), so the first view is the crop shift 0 gives.
+    moves = tf.random.stateless_uniform(
+        [2], seed=tf.random.experimental.stateless_fold_in(key, 1), minval=-shift, maxval=shift + 1, dtype=tf.int32
+    )
+    dy = tf.clip_by_value(moves[0], -top, scaled[0] - size - top)
+    dx = tf.clip_by_value(moves[1], -left, scaled[1] - size - left)
+    moved = image[top + dy : top + dy + size, left + dx : left + dx + size]
+    if noise:
+        moved += noise * tf.random.stateless_normal(
+            [size, size, 3], seed=tf.random.experimental.stateless_fold_in(key, 2)
+        )
+    moved = tf.ensure_shape(tf.clip_by_value(moved, 0.0, 1.0), [size, size, 3])
+    return first, moved, tf.stack([dy, dx])
 
 
-def training_dataset(folder, size: int, batch_size: int, crops: int = 4, seed: int = 0):
+def training_dataset(
+    folder, size: int, batch_size: int, crops: int = 4, seed: int = 0, shift: int = 0, noise: float = STABILITY_NOISE
+):
     """Batches of training crops ``(x, x)`` (a stylization network's target is its input:
     the perceptual loss compares features), repeated forever, one epoch a pass.
+
+    With ``shift`` > 0, batches ``(x, {"content": x, "moved": moved, "shift": shift})``:
+    each crop's second view, moved by ``shift[b] = (dy, dx)`` whole pixels and with
+    Gaussian noise of standard deviation ``noise`` (see `_crop`), for the stability term
+    (`tfnst.networks.StyleTransformer.compute_loss`). Each second view, like each crop,
+    is the same every epoch; the crops ``x`` are the ones ``shift`` 0 gives.
 
     Args:
         folder: a folder of images (COCO-style: any layout, JPEG/PNG/GIF/BMP).
@@ -95,6 +135,8 @@ def training_dataset(folder, size: int, batch_size: int, crops: int = 4, seed: i
         batch_size: crops per batch.
         crops: fixed crops per image.
         seed: of the order and the crops.
+        shift: the second view's largest move, in pixels along each axis (0: none).
+        noise: the second view's noise.
 
     Returns:
         (dataset, steps per epoch).
@@ -115,11 +157,19 @@ def training_dataset(folder, size: int, batch_size: int, crops: int = 4, seed: i
     crop_ids = tf.constant([pairs[i][1] for i in order], tf.int32)
     one_pass = (
         tf.data.Dataset.from_tensor_slices((paths, crop_ids))
-        .map(lambda p, c: _crop(p, c, size, seed), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .map(
+            lambda p, c: _crop(p, c, size, seed, shift, noise),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         .ignore_errors(log_warning=True)
         .batch(batch_size, drop_remainder=True)
     )
-    dataset = one_pass.repeat().map(lambda x: (x, x)).prefetch(tf.data.AUTOTUNE)
+    if shift:
+        to_xy = lambda x, moved, d: (x, {"content": x, "moved": moved, "shift": d})  # noqa: E731
+    else:
+        to_xy = lambda x: (x, x)  # noqa: E731
+    dataset = one_pass.repeat().map(to_xy).prefetch(tf.data.AUTOTUNE)
     return dataset, steps
 
 

@@ -8,6 +8,13 @@ with one group per channel) and resize-convolution upsampling (nearest-neighbour
 upsampling, then a convolution: Odena, Dumoulin & Olah 2016, no checkerboard
 artifacts), reflection padding throughout. Trained once per style with `model.fit` on
 `tfnst.PerceptualLoss`; then one forward pass stylizes any image.
+
+Training may add a stability term (`stability_loss`), so that the network's output moves
+with its input instead of flickering when applied to a video frame by frame: the output
+on a second view of each training crop, moved by a known translation and slightly noisy,
+should be the first output moved the same way. It follows the temporal loss of Huang et
+al. ("Real-Time Neural Style Transfer for Videos", CVPR 2017) with synthetic motion of
+the crops instead of video frames and optical flow (docs/video.md says where it departs).
 """
 
 from __future__ import annotations
@@ -103,6 +110,9 @@ class StyleTransformer(keras.Model):
                 raise TfnstError(f"{name} must be a positive whole number, not {value!r}")
         self.width, self.depth, self.seed = width, depth, int(seed)
         self.core = _transformer_core(width, depth, self.seed)
+        # Training only (`compute_loss`): not part of the configuration, so a saved
+        # network is the plain network whatever it was trained with.
+        self.stability_weight = 0.0
         self.built = True
 
     def call(self, images, training=False):
@@ -121,6 +131,52 @@ class StyleTransformer(keras.Model):
 
     def get_config(self):
         return {"name": self.name, "width": self.width, "depth": self.depth, "seed": self.seed}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss, plus ``stability_weight`` times `stability_loss` when ``y``
+        carries second views (`tfnst.datasets.training_dataset` with ``shift``): ``y`` is
+        then ``{"content": x, "moved": second views, "shift": [B, 2] (dy, dx)}`` and the
+        compiled loss sees ``y["content"]``. Keras' ``fit`` calls this inside its gradient
+        tape, on each replica's share of the batch under a `tf.distribute` strategy, so
+        the second views go through the network (and the gradient) with the first."""
+        if not isinstance(y, dict):
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        loss = super().compute_loss(x, y["content"], y_pred, sample_weight, training=training)
+        if self.stability_weight > 0:
+            moved = self(y["moved"], training=training)
+            # Keras scales each compiled loss by 1 / replicas in a replica's step (the sum
+            # over the replicas, which their gradients are, is then the mean): the same here,
+            # or N replicas would weigh the term N times (measured: a 29% higher loss on two).
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            loss = loss + (self.stability_weight / replicas) * stability_loss(y_pred, moved, y["shift"])
+        return loss
+
+
+def stability_loss(first, second, shift) -> tf.Tensor:
+    """The stability term: how far a network's output on a moved view is from its output on
+    the original view, moved the same way.
+
+    ``first`` and ``second`` are the outputs [B, H, W, C] on a view and on the view moved by
+    ``shift`` [B, 2] = (dy, dx) whole pixels (the second view's pixel (i, j) is the first
+    view's (i + dy, j + dx)). The term is the mean squared difference (over the channels
+    and the pixels both views see, then over the batch) between ``second[i, j]`` and
+    ``first[i + dy, j + dx]``: 0 for a network that commutes with the translation on the
+    overlap, such as the identity; in [0, 1] pixel units, as Ruder et al.'s temporal loss
+    (`tfnst.terms.Temporal`) and Lai et al.'s warping error are.
+    """
+    first = tf.convert_to_tensor(first, tf.float32)
+    second = tf.convert_to_tensor(second, tf.float32)
+    shift = tf.cast(shift, tf.int32)
+    h, w = tf.shape(second)[1], tf.shape(second)[2]
+    rows = tf.range(h)[None, :] + shift[:, :1]  # [B, H]: the first view's row of each second-view row
+    cols = tf.range(w)[None, :] + shift[:, 1:]  # [B, W]
+    moved = tf.gather(first, tf.clip_by_value(rows, 0, h - 1), axis=1, batch_dims=1)
+    moved = tf.gather(moved, tf.clip_by_value(cols, 0, w - 1), axis=2, batch_dims=1)
+    inside = lambda i, n: tf.cast((i >= 0) & (i < n), tf.float32)  # noqa: E731
+    seen = (inside(rows, h)[:, :, None] * inside(cols, w)[:, None, :])[..., None]  # [B, H, W, 1]
+    sums = tf.reduce_sum(seen * tf.square(second - moved), axis=[1, 2, 3])
+    pixels = tf.reduce_sum(seen, axis=[1, 2, 3]) * tf.cast(tf.shape(second)[3], tf.float32)
+    return tf.reduce_mean(tf.math.divide_no_nan(sums, pixels))
 
 
 # ------------------------------------------------------------------ training
@@ -208,12 +264,14 @@ def train(
     from tfnst.datasets import training_dataset
 
     cfg = (config or TrainConfig()).replace(**options)
-    dataset, per_pass = training_dataset(images, cfg.size, cfg.batch_size, cfg.crops, cfg.seed)
+    shift = cfg.stability_shift if cfg.stability_weight > 0 else 0
+    dataset, per_pass = training_dataset(images, cfg.size, cfg.batch_size, cfg.crops, cfg.seed, shift=shift)
     epochs, steps_per_epoch = schedule(cfg.steps, per_pass)
     with (strategy or tf.distribute.get_strategy()).scope():
         model = StyleTransformer(
             cfg.width, cfg.depth, seed=cfg.seed, name=f"style_transformer_w{cfg.width}_d{cfg.depth}"
         )
+        model.stability_weight = float(cfg.stability_weight)
         model.compile(
             optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=perceptual_loss(style, cfg), jit_compile=False
         )
