@@ -44,7 +44,8 @@ def main(argv=None) -> dict:
 
     scales = {}
     for r in history.records:
-        scales.setdefault(r.scale, {"size": list(r.size), "losses": []})["losses"].append(r.loss)
+        hw = getattr(r, "hw", None) or r.size  # IterationRecord.size before it was named hw
+        scales.setdefault(r.scale, {"size": list(hw), "losses": []})["losses"].append(r.loss)
     for s in scales.values():
         losses = s["losses"]
         s["start"], s["end"] = losses[0], losses[-1]
