@@ -577,7 +577,7 @@ def lbfgs_push(s_pairs: tuple, y_pairs: tuple, rho, s, y, accept):
     )
 
 
-UPHILL = 0.01  # L-BFGS: a step may raise the loss by at most this fraction (bfloat16 rounds it by ~0.2%)
+UPHILL = 0.01  # L-BFGS: a step may raise the loss by at most this fraction (above bfloat16's rounding, 2^-8)
 BACKTRACKS = 6  # L-BFGS: tries of a step halved each time, before a restart (at most 7 evaluations)
 
 
