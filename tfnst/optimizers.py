@@ -667,9 +667,9 @@ class LBFGS(ImageOptimizer):
         )
 
     def update(self, core: LBFGSCore, rate, targets):
-        """Propose a step from the last accepted iterate and evaluate it; shorten it while
-        its loss is above the recent ones, and restart from a gradient step when that
-        fails (`backtrack`, see the class) (pure)."""
+        """Propose a step from the last accepted iterate and evaluate it; halve it while
+        its loss is more than `UPHILL` above that iterate's, and restart from a gradient
+        step when that fails (`backtrack`, see the class) (pure)."""
         direction = lbfgs_direction(core.g, core.s, core.y, core.rho)
         first = tf.minimum(1.0, 1.0 / tf.maximum(tf.reduce_sum(tf.abs(core.g)), 1e-30)) * rate
         length = tf.where(core.rho[-1] > 0, rate, first)
