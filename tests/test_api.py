@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 import tfnst
-from tests.conftest import TEST_OPTIONS, fitted, small
-from tfnst import losses
+from tests.conftest import EXAMPLES, TEST_OPTIONS, fitted, small
+from tfnst import losses, optimizers
 from tfnst.errors import TfnstError
 from tfnst.plan import plan
 from tfnst.resize import fit_size, resize
@@ -231,6 +231,28 @@ def test_the_defaults_run_lbfgs_at_half_size_then_full_size(content64, style64):
     history = tfnst.History()
     tfnst.Stylizer(precision="float32").stylize(content64, style64, size=64, iterations=2, callbacks=[history])
     assert [(r.scale, r.iteration) for r in history.records] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+
+
+@pytest.mark.slow  # two sizes traced and 12 iterations: 15-30 s on 2 busy cores
+def test_no_scale_starts_uphill():
+    # The defaults at 96 px (float32 here; 6 + 6 iterations). Measured without the
+    # safeguard: the coarse scale went 5.378, 5.359, 5.341, then 6.902 (1.29x up) at its
+    # first quasi-Newton step; bfloat16 blows up the same way at 192 px and above
+    # (docs/reliability.md). With it, no iteration is more than UPHILL above the one before.
+    history = tfnst.History()
+    result = tfnst.Stylizer(precision="float32").run(
+        str(EXAMPLES / "tubingen.jpg"),
+        str(EXAMPLES / "starry_night.jpg"),
+        size=96,
+        iterations=6,
+        coarse_iterations=6,
+        callbacks=[history],
+    )
+    for scale in (1, 2):
+        losses = [r.loss for r in history.records if r.scale == scale]
+        assert len(losses) == 6
+        assert all(b <= (1 + optimizers.UPHILL) * a for a, b in zip(losses, losses[1:])), (scale, losses)
+    assert int(optimizers.evaluations(result.state)) > 12  # a step was shortened
 
 
 def test_a_finer_scale_starts_with_the_content_detail_the_coarser_could_not_hold():

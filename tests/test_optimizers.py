@@ -395,6 +395,89 @@ def test_lbfgs_recovers_from_a_nan_region_its_steps_enter():
     assert result.image.max() <= 0.3
 
 
+# ------------------------------------------------------------------ L-BFGS: no step uphill
+KINK = np.random.default_rng(0).uniform(0.3, 0.7, (32, 32, 3)).astype(np.float32)
+
+
+def pseudo_huber(x, targets):
+    """Mean of sqrt(1e-3 + (x - t)²): nearly |x - t|, so its curvature grows towards the
+    minimum. A short step at the start sees almost none, and the quasi-Newton step that
+    follows is many times too long, as the first pair of a bfloat16 image at a new scale
+    (whose gradient difference is rounding) makes it (docs/reliability.md)."""
+    total = tf.reduce_mean(tf.sqrt(1e-3 + tf.square(x - targets["target"])))
+    return total, {"toy": total}
+
+
+KINKED = {"target": tf.constant(KINK)}
+
+
+def test_lbfgs_shortens_a_step_that_would_raise_the_loss():
+    # Without the safeguard (measured, the fixed step as it was): 0.1076, 0.1073, then
+    # 0.3345 (3.1x up), and 0.094 after 12 iterations, oscillating. With it every
+    # accepted iteration is at most UPHILL above the one before, and it converges
+    # (measured 0.0316 after 12, in 15 evaluations).
+    history = History()
+    lbfgs = LBFGS(ObjectiveFunction(pseudo_huber, ["toy"]))
+    result = minimize(lbfgs, np.full_like(KINK, 0.5), KINKED, 12, [history])
+    losses = [r.loss for r in history.records]
+    assert len(losses) == 12
+    assert all(b <= (1 + optimizers.UPHILL) * a for a, b in zip(losses, losses[1:])), losses
+    assert losses[-1] < 0.04 and result.evaluations > 12  # steps were shortened, each evaluation counted
+
+
+def test_lbfgs_safeguard_runs_in_the_graph_as_in_the_library():
+    # The served graph runs `step` in a tf.while_loop; the backtracking is one inside it.
+    lbfgs = LBFGS(ObjectiveFunction(pseudo_huber, ["toy"]))
+
+    @tf.function
+    def run(state):
+        return tf.while_loop(lambda i, s: i < 12, lambda i, s: (i + 1, lbfgs.step(s, KINKED)), (0, state))[1]
+
+    state = run(lbfgs.init_state(np.full_like(KINK, 0.5), KINKED))
+    library = minimize(LBFGS(ObjectiveFunction(pseudo_huber, ["toy"])), np.full_like(KINK, 0.5), KINKED, 12)
+    np.testing.assert_allclose(lbfgs.image(state), library.image, atol=1e-6)
+    assert int(optimizers.evaluations(state)) == library.evaluations > 12
+
+
+def test_backtrack_tries_until_the_loss_is_at_most_the_reference():
+    losses = tf.constant([5.0, 4.0, 2.5, 1.0, 0.5])
+    evaluate = lambda k: (tf.cast(k, tf.float32), losses[k])  # noqa: E731
+    placeholder = (tf.constant(-1.0), tf.constant(np.float32(np.nan)))
+    (point, value), count = optimizers.backtrack(evaluate, placeholder, tf.constant(3.0), 5)
+    assert (float(point), float(value), int(count)) == (2.0, 2.5, 3)  # the first at or below 3
+    (point, value), count = optimizers.backtrack(evaluate, placeholder, tf.constant(0.1), 2)
+    assert (float(point), int(count)) == (1.0, 2)  # at most 2 tries: the last stands
+    (point, _), count = optimizers.backtrack(evaluate, placeholder, tf.constant(9.0), 5)
+    assert (float(point), int(count)) == (0.0, 1)  # the first was low enough
+    nan_first = lambda k: (tf.cast(k, tf.float32), tf.constant(np.float32(np.nan)))  # noqa: E731
+    assert int(optimizers.backtrack(nan_first, placeholder, tf.constant(3.0), 5)[1]) == 1  # keep_if_finite's
+
+
+def test_lbfgs_restarts_from_a_gradient_step_when_shorter_steps_do_not_help():
+    # A pair whose curvature sᵀy is rounding (1e-9 along one pixel) makes the next step
+    # about 1e9 times too long there: halved 5 times it is still clipped to the box and
+    # above the loss, so the last try is the first step's (along -g, torch's length),
+    # which goes down, and the memory starts again from that one pair.
+    lbfgs = LBFGS(TOY)
+    state = lbfgs.step(lbfgs.init_state(START, TARGETS), TARGETS)  # evaluates the start
+    e = np.zeros(START.size, np.float32)
+    e[2] = 1.0
+    bogus = tf.constant(e.reshape(START.shape))
+    core = state.core
+    core = core._replace(
+        s=core.s[:-1] + (bogus,),
+        y=core.y[:-1] + (1e-9 * bogus,),
+        rho=tf.tensor_scatter_nd_update(core.rho, [[LBFGS_HISTORY - 1]], [1e9]),
+    )
+    after = lbfgs.step(state._replace(core=core), TARGETS)
+    assert int(optimizers.evaluations(after)) - int(optimizers.evaluations(state)) == optimizers.BACKTRACKS + 1
+    assert float(after.progress.loss) < float(state.progress.loss)
+    g = core.g.numpy()
+    first = min(1.0, 1.0 / np.abs(g).sum())
+    np.testing.assert_allclose(after.core.x, np.clip(START - first * g, 0, 1), atol=1e-6)
+    assert int(np.count_nonzero(after.core.rho.numpy())) == 1  # the bogus pair is gone
+
+
 # ------------------------------------------------------------------ the shared pieces, by hand
 def test_keep_if_finite_takes_the_proposal_or_goes_back_at_half_the_rate():
     proposed = (tf.constant([1.0, 2.0]), {"m": tf.constant(3.0)})

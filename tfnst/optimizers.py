@@ -577,6 +577,31 @@ def lbfgs_push(s_pairs: tuple, y_pairs: tuple, rho, s, y, accept):
     )
 
 
+UPHILL = 0.01  # L-BFGS: a step may raise the loss by at most this fraction (above bfloat16's rounding, 2^-8)
+BACKTRACKS = 6  # L-BFGS: tries of a step halved each time, before a restart (at most 7 evaluations)
+
+
+def backtrack(evaluate, placeholder, reference, tries: int):
+    """A bounded backtracking: ``evaluate(k)`` for k = 0, 1, … while its loss is finite
+    and above ``reference``, at most ``tries`` times. ``evaluate`` returns (point, loss,
+    …), ``placeholder`` the same structure (the `tf.while_loop`'s first value, so the
+    objective appears once in a graph). A non-finite loss ends it (`keep_if_finite`
+    undoes that step); after ``tries`` the last evaluation stands. Pure, graph-safe.
+
+    Returns:
+        (the last evaluation, how many were made: int32).
+    """
+
+    def cond(k, ev):
+        return (k == 0) | ((k < tries) & tf.math.is_finite(ev[1]) & (ev[1] > reference))
+
+    def body(k, ev):
+        return k + 1, evaluate(k)
+
+    k, ev = tf.while_loop(cond, body, (tf.constant(0), placeholder))
+    return ev, k
+
+
 class LBFGSCore(NamedTuple):
     x: tf.Tensor  # the last accepted iterate
     g: tf.Tensor  # its gradient
@@ -585,6 +610,7 @@ class LBFGSCore(NamedTuple):
     s: tuple  # correction pairs, oldest first
     y: tuple
     rho: tf.Tensor
+    loss: tf.Tensor  # x's loss (NaN until evaluated)
 
 
 class LBFGS(ImageOptimizer):
@@ -598,6 +624,17 @@ class LBFGS(ImageOptimizer):
     iteration (docs/speed.md). Here the step is projected onto [0, 1] and the pair
     stores the step actually taken, so the curvature pairs describe the points evaluated.
 
+    No step uphill: a step whose loss is more than `UPHILL` above the last accepted
+    one is halved and evaluated again (`backtrack`: Nocedal & Wright 2006, Algorithm
+    3.1, with contraction 1/2 and a relative tolerance in place of the
+    sufficient-decrease term), up to `BACKTRACKS` tries; if none is low enough, the
+    last try is a restart, the first step's gradient step, with the correction pairs
+    dropped (as L-BFGS-B refreshes its memory when its line search fails; Byrd, Lu,
+    Nocedal & Zhu 1995). Every try is counted in ``evaluations``. At a new scale the
+    first step's curvature pair comes from a step of about 1e-4 a pixel, where a
+    bfloat16 gradient's rounding can outweigh the change it measures: sᵀy near 0,
+    the next step thousands of times too long (docs/reliability.md measures it).
+
     Its update proposes the next point from the last accepted iterate and evaluates it
     (the first evaluates the start itself): a non-finite evaluation keeps the last
     accepted iterate, its gradient and history, and halves the step
@@ -609,6 +646,8 @@ class LBFGS(ImageOptimizer):
     """
 
     name = "lbfgs"
+
+    backtracks = BACKTRACKS
 
     def __init__(self, objective, *, history: int, patience: int, ema_decay: float):
         self.history = int(history)
@@ -624,20 +663,33 @@ class LBFGS(ImageOptimizer):
             (zeros,) * self.history,
             (zeros,) * self.history,
             tf.zeros([self.history]),
+            tf.constant(np.float32(np.nan)),
         )
 
     def update(self, core: LBFGSCore, rate, targets):
-        """Propose a step from the last accepted iterate and evaluate it (pure)."""
+        """Propose a step from the last accepted iterate and evaluate it; halve it while
+        its loss is more than `UPHILL` above that iterate's, and restart from a gradient
+        step when that fails (`backtrack`, see the class) (pure)."""
         direction = lbfgs_direction(core.g, core.s, core.y, core.rho)
-        first = tf.minimum(1.0, 1.0 / tf.maximum(tf.reduce_sum(tf.abs(core.g)), 1e-30))
-        length = tf.where(core.rho[-1] > 0, 1.0, first) * rate
-        candidate = tf.where(core.evaluated, tf.clip_by_value(core.x + length * direction, 0.0, 1.0), core.x)
-        total, terms, aux, g = self.objective.value_and_gradient(candidate, targets, core.aux)
+        first = tf.minimum(1.0, 1.0 / tf.maximum(tf.reduce_sum(tf.abs(core.g)), 1e-30)) * rate
+        length = tf.where(core.rho[-1] > 0, rate, first)
+
+        def evaluate(k):  # try k: the step halved k times; the last, the first step's, along -g
+            restart = k >= self.backtracks
+            step = tf.where(restart, -first * core.g, tf.pow(0.5, tf.cast(k, tf.float32)) * length * direction)
+            candidate = tf.where(core.evaluated, tf.clip_by_value(core.x + step, 0.0, 1.0), core.x)
+            return (candidate, *self.objective.value_and_gradient(candidate, targets, core.aux))
+
+        terms = {t: tf.constant(0.0) for t in self.objective.terms}
+        placeholder = (core.x, tf.constant(np.float32(np.nan)), terms, core.aux, core.g)
+        reference = tf.where(core.evaluated, (1.0 + UPHILL) * core.loss, np.float32(np.inf))
+        (candidate, total, terms, aux, g), count = backtrack(evaluate, placeholder, reference, self.backtracks + 1)
         finite = _finite(total, g)
-        s, y, rho = lbfgs_push(core.s, core.y, core.rho, candidate - core.x, g - core.g, finite & core.evaluated)
+        kept = tf.where(count > self.backtracks, tf.zeros_like(core.rho), core.rho)  # a restart empties the memory
+        s, y, rho = lbfgs_push(core.s, core.y, kept, candidate - core.x, g - core.g, finite & core.evaluated)
         return (
-            LBFGSCore(candidate, g, tf.constant(True), aux, s, y, rho),
-            Evaluation(candidate, total, terms, finite, 1, tf.constant(False)),
+            LBFGSCore(candidate, g, tf.constant(True), aux, s, y, rho, total),
+            Evaluation(candidate, total, terms, finite, count, tf.constant(False)),
         )
 
 
