@@ -20,6 +20,7 @@ from PIL import Image
 import tfnst
 from tests.conftest import EXAMPLES, TEST_OPTIONS
 from tfnst import cli, memory
+from tfnst.config import LBFGS_HISTORY, LBFGS_MIN_HISTORY
 from tfnst.errors import TfnstError
 from tfnst.image_io import read_image
 from tfnst.optimizers import Interrupted
@@ -355,27 +356,65 @@ def test_memory_estimate_grows_with_what_a_run_holds():
     assert memory.available_bytes() is None or memory.available_bytes() > 0
 
 
+def test_lbfgs_keeps_fewer_pairs_where_memory_is_short():
+    config = tfnst.StyleConfig(precision="float32")  # the defaults: L-BFGS
+    hw, budget = (1152, 1536), 2 * 2**30
+    assert memory.estimate_bytes(hw, config) > budget  # untiled does not fit
+    # A pair is two float32 images: 24 bytes a pixel, counted by hand (times the margin).
+    one_pair = memory.estimate_bytes(hw, config, True, 256, 11) - memory.estimate_bytes(hw, config, True, 256, 10)
+    assert abs(one_pair - memory.MARGIN * 24 * 1152 * 1536) <= 1
+    tile, history = memory.layout(hw, config, True, budget)
+    assert LBFGS_MIN_HISTORY <= history < LBFGS_HISTORY and tile is not None
+    assert memory.estimate_bytes(hw, config, True, tile, history) <= budget
+    # the most pairs that leave room for tiles of PAIRS_BEFORE_TILE px, then the largest tile
+    assert memory.estimate_bytes(hw, config, True, memory.PAIRS_BEFORE_TILE, history + 1) > budget
+    assert memory.estimate_bytes(hw, config, True, tile + 16, history) > budget
+    # Adam keeps no pairs: its layout does not depend on them.
+    adam = config.replace(optimizer="adam")
+    assert memory.layout(hw, adam, True, budget).tile == memory.tile_for(hw, adam, True, budget)
+    # A budget that fits the whole image keeps every pair; one too small is refused with the number.
+    assert memory.layout(hw, config, True, 2**40) == (None, LBFGS_HISTORY)
+    need = memory.estimate_bytes(hw, config, True, 64, LBFGS_MIN_HISTORY)
+    with pytest.raises(TfnstError, match=rf"needs about {memory.gigabytes(need)} even in tiles of 64 px with 5"):
+        memory.layout(hw, config, True, need - 1)
+
+
+def test_max_memory_holds_with_a_tile(stylizer, content64, style64):
+    config = stylizer.config.replace(optimizer="lbfgs", tile=32)
+    hw = (48, 64)
+    fits = memory.estimate_bytes(hw, config, True, 32, LBFGS_HISTORY)
+    assert stylizer._layout(config.replace(max_memory=fits), hw, True) == (32, LBFGS_HISTORY)
+    ten = memory.estimate_bytes(hw, config, True, 32, 10)
+    assert stylizer._layout(config.replace(max_memory=ten), hw, True) == (32, 10)
+    need = memory.estimate_bytes(hw, config, True, 32, LBFGS_MIN_HISTORY)
+    with pytest.raises(TfnstError, match=rf"needs about {memory.gigabytes(need)} in tiles of 32 px"):
+        stylizer.stylize(content64, style64, size=64, iterations=1, optimizer="lbfgs", tile=32, max_memory=need - 1)
+
+
 TILED_PEAK_RUN = """
 import json, sys
 import tfnst
 from tfnst import memory
 options = json.loads(sys.argv[3])
 stylizer = tfnst.Stylizer(**options)
-out = stylizer.stylize(sys.argv[1], sys.argv[2], iterations=1)
-estimate = memory.estimate_bytes(out.shape[:2], stylizer.config, tile=stylizer.config.tile)
+out = stylizer.stylize(sys.argv[1], sys.argv[2], iterations=2)
+tile, pairs = stylizer._layout(stylizer.config, out.shape[:2], True)
+estimate = memory.estimate_bytes(out.shape[:2], stylizer.config, True, tile, pairs)
 print(json.dumps({"peak": memory.peak_bytes(), "estimate": estimate}))
 """
 
 
 @pytest.fixture(scope="module")
 def peaks():
-    """512x384 untiled and in tiles of 128 px (crops of 320 with block5_conv1's margin),
+    """Adam at 512x384 untiled and in tiles of 128 px (crops of 320 with block5_conv1's
+    margin); L-BFGS at 256x192 in tiles of 128 (its pairs allocated at the first step);
     each in a fresh process so that its peak (VmHWM) is its own: {name: {peak, estimate}}."""
     import json
 
     base = {"size": 512, "precision": "float32", "optimizer": "adam", "scales": 1}
+    lbfgs = {**base, "size": 256, "optimizer": "lbfgs", "tile": 128}
     report = {}
-    for name, options in (("whole", base), ("tiled", {**base, "tile": 128})):
+    for name, options in (("whole", base), ("tiled", {**base, "tile": 128}), ("lbfgs tiled", lbfgs)):
         r = subprocess.run(
             [sys.executable, "-c", TILED_PEAK_RUN, CONTENT, STYLE, json.dumps(options)],
             capture_output=True,

@@ -13,8 +13,14 @@ the bytes of VGG19's float32 activations up to the deepest layer used, linear wi
 
 from __future__ import annotations
 
-from tfnst.config import LBFGS_HISTORY, StyleConfig
+import math
+from typing import NamedTuple
+
+from tfnst.config import LBFGS_HISTORY, LBFGS_MIN_HISTORY, StyleConfig
+from tfnst.errors import TfnstError
 from tfnst.vgg_layers import CONV_LAYERS, LAYER_CHANNELS, layer_depth, layer_stride
+
+ALIGN = 16  # tiles are multiples of this (`tfnst.tiling.ALIGN`)
 
 GB = 2**30
 # (optimizer, precision) -> (fixed bytes, bytes per byte of float32 activations).
@@ -48,7 +54,9 @@ MARGIN = 1.08
 # 4096x3072 run of docs/tiling.md. L-BFGS: Adam's less the five images it does not
 # keep (moments, their accepted copies, the average), plus its 2 x LBFGS_HISTORY
 # correction pairs: counted, not fitted (no tiled L-BFGS run was measured).
-IMAGE_FLOATS_PER_PIXEL = {"adam": 3 * 20, "lbfgs": 3 * (20 - 5 + 2 * LBFGS_HISTORY)}
+IMAGE_FLOATS_PER_PIXEL = {"adam": 3 * 20, "lbfgs": 3 * (20 - 5)}
+# An L-BFGS short of memory keeps fewer pairs before its tiles shrink below this side.
+PAIRS_BEFORE_TILE = 256
 
 
 def activation_floats(size: tuple[int, int], depth: int) -> int:
@@ -74,11 +82,29 @@ def _fitted_optimizer(config: StyleConfig) -> str:
     return "lbfgs" if name == "tfp-lbfgs" else name
 
 
+class Layout(NamedTuple):
+    """How a run of one size is laid out in memory: its tile (None: whole) and, for an
+    L-BFGS, its correction pairs."""
+
+    tile: int | None
+    history: int
+
+
+def pair_bytes(size: tuple[int, int], history: int) -> int:
+    """An L-BFGS's correction pairs at ``size``: 2 x ``history`` float32 images."""
+    return 4 * 2 * history * 3 * size[0] * size[1]
+
+
 def estimate_bytes(
-    size: tuple[int, int], config: StyleConfig, has_content: bool = True, tile: int | None = None
+    size: tuple[int, int],
+    config: StyleConfig,
+    has_content: bool = True,
+    tile: int | None = None,
+    history: int = LBFGS_HISTORY,
 ) -> int:
     """Peak memory of optimizing an image of ``size`` (H, W) with ``config``; with
-    ``tile``, of doing it in tiles of that size (`tfnst.tiling`)."""
+    ``tile``, of doing it in tiles of that size (`tfnst.tiling`); an L-BFGS keeping
+    ``history`` correction pairs."""
     from tfnst import tiling
     from tfnst.features import resolve_precision
     from tfnst.objective import feature_layers
@@ -96,43 +122,86 @@ def estimate_bytes(
     style_side = max(config.style_scale, 1.0)  # a larger style is a larger forward pass
     style = tuple(round(d * style_side) for d in work)
     targets = STYLE_FORWARD * 4 * activation_floats(style, depth)
-    buffers = 0
-    if optimizer == "lbfgs" and tile is None:
-        # Its correction pairs, counted rather than fitted: the fit's 2-iteration runs
-        # hold none yet (they fill over the first LBFGS_HISTORY iterations).
-        buffers = 4 * 2 * LBFGS_HISTORY * 3 * size[0] * size[1]
+    buffers = pair_bytes(size, history) if optimizer == "lbfgs" else 0
     if tile is not None:
         content = layer_floats(size, config.content_layers) if has_content and config.content_weight > 0 else 0
-        buffers = 4 * (IMAGE_FLOATS_PER_PIXEL[optimizer] * size[0] * size[1] + content)
+        buffers += 4 * (IMAGE_FLOATS_PER_PIXEL[optimizer] * size[0] * size[1] + content)
     coarser = len({scale.hw for scale in plan(config, size)}) - 1
     return int(MARGIN * (fixed + max(optimizing, targets) + buffers + coarser * SCALE_EXTRA))
 
 
-def tile_for(size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int) -> int:
+def _too_large(size, config, has_content, need, budget, tile=None) -> TfnstError:
+    pairs = f" with {LBFGS_MIN_HISTORY} L-BFGS pairs" if _fitted_optimizer(config) == "lbfgs" else ""
+    where = f"in tiles of {tile} px" if tile else "even in tiles of 64 px"
+    return TfnstError(
+        f"a {size[1]}x{size[0]} run needs about {gigabytes(need)} {where}{pairs}, "
+        f"more than the {gigabytes(budget)} allowed; raise --max-memory or use a smaller size"
+        + (" or tile" if tile else "")
+    )
+
+
+def tile_for(
+    size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int, history: int = LBFGS_HISTORY
+) -> int:
     """The largest tile (a multiple of 16) whose run of ``size`` fits ``budget`` bytes.
 
     Raises:
         TfnstError: when not even 64-pixel tiles fit.
     """
-    from tfnst.errors import TfnstError
-
     # The estimate grows with the tile: the smallest tile first (a size that does not fit
     # even so is refused at once), then a bisection over multiples of 16, not a walk down
     # from the image's side (millions of estimates for a side of 10^8 px).
-    need = estimate_bytes(size, config, has_content, 64)
+    need = estimate_bytes(size, config, has_content, 64, history)
     if need > budget:
-        raise TfnstError(
-            f"a {size[1]}x{size[0]} run needs about {gigabytes(need)} even in tiles of 64 px, "
-            f"more than the {gigabytes(budget)} allowed; raise --max-memory or use a smaller size"
-        )
+        raise _too_large(size, config, has_content, need, budget)
     low, high = 4, max(4, max(size) // 16)  # in units of 16 px: low fits
     while low < high:
         middle = (low + high + 1) // 2
-        if estimate_bytes(size, config, has_content, 16 * middle) <= budget:
+        if estimate_bytes(size, config, has_content, 16 * middle, history) <= budget:
             low = middle
         else:
             high = middle - 1
     return 16 * low
+
+
+def history_for(
+    size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int | None, tile: int | None
+) -> int:
+    """An L-BFGS's correction pairs for a run of ``size`` in tiles of ``tile`` (None:
+    whole) within ``budget``: `LBFGS_HISTORY`, or the most that fit, not fewer than
+    `LBFGS_MIN_HISTORY` (the estimate then exceeds the budget; the caller refuses)."""
+    if _fitted_optimizer(config) != "lbfgs" or budget is None:
+        return LBFGS_HISTORY
+    for history in range(LBFGS_HISTORY, LBFGS_MIN_HISTORY, -1):
+        if estimate_bytes(size, config, has_content, tile, history) <= budget:
+            return history
+    return LBFGS_MIN_HISTORY
+
+
+def layout(
+    size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int | None, tile: int | None = None
+) -> Layout:
+    """The tile and L-BFGS pairs of a run of ``size`` within ``budget`` bytes (None: no
+    limit). With ``tile`` (``--tile``) the tile is the user's and the pairs are the
+    most that fit beside it; else the whole image with `LBFGS_HISTORY` pairs if it
+    fits; else tiles, with the most pairs (at least `LBFGS_MIN_HISTORY`) that leave
+    room for tiles of `PAIRS_BEFORE_TILE` px, then the largest tile that fits beside them.
+
+    Raises:
+        TfnstError: when not even 64-pixel tiles with `LBFGS_MIN_HISTORY` pairs fit, or
+            ``tile`` does not fit with them.
+    """
+    if tile is not None:
+        history = history_for(size, config, has_content, budget, tile)
+        need = estimate_bytes(size, config, has_content, tile, history)
+        if budget is not None and need > budget:
+            raise _too_large(size, config, has_content, need, budget, tile)
+        return Layout(tile, history)
+    if budget is None or estimate_bytes(size, config, has_content) <= budget:
+        return Layout(None, LBFGS_HISTORY)
+    side = min(PAIRS_BEFORE_TILE, ALIGN * math.ceil(max(size) / ALIGN))
+    history = history_for(size, config, has_content, budget, side)
+    return Layout(tile_for(size, config, has_content, budget, history), history)
 
 
 def _status_bytes(field: str) -> int | None:
@@ -160,11 +229,15 @@ def peak_bytes() -> int | None:
 
 
 def additional_bytes(
-    size: tuple[int, int], config: StyleConfig, has_content: bool = True, tile: int | None = None
+    size: tuple[int, int],
+    config: StyleConfig,
+    has_content: bool = True,
+    tile: int | None = None,
+    history: int = LBFGS_HISTORY,
 ) -> int:
     """What a run still needs beyond what this process holds: the estimated peak less
     the resident memory (TensorFlow, the weights, … are counted once, not again)."""
-    return max(0, estimate_bytes(size, config, has_content, tile) - resident_bytes())
+    return max(0, estimate_bytes(size, config, has_content, tile, history) - resident_bytes())
 
 
 def available_bytes() -> int | None:
