@@ -34,19 +34,19 @@ EXTENSIONS = {
     "laplacian": {"lap_weight": 1.0},
     "two styles": {"style": ["starry_night.jpg", "the_scream.jpg"], "style_blend": [1, 1]},
 }
-# Tiled runs (`tfnst.tiling`): (label, size, options), with each optimizer (L-BFGS's
-# pairs: as many as the budget leaves, `tfnst.memory.layout`); in bfloat16 (emulated,
-# many times slower, on CPUs without it) the first two.
+# Tiled runs (`tfnst.tiling`): (label, size, options), with each optimizer and precision.
 TILED = [
     ("tiles of 256 px", 512, {"tile": 256}),
     ("tiles of 512 px", 1024, {"tile": 512}),
-    ("tiles, --max-memory 2GB", 1536, {"max_memory": 2 * 2**30}),
 ]
-BFLOAT16_TILED = 2
-# ``--parts large``: issue 21's 4096x3072 run with the defaults (two scales, L-BFGS) and
-# --max-memory 8GB, one coarse iteration and 2 at full size (the peak is reached at the
-# first full-size steps); about half an hour on 2 cores.
-LARGE = [("defaults, --max-memory 8GB", 4096, {"max_memory": 8 * 2**30, "coarse_iterations": 1})]
+# ``--parts large``: issue 21's runs with the defaults (two scales, L-BFGS, its pairs as
+# many as the budget leaves: `tfnst.memory.layout`) and --max-memory, one coarse
+# iteration and 2 at full size (the peak is reached at the first full-size steps);
+# on 2 cores the 4096 px one takes about an hour.
+LARGE = [
+    ("defaults, --max-memory 2GB", 1536, {"max_memory": 2 * 2**30, "coarse_iterations": 1}),
+    ("defaults, --max-memory 8GB", 4096, {"max_memory": 8 * 2**30, "coarse_iterations": 1}),
+]
 
 
 def runs(sizes, precisions, optimizers=("adam", "lbfgs"), parts=("sizes", "extensions", "tiled")):
@@ -64,7 +64,7 @@ def runs(sizes, precisions, optimizers=("adam", "lbfgs"), parts=("sizes", "exten
             yield name, 512, {"precision": precisions[0], **ADAM, **options}
     if "tiled" in parts:
         for precision in precisions:
-            for name, size, options in TILED if precision == "float32" else TILED[:BFLOAT16_TILED]:
+            for name, size, options in TILED:
                 for optimizer in optimizers:
                     yield (
                         f"{name}, {optimizer} {precision}",

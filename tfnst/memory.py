@@ -24,42 +24,40 @@ ALIGN = 16  # tiles are multiples of this (`tfnst.tiling.ALIGN`)
 
 GB = 2**30
 # (optimizer, precision) -> (fixed bytes, bytes per byte of float32 activations): the
-# line under which no measured peak falls by more than 3% (MARGIN covers that and
-# more), fitted on an AVX2-only machine, where peaks are higher than on the
-# AVX512_BF16 machine of the first fit (whose estimates fell up to 30% short here).
-# L-BFGS's correction pairs are not in it: they are counted (`pair_bytes`).
+# line no measured peak exceeds by more than MARGIN allows for (docs/reliability.md
+# has the rows, the machine and the command). Fitted where peaks are the highest
+# measured: a fit made on one machine type does not bound another's. L-BFGS's
+# correction pairs are not in it: they are counted (`pair_bytes`). L-BFGS's fixed
+# parts include 0.08 GB for runs inside the test suite (pytest-xdist), which peaked
+# above the same runs alone, for a reason not found; the estimate must cover both.
 FIT = {
     ("adam", "float32"): (0.816 * GB, 4.02),
     ("adam", "bfloat16"): (0.719 * GB, 3.09),
     ("lbfgs", "float32"): (0.887 * GB, 3.53),
-    ("lbfgs", "bfloat16"): (0.80 * GB, 3.09),
+    ("lbfgs", "bfloat16"): (0.814 * GB, 2.63),
 }
-# L-BFGS's fixed parts are the fit's plus 0.08 GB: inside the test suite (pytest-xdist,
-# a fresh virtualenv) two-scale runs at 128-192 px peaked about 0.1 GB above the same
-# runs alone, for a reason not found; the estimate must cover both.
 # Each coarser coarse-to-fine scale: its traced step and targets, kept while the finer
-# scales run. Two scales against one peaked 0.01, 0.03 and 0.07 GB higher at 128, 192 and
-# 512 px (python -m benchmarks.memory --parts scales --sizes 128,192,512 --precisions
-# float32, 2026-11-26); MARGIN covers the rest at the larger sizes.
+# scales run (measured in docs/reliability.md); MARGIN covers the rest at larger sizes.
 SCALE_EXTRA = 0.05 * GB
 # Computing a style's targets (a forward pass of the style image, at its own size).
 STYLE_FORWARD = 0.95
-# Per byte of float32 activations at 512 px: mean+covariance +0.27, the discriminator +2.1.
+# Per byte of float32 activations: what the statistic's own tensors add.
 STATISTIC_EXTRA = {"meancov": 0.3, "discriminator": 2.2}
-# Per byte of a histogram layer's features (sorting and ranking them): measured 4.1.
+# Per byte of a histogram layer's features (sorting and ranking them).
 HISTOGRAM_EXTRA = 4.5
-# The estimate is the fit times this: the fit may fall 3% short of a peak, and should
-# not fall short of a machine's scatter.
+# The estimate is the fit times this: the fit may fall a few percent short of a peak,
+# and the estimate should not fall short of a machine's scatter.
 MARGIN = 1.08
-# Whole-image buffers of a tiled run, in floats per pixel, beyond L-BFGS's pairs. Adam:
-# the image, its moments, the accepted state they roll back to, the average, the best
-# image, the gradient and its tiles' contributions, and the transients of the
-# whole-image TV term. L-BFGS: the iterate and its gradient, the candidate and its
-# gradient, the best image, the two-loop recursion's and the TV term's transients.
+# Whole-image buffers of a tiled run, in floats per pixel, beyond L-BFGS's pairs
+# (measured in docs/tiling.md). Adam: the image, its moments, the accepted state they
+# roll back to, the average, the best image, the gradient and its tiles'
+# contributions, and the transients of the whole-image TV term. L-BFGS: the iterate
+# and its gradient, the candidate and its gradient, the best image, the two-loop
+# recursion's and the TV term's transients.
 IMAGE_FLOATS_PER_PIXEL = {"adam": 3 * 20, "lbfgs": 3 * 18}
 # An L-BFGS short of memory keeps fewer pairs (down to LBFGS_MIN_HISTORY) before its
-# tiles shrink below this side: a tile of 512 px computes (512 + 2 x 96)^2 / 512^2 =
-# 1.9x its own pixels, one of 256 px 3.1x, and fewer pairs cost little (docs/tiling.md).
+# tiles shrink below this side: the smaller a tile, the more of its compute goes to
+# its margins, while fewer pairs cost little (docs/tiling.md).
 PAIRS_BEFORE_TILE = 512
 
 
