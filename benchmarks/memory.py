@@ -1,7 +1,7 @@
 """Peak memory of whole runs against tfnst's estimate (`tfnst.memory.estimate_bytes`).
 
     python -m benchmarks.memory [--sizes 128,256,512,768] [--iterations 2]
-        [--optimizers adam,lbfgs] [--parts sizes,extensions,tiled,large,scales]
+        [--optimizers adam,lbfgs] [--parts sizes,extensions,tiled,buffers,large,scales]
 
 Each run is a fresh process (`benchmarks.worker stylize`), so its peak RSS (VmHWM) is
 its own: Adam and L-BFGS at one scale, float32 and (on CPUs that have it) bfloat16, at
@@ -49,6 +49,12 @@ LARGE = [
 ]
 
 
+# ``--parts buffers``: L-BFGS's whole-image buffers (`tfnst.memory.IMAGE_FLOATS_PER_PIXEL`)
+# as the difference between two image sizes in the same tiles, with one shallow style
+# layer and no content term so that the tiles cost little and hold the same.
+BUFFERS = {"optimizer": "lbfgs", "scales": 1, "tile": 256, "style_layers": ["block1_conv1"], "content_weight": 0.0}
+
+
 def runs(sizes, precisions, optimizers=("adam", "lbfgs"), parts=("sizes", "extensions", "tiled")):
     if "sizes" in parts:
         for precision in precisions:
@@ -71,6 +77,9 @@ def runs(sizes, precisions, optimizers=("adam", "lbfgs"), parts=("sizes", "exten
                         size,
                         {"precision": precision, "optimizer": optimizer, "scales": 1, **options},
                     )
+    if "buffers" in parts:
+        for size in (1024, 2048):
+            yield "whole-image buffers, L-BFGS", size, {"precision": precisions[0], **BUFFERS}
     if "large" in parts:
         for name, size, options in LARGE:
             yield name, size, options

@@ -349,7 +349,9 @@ def test_memory_estimate_grows_with_what_a_run_holds():
     for option in (
         {"optimizer": "lbfgs"},
         {"hist_weight": 1.0},
-        {"style_scale": 2.0},
+        # at 2 the style's forward pass (no gradient) stays under the optimization's
+        # peak: measured so (docs/reliability.md, "style scale 2"); at 3 it does not
+        {"style_scale": 3.0},
         {"style_statistic": "discriminator"},
     ):
         assert memory.estimate_bytes((384, 512), config.replace(**option)) > base, option
@@ -406,20 +408,21 @@ print(json.dumps({"peak": memory.peak_bytes(), "estimate": estimate}))
 
 @pytest.fixture(scope="module")
 def peaks():
-    """Adam at 512x384 untiled and in tiles of 128 px (crops of 320 with block5_conv1's
-    margin); L-BFGS at 256x192 in tiles of 128 (its pairs allocated at the first step);
-    each in a fresh process so that its peak (VmHWM) is its own: {name: {peak, estimate}}."""
+    """Adam at 512x384 untiled and in tiles of 256 px (4 tiles, crops up to 448 with
+    block5_conv1's margin); L-BFGS at 256x192 in tiles of 128 (its pairs allocated at
+    the first step); 2 iterations each, in a fresh process so that its peak (VmHWM) is
+    its own: {name: {peak, estimate}}."""
     import json
 
     base = {"size": 512, "precision": "float32", "optimizer": "adam", "scales": 1}
     lbfgs = {**base, "size": 256, "optimizer": "lbfgs", "tile": 128}
     report = {}
-    for name, options in (("whole", base), ("tiled", {**base, "tile": 128}), ("lbfgs tiled", lbfgs)):
+    for name, options in (("whole", base), ("tiled", {**base, "tile": 256}), ("lbfgs tiled", lbfgs)):
         r = subprocess.run(
             [sys.executable, "-c", TILED_PEAK_RUN, CONTENT, STYLE, json.dumps(options)],
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=1800,
         )
         assert r.returncode == 0, r.stderr[-2000:]
         report[name] = json.loads(r.stdout.strip().splitlines()[-1])
@@ -428,20 +431,17 @@ def peaks():
 
 @pytest.mark.slow
 def test_tiles_lower_the_measured_peak(peaks):
-    # Measured (2026-12-02, AVX2-only AMD EPYC, float32, Adam, one iteration): untiled
-    # 1.89 GB, tiled 1.39 GB.
+    # Measured by benchmarks.memory with the same options (docs/reliability.md): untiled
+    # 1.76 GB, in tiles of 256 px 1.42 GB.
     assert peaks["tiled"]["peak"] < peaks["whole"]["peak"] - 0.25 * 2**30, peaks
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21, item 1: the memory model, fitted on an AVX512_BF16 machine, "
-    "estimates 1.45 and 1.26 GB against peaks of 1.89 and 1.39 GB here; strict, so a fix shows",
-)
 def test_the_estimates_bound_the_measured_peaks(peaks):
+    # At least the peak (the model, refitted on this AVX2-only machine, fell up to 30%
+    # short before: issue 21) and at most 1.3x it (docs/reliability.md).
     for name in peaks:
-        assert peaks[name]["estimate"] >= peaks[name]["peak"], (name, peaks)
+        assert peaks[name]["peak"] <= peaks[name]["estimate"] <= 1.3 * peaks[name]["peak"], (name, peaks)
 
 
 def test_refuses_runs_that_do_not_fit(stylizer, content64, style64, monkeypatch):

@@ -45,9 +45,9 @@ STYLE_FORWARD = 0.95
 STATISTIC_EXTRA = {"meancov": 0.3, "discriminator": 2.2}
 # Per byte of a histogram layer's features (sorting and ranking them).
 HISTOGRAM_EXTRA = 4.5
-# The estimate is the fit times this: the fit may fall a few percent short of a peak,
-# and the estimate should not fall short of a machine's scatter.
-MARGIN = 1.08
+# The estimate is the fit times this: the fit may fall 5% short of a peak, and the
+# estimate should not fall short of the scatter between repeats of a run.
+MARGIN = 1.11
 # Whole-image buffers of a tiled run, in floats per pixel, beyond L-BFGS's pairs
 # (measured in docs/tiling.md). Adam: the image, its moments, the accepted state they
 # roll back to, the average, the best image, the gradient and its tiles'
