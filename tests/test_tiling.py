@@ -227,7 +227,7 @@ def test_a_1536_px_run_with_a_2gb_budget_stays_under_2_5gb():
         ],
         capture_output=True,
         text=True,
-        timeout=3600,  # tiles of 64 px: about 16x the untiled compute (docs/tiling.md)
+        timeout=3600,  # tiles of 80 px: about 12x the untiled compute (docs/tiling.md)
         cwd=ROOT,
     )
     assert r.returncode == 0, r.stderr[-3000:]
