@@ -3,6 +3,7 @@ tensorflow-probability's L-BFGS with its Hager–Zhang line search (the ``tfp`` 
 
     python -m benchmarks.optimizers [--size 256] [--iterations 100]
         [--optimizers lbfgs,adam,tfp-lbfgs] [--styles starry_night.jpg,the_scream.jpg]
+        [--histories 5,10,20]
 
 For each bundled style and each optimizer, one `tfnst.Stylizer.run` of the bundled
 content photo at one size (``--size``, one scale, so the optimizers meet the same
@@ -12,6 +13,9 @@ options at their defaults; in one process, one VGG19 for all. Wall time of the r
 apart), the loss-and-gradient evaluations the optimizer made
 (`tfnst.optimizers.evaluations`), and the result scored by the float32 objective of
 the defaults (`benchmarks.quality.scorer`: the total, the style and content terms).
+With ``--histories``, L-BFGS runs once with each number of correction pairs (rows
+``lbfgs m=N``: what `tfnst.memory.layout` chooses where memory is short; the default
+is `tfnst.config.LBFGS_HISTORY`).
 Prints a Markdown table and writes benchmarks/results/optimizers-<date>.json.
 """
 
@@ -20,6 +24,7 @@ import datetime
 import json
 import os
 import time
+from unittest import mock
 
 from benchmarks.run import RESULTS, report_header
 
@@ -52,6 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--optimizers", default="lbfgs,adam,tfp-lbfgs")
     parser.add_argument("--styles", default="starry_night.jpg,the_scream.jpg")
+    parser.add_argument("--histories", help="L-BFGS correction pairs to compare, e.g. 5,10,20")
     parser.add_argument("--out", default=RESULTS)
     parser.add_argument("--name", default=f"optimizers-{datetime.date.today().isoformat()}")
     args = parser.parse_args(argv)
@@ -66,25 +72,35 @@ def main(argv=None) -> int:
     import tfnst
     from benchmarks.quality import scorer
     from benchmarks.worker import images
+    from tfnst import memory
     from tfnst.callbacks import History
+    from tfnst.config import LBFGS_HISTORY
     from tfnst.errors import TfnstError
     from tfnst.optimizers import evaluations
 
+    variants = []
+    for name in args.optimizers.split(","):
+        if name == "lbfgs" and args.histories:
+            variants += [(f"lbfgs m={m}", name, int(m)) for m in args.histories.split(",")]
+        else:
+            variants.append((name, name, None))
     stylizer = tfnst.Stylizer(scales=1, size=args.size, iterations=args.iterations, tolerance=0.0, init="content")
     for style_name in args.styles.split(","):
         content, style = images(args.size, style_name)
         score = scorer(content, style)
         runs = report["pairs"][style_name] = {}
-        for name in args.optimizers.split(","):
+        for label, name, pairs in variants:
             history = History()
             start = time.perf_counter()
             try:
-                result = stylizer.run(content, style, optimizer=name, callbacks=[history])
+                # the pairs a budget would leave (memory.layout keeps at most LBFGS_HISTORY)
+                with mock.patch.object(memory, "LBFGS_HISTORY", pairs or LBFGS_HISTORY):
+                    result = stylizer.run(content, style, optimizer=name, callbacks=[history])
             except TfnstError as e:
-                runs[name] = {"error": str(e)}
+                runs[label] = {"error": str(e)}
                 continue
             seconds = time.perf_counter() - start
-            runs[name] = {
+            runs[label] = {
                 "seconds": seconds,
                 "first_iteration_seconds": history.records[0].elapsed,
                 "iterations_run": history.records[-1].iteration,
@@ -92,7 +108,7 @@ def main(argv=None) -> int:
                 "stop_reason": result.stop_reason,
                 "scores": score(result.image),
             }
-            print(style_name, name, json.dumps(runs[name]), flush=True)
+            print(style_name, label, json.dumps(runs[label]), flush=True)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, args.name + ".json"), "w") as f:
         json.dump(report, f, indent=1)

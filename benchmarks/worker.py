@@ -160,13 +160,14 @@ def run_stylize(size, iterations, options):
     out = run.image
     seconds = time.perf_counter() - start
     config = stylizer.config.replace(size=size, iterations=iterations)
-    tile = stylizer._tile(config, out.shape[:2], True)
+    tile, pairs = stylizer._layout(config, out.shape[:2], True)
     result = {
         "seconds": seconds,
         "hw": list(out.shape[:2]),
         "peak_rss_bytes": peak_rss_bytes(),
-        "estimate_bytes": memory.estimate_bytes(out.shape[:2], config, True, tile),
+        "estimate_bytes": memory.estimate_bytes(out.shape[:2], config, True, tile, pairs),
         "tile": tile,
+        "lbfgs_pairs": pairs if config.optimizer_name != "adam" else None,
         "iterations_run": history.records[-1].iteration if history.records else 0,
         "stop_reason": run.stop_reason,
         "seconds_per_iteration": steady_seconds_per_iteration(history.records),

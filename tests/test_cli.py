@@ -99,7 +99,8 @@ def inputs(tmp_path_factory):
         (["stylize", CONTENT, STYLE, "--size", "8"], "size must be >= 16, received 8"),
         # Options that would change nothing are refused with what they need:
         (["stylize", CONTENT, STYLE, "--patience", "5"], "patience needs a tolerance above 0"),
-        (["stylize", CONTENT, STYLE, "--max-memory", "2GB", "--tile", "64"], "max_memory needs no --tile"),
+        # --max-memory holds with --tile: a tile that does not fit is refused with the estimate
+        (["stylize", CONTENT, STYLE, "--max-memory", "500MB", "--tile", "64"], "GB in tiles of 64 px"),
         (["stylize", CONTENT, STYLE, "--scales", "1", "--coarse-iterations", "3"], "coarse_iterations needs scales"),
         (["stylize", CONTENT, STYLE, "--seed", "3"], "seed makes the noise of init noise reproducible"),
         (["stylize", CONTENT, STYLE, "--hist-layers", "block1_conv1"], "hist_layers needs hist_weight above 0"),

@@ -10,9 +10,11 @@ import pytest
 import tfnst
 from tests.conftest import CONTENT, STYLE
 from tfnst import memory
+from tfnst.config import LBFGS_HISTORY, LBFGS_MIN_HISTORY
 from tfnst.errors import TfnstError
 
 
+# ----------------------------------------------------------------- memory
 def test_memory_estimate_grows_with_what_a_run_holds():
     config = tfnst.StyleConfig(precision="float32", optimizer="adam")
     base = memory.estimate_bytes((384, 512), config)
@@ -20,11 +22,48 @@ def test_memory_estimate_grows_with_what_a_run_holds():
     for option in (
         {"optimizer": "lbfgs"},
         {"hist_weight": 1.0},
-        {"style_scale": 2.0},
+        # at 2 the style's forward pass (no gradient) stays under the optimization's
+        # peak: measured so (docs/reliability.md, "style scale 2"); at 3 it does not
+        {"style_scale": 3.0},
         {"style_statistic": "discriminator"},
     ):
         assert memory.estimate_bytes((384, 512), config.replace(**option)) > base, option
     assert memory.available_bytes() is None or memory.available_bytes() > 0
+
+
+def test_lbfgs_keeps_fewer_pairs_where_memory_is_short():
+    config = tfnst.StyleConfig(precision="float32")  # the defaults: L-BFGS
+    hw, budget = (1152, 1536), 2 * 2**30
+    assert memory.estimate_bytes(hw, config) > budget  # untiled does not fit
+    # A pair is two float32 images: 24 bytes a pixel, counted by hand (times the margin).
+    one_pair = memory.estimate_bytes(hw, config, True, 256, 11) - memory.estimate_bytes(hw, config, True, 256, 10)
+    assert abs(one_pair - memory.MARGIN * 24 * 1152 * 1536) <= 1
+    tile, history = memory.layout(hw, config, True, budget)
+    assert LBFGS_MIN_HISTORY <= history < LBFGS_HISTORY and tile is not None
+    assert memory.estimate_bytes(hw, config, True, tile, history) <= budget
+    # the most pairs that leave room for tiles of PAIRS_BEFORE_TILE px, then the largest tile
+    assert memory.estimate_bytes(hw, config, True, memory.PAIRS_BEFORE_TILE, history + 1) > budget
+    assert memory.estimate_bytes(hw, config, True, tile + 16, history) > budget
+    # Adam keeps no pairs: its layout does not depend on them.
+    adam = config.replace(optimizer="adam")
+    assert memory.layout(hw, adam, True, budget).tile == memory.tile_for(hw, adam, True, budget)
+    # A budget that fits the whole image keeps every pair; one too small is refused with the number.
+    assert memory.layout(hw, config, True, 2**40) == (None, LBFGS_HISTORY)
+    need = memory.estimate_bytes(hw, config, True, 64, LBFGS_MIN_HISTORY)
+    with pytest.raises(TfnstError, match=rf"needs about {memory.gigabytes(need)} even in tiles of 64 px with 5"):
+        memory.layout(hw, config, True, need - 1)
+
+
+def test_max_memory_holds_with_a_tile(stylizer, content64, style64):
+    config = stylizer.config.replace(optimizer="lbfgs", tile=32)
+    hw = (48, 64)
+    fits = memory.estimate_bytes(hw, config, True, 32, LBFGS_HISTORY)
+    assert stylizer._layout(config.replace(max_memory=fits), hw, True) == (32, LBFGS_HISTORY)
+    ten = memory.estimate_bytes(hw, config, True, 32, 10)
+    assert stylizer._layout(config.replace(max_memory=ten), hw, True) == (32, 10)
+    need = memory.estimate_bytes(hw, config, True, 32, LBFGS_MIN_HISTORY)
+    with pytest.raises(TfnstError, match=rf"needs about {memory.gigabytes(need)} in tiles of 32 px"):
+        stylizer.stylize(content64, style64, size=64, iterations=1, optimizer="lbfgs", tile=32, max_memory=need - 1)
 
 
 TILED_PEAK_RUN = """
@@ -33,26 +72,30 @@ import tfnst
 from tfnst import memory
 options = json.loads(sys.argv[3])
 stylizer = tfnst.Stylizer(**options)
-out = stylizer.stylize(sys.argv[1], sys.argv[2], iterations=1)
-estimate = memory.estimate_bytes(out.shape[:2], stylizer.config, tile=stylizer.config.tile)
+out = stylizer.stylize(sys.argv[1], sys.argv[2], iterations=2)
+tile, pairs = stylizer._layout(stylizer.config, out.shape[:2], True)
+estimate = memory.estimate_bytes(out.shape[:2], stylizer.config, True, tile, pairs)
 print(json.dumps({"peak": memory.peak_bytes(), "estimate": estimate}))
 """
 
 
 @pytest.fixture(scope="module")
 def peaks():
-    """512x384 untiled and in tiles of 128 px (crops of 320 with block5_conv1's margin),
-    each in a fresh process so that its peak (VmHWM) is its own: {name: {peak, estimate}}."""
+    """Adam at 512x384 untiled and in tiles of 256 px (4 tiles, crops up to 448 with
+    block5_conv1's margin); L-BFGS at 256x192 in tiles of 128 (its pairs allocated at
+    the first step); 2 iterations each, in a fresh process so that its peak (VmHWM) is
+    its own: {name: {peak, estimate}}."""
     import json
 
     base = {"size": 512, "precision": "float32", "optimizer": "adam", "scales": 1}
+    lbfgs = {**base, "size": 256, "optimizer": "lbfgs", "tile": 128}
     report = {}
-    for name, options in (("whole", base), ("tiled", {**base, "tile": 128})):
+    for name, options in (("whole", base), ("tiled", {**base, "tile": 256}), ("lbfgs tiled", lbfgs)):
         r = subprocess.run(
             [sys.executable, "-c", TILED_PEAK_RUN, CONTENT, STYLE, json.dumps(options)],
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=1800,
         )
         assert r.returncode == 0, r.stderr[-2000:]
         report[name] = json.loads(r.stdout.strip().splitlines()[-1])
@@ -61,20 +104,17 @@ def peaks():
 
 @pytest.mark.slow
 def test_tiles_lower_the_measured_peak(peaks):
-    # Measured (2026-12-02, AVX2-only AMD EPYC, float32, Adam, one iteration): untiled
-    # 1.89 GB, tiled 1.39 GB.
+    # Measured by benchmarks.memory with the same options (docs/reliability.md): untiled
+    # 1.76 GB, in tiles of 256 px 1.42 GB.
     assert peaks["tiled"]["peak"] < peaks["whole"]["peak"] - 0.25 * 2**30, peaks
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21, item 1: the memory model, fitted on an AVX512_BF16 machine, "
-    "estimates 1.45 and 1.26 GB against peaks of 1.89 and 1.39 GB here; strict, so a fix shows",
-)
 def test_the_estimates_bound_the_measured_peaks(peaks):
+    # At least the peak (the model, refitted on this AVX2-only machine, fell up to 30%
+    # short before: issue 21) and at most 1.3x it (docs/reliability.md).
     for name in peaks:
-        assert peaks[name]["estimate"] >= peaks[name]["peak"], (name, peaks)
+        assert peaks[name]["peak"] <= peaks[name]["estimate"] <= 1.3 * peaks[name]["peak"], (name, peaks)
 
 
 def test_refuses_runs_that_do_not_fit(stylizer, content64, style64, monkeypatch):

@@ -332,6 +332,23 @@ def test_lbfgs_steps_match_numpy():
         )
 
 
+def test_lbfgs_with_fewer_pairs_matches_numpy_with_as_many_and_holds_them_from_the_start():
+    # What memory.layout does when memory is short: 3 pairs. numpy keeps the last 3 too.
+    lbfgs = optimizers.LBFGS(TOY, history=3, patience=20, ema_decay=0.0)
+    state = lbfgs.init_state(START, TARGETS)
+    # Its state, counted by hand: the iterate, its gradient and 2 x 3 pair slots, each a
+    # buffer of its own from the start (so the first steps reach the run's peak).
+    images = {id(t) for t in tf.nest.flatten(state) if t.shape == START.shape}
+    assert len(images) == 2 + 2 * 3
+    xs = numpy_lbfgs(START, toy_gradient(TARGET), 8, history=3)
+    many = numpy_lbfgs(START, toy_gradient(TARGET), 8, history=LBFGS_HISTORY)
+    assert np.abs(xs[-1] - many[-1]).max() > 1e-2  # 3 pairs step otherwise than 20 by then
+    for k in range(1, 10):
+        state = lbfgs.step(state, TARGETS)
+        # float32 against float64: 5e-5 apart by step 9, against 2e-2 between 3 and 20 pairs
+        np.testing.assert_allclose(lbfgs.image(state), xs[k - 1], atol=2e-4, err_msg=f"step {k}")
+
+
 def test_lbfgs_solves_an_ill_conditioned_quadratic_that_adam_does_not_in_as_many_steps():
     # 18 unknowns, curvatures 1 to 100: a quasi-Newton method with 20 pairs is exact on a
     # quadratic after about n steps; Adam's per-pixel steps are not.

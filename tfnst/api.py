@@ -20,7 +20,7 @@ import numpy as np
 from tfnst import memory, tiling
 from tfnst.callbacks import History, IterationRecord, as_callbacks
 from tfnst.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from tfnst.config import INITS, StyleConfig, check_request
+from tfnst.config import INITS, LBFGS_HISTORY, StyleConfig, check_request
 from tfnst.engine import Engine, Inputs, Resume, run_plan
 from tfnst.errors import TfnstError
 from tfnst.features import VGG19
@@ -278,10 +278,12 @@ class Stylizer:
         results = []
 
         def engine_at(scale):
-            tile = self._tile(cfg, scale.hw, has_content)
+            tile, history = self._layout(cfg, scale.hw, has_content)
             if tile:
                 log.info("tfnst: scale %d, %dx%d, in tiles of %d px", scale.index + 1, scale.hw[1], scale.hw[0], tile)
-            return self.engine(cfg, has_content, regions, tile, temporal)
+            if history != LBFGS_HISTORY and cfg.optimizer_name != "adam":
+                log.info("tfnst: scale %d: L-BFGS keeps %d correction pairs, to fit", scale.index + 1, history)
+            return self.engine(cfg, has_content, regions, tile, temporal, history)
 
         resumed = None
         if resume:
@@ -347,11 +349,17 @@ class Stylizer:
 
     # -------------------------------------------------------------- internals
     def engine(
-        self, cfg: StyleConfig, has_content: bool, regions: int = 0, tile: int | None = None, temporal: bool = False
+        self,
+        cfg: StyleConfig,
+        has_content: bool,
+        regions: int = 0,
+        tile: int | None = None,
+        temporal: bool = False,
+        history: int = LBFGS_HISTORY,
     ) -> Engine:
         """The engine for ``cfg``, cached per what shapes its graph (active terms,
-        optimizer, regions, tiles, a temporal target), so that a repeat call reuses its
-        compiled steps."""
+        optimizer and its L-BFGS pairs, regions, tiles, a temporal target), so that a
+        repeat call reuses its compiled steps."""
         temporal = temporal and cfg.temporal_weight > 0
         key = (
             has_content,
@@ -364,6 +372,7 @@ class Stylizer:
             regions,
             tile,
             temporal,
+            history,
         )
         if key not in self._engines:
             self._engines[key] = Engine(
@@ -374,24 +383,29 @@ class Stylizer:
                 tile=tile,
                 temporal=temporal,
                 strategy=self.strategy,
+                history=history,
             )
         engine = self._engines[key]
         engine.config = cfg  # per-call options (weights, colour, init, scales) that shape no graph
         return engine
 
-    def _tile(self, cfg: StyleConfig, hw, has_content: bool) -> int | None:
-        """The tile size for a run of size ``hw``: ``cfg.tile``, or when the estimate
-        exceeds the budget (``cfg.max_memory``, else what is available) the largest that
-        fits, or None (no tiles)."""
-        if cfg.tile is not None:
-            return cfg.tile
+    def _layout(self, cfg: StyleConfig, hw, has_content: bool) -> memory.Layout:
+        """The tile size and L-BFGS pairs of a run of size ``hw`` (`tfnst.memory.layout`)
+        within the budget: ``cfg.max_memory``, else what is available (with ``cfg.tile``
+        the tile is that one, and must fit an explicit budget).
+
+        Raises:
+            TfnstError: when the run does not fit ``cfg.max_memory``.
+        """
         budget = cfg.max_memory
         if budget is None:
             available = memory.available_bytes()
             budget = None if available is None else available + memory.resident_bytes()
-        if budget is None or memory.estimate_bytes(hw, cfg, has_content) <= budget:
-            return None
-        return memory.tile_for(hw, cfg, has_content, budget)
+            if cfg.tile is not None and budget is not None:
+                # what is available is checked by _check, which says so; only the pairs adapt
+                history = memory.history_for(hw, cfg, has_content, budget, cfg.tile)
+                return memory.Layout(cfg.tile, history)
+        return memory.layout(hw, cfg, has_content, budget, cfg.tile)
 
     def _check(self, cfg: StyleConfig, hw, has_content: bool) -> None:
         """Refuse a run that cannot work at ``hw``: too small for VGG19, Laplacian pools
@@ -409,8 +423,8 @@ class Stylizer:
                     f"lap_pool {small[0]} leaves no Laplacian at {hw[1]}x{hw[0]} (it needs "
                     f"{laplacian_min_side(small[0])} pixels a side); use smaller pools"
                 )
-        tile = self._tile(cfg, hw, has_content)
-        need = memory.additional_bytes(hw, cfg, has_content, tile)
+        tile, history = self._layout(cfg, hw, has_content)
+        need = memory.additional_bytes(hw, cfg, has_content, tile, history)
         have = memory.available_bytes()
         if have is not None and need > have:
             raise TfnstError(

@@ -36,6 +36,9 @@ ADAM_DEFAULTS = {"learning_rate": 0.02, "ema_decay": 0.9}
 # L-BFGS's correction pairs: 2 x 20 image-sized tensors. torch's and jcjohnson's 100 cost
 # 0.07 s more per 512 px iteration and gained 0.2% of the loss after 150 (docs/speed.md).
 LBFGS_HISTORY = 20
+# Where memory is short (`tfnst.memory.layout`) L-BFGS keeps fewer pairs, not fewer than
+# this: Nocedal & Wright (2006, ch. 7) give 3-20 as typical; docs/tiling.md measures it.
+LBFGS_MIN_HISTORY = 5
 # Iterations at each coarser scale when unset: crowsonkb's and jcjohnson's recipes spend more
 # at coarse sizes; 40 then 140 at full size measured within 2.4% of 300 (docs/speed.md).
 COARSE_ITERATIONS = 40
@@ -362,12 +365,7 @@ class StyleConfig(_Options):
         None,
         "the memory a run may use, e.g. 2GB; a larger run is evaluated in tiles that fit (the "
         "same result); unset: what is available",
-        Rule(
-            "memory",
-            above=0,
-            optional=True,
-            needs=("no --tile (a tile size is a choice of its own)", lambda c: c.tile is None),
-        ),
+        Rule("memory", above=0, optional=True),
         commands=RUN,
     )
     tile: int | None = option(

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfnst import color
 from tfnst import objective as objectives
-from tfnst.config import StyleConfig
+from tfnst.config import LBFGS_HISTORY, StyleConfig
 from tfnst.objective import Objective
 from tfnst.optimizers import build_optimizer, done, failed
 from tfnst.plan import plan
@@ -28,9 +28,9 @@ from tfnst.tiling import Tiled
 from tfnst.vgg_layers import MIN_SIDE
 
 
-def make_optimizer(config: StyleConfig, objective):
+def make_optimizer(config: StyleConfig, objective, history: int = LBFGS_HISTORY):
     """The optimizer ``config`` asks for, over ``objective`` (`tfnst.optimizers.build_optimizer`)."""
-    return build_optimizer(config, objective)
+    return build_optimizer(config, objective, history)
 
 
 def style_side(hw, style_scale: float):
@@ -58,6 +58,8 @@ class Engine:
             after the first): Ruder et al.'s term is on (`tfnst.terms.Temporal`).
         strategy: a `tf.distribute.Strategy` whose replicas share the tiles
             (`tfnst.tiling.Tiled`); None = one device. Untiled engines ignore it.
+        history: an L-BFGS's correction pairs (`tfnst.memory.layout` chooses fewer
+            where memory is short).
     """
 
     def __init__(
@@ -70,12 +72,13 @@ class Engine:
         tile: int | None = None,
         temporal: bool = False,
         strategy=None,
+        history: int = LBFGS_HISTORY,
     ):
         self.config = config
         self.has_content = has_content
         objective = Objective(config, features, has_content=has_content, regions=regions, temporal=temporal)
         self.objective = objective if tile is None else Tiled(objective, tile, strategy)
-        self.optimizer = make_optimizer(config, self.objective)
+        self.optimizer = make_optimizer(config, self.objective, history)
 
     # -------------------------------------------------------------- inputs
     def inputs(

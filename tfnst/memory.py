@@ -4,51 +4,61 @@ Refusing with an estimate beats being killed by the OOM killer minutes into a ru
 the estimate decides when a run goes in tiles (`tfnst.tiling`).
 
 The model is fitted to measured peaks (VmHWM of a fresh process per run) by
-``python -m benchmarks.memory`` (AMD EPYC, 2 cores, TensorFlow 2.21, 2026-11-25; the
-table and its command are in docs/reliability.md): a fixed part (TensorFlow, the
-weights, traced graphs) plus a multiple of
-the bytes of VGG19's float32 activations up to the deepest layer used, linear within
-0.1 GB from 128 to 1024 px; then what the options add, and a margin.
+``python -m benchmarks.memory`` (the table, its command and the machine are in
+docs/reliability.md): a fixed part (TensorFlow, the weights, traced graphs) plus a
+multiple of the bytes of VGG19's float32 activations up to the deepest layer used (of
+the whole image, or of one tile with its margins); then the whole-image buffers of a
+tiled run and an L-BFGS's correction pairs, what the options add, and a margin.
 """
 
 from __future__ import annotations
 
-from tfnst.config import LBFGS_HISTORY, StyleConfig
+import math
+from typing import NamedTuple
+
+from tfnst.config import LBFGS_HISTORY, LBFGS_MIN_HISTORY, StyleConfig
+from tfnst.errors import TfnstError
 from tfnst.vgg_layers import CONV_LAYERS, LAYER_CHANNELS, layer_depth, layer_stride
 
+ALIGN = 16  # tiles are multiples of this (`tfnst.tiling.ALIGN`)
+
 GB = 2**30
-# (optimizer, precision) -> (fixed bytes, bytes per byte of float32 activations).
+# (optimizer, precision) -> (fixed bytes, bytes per byte of float32 activations): the
+# line no measured peak exceeds by more than MARGIN allows for (docs/reliability.md
+# has the rows, the machine and the command). Fitted where peaks are the highest
+# measured: a fit made on one machine type does not bound another's. L-BFGS's
+# correction pairs are not in it: they are counted (`pair_bytes`). L-BFGS's fixed
+# parts include 0.05 GB for runs inside the test suite (pytest-xdist), which peaked
+# above the same runs alone, for a reason not found; the estimate must cover both.
 FIT = {
-    ("adam", "float32"): (0.807 * GB, 2.05),
-    ("adam", "bfloat16"): (0.767 * GB, 1.56),
-    ("lbfgs", "float32"): (0.834 * GB, 2.01),
-    ("lbfgs", "bfloat16"): (0.791 * GB, 1.52),
+    ("adam", "float32"): (0.816 * GB, 4.02),
+    ("adam", "bfloat16"): (0.719 * GB, 3.09),
+    ("lbfgs", "float32"): (0.857 * GB, 3.53),
+    ("lbfgs", "bfloat16"): (0.784 * GB, 2.63),
 }
-# L-BFGS's fixed parts are the fit's (0.754, 0.711 GB) plus 0.08 GB: inside the test suite
-# (pytest-xdist, a fresh virtualenv; 2026-11-25) two-scale runs at 128-192 px peaked about
-# 0.1 GB above the same runs alone, for a reason not found; the estimate must cover both.
 # Each coarser coarse-to-fine scale: its traced step and targets, kept while the finer
-# scales run. Two scales against one peaked 0.01, 0.03 and 0.07 GB higher at 128, 192 and
-# 512 px (python -m benchmarks.memory --parts scales --sizes 128,192,512 --precisions
-# float32, 2026-11-26); MARGIN covers the rest at the larger sizes.
+# scales run (measured in docs/reliability.md); MARGIN covers the rest at larger sizes.
 SCALE_EXTRA = 0.05 * GB
 # Computing a style's targets (a forward pass of the style image, at its own size).
 STYLE_FORWARD = 0.95
-# Per byte of float32 activations at 512 px: mean+covariance +0.27, the discriminator +2.1.
+# Per byte of float32 activations: what the statistic's own tensors add.
 STATISTIC_EXTRA = {"meancov": 0.3, "discriminator": 2.2}
-# Per byte of a histogram layer's features (sorting and ranking them): measured 4.1.
+# Per byte of a histogram layer's features (sorting and ranking them).
 HISTOGRAM_EXTRA = 4.5
-# The estimate is the fit times this: the largest measured peak above its fit was 1.3%
-# (L-BFGS at 1024 px), and the fit should not fall short of a machine's scatter.
-MARGIN = 1.08
-# Whole-image buffers of a tiled run, in floats per pixel. Adam: the image, its moments,
-# the accepted state they roll back to, the average, the best image, the gradient and
-# its tiles' contributions, and the transients of the whole-image TV term; fitted to
-# tiled runs: 40-48 floats a pixel at 0.8-12.6 Mpx in float32, 56 in the bfloat16
-# 4096x3072 run of docs/tiling.md. L-BFGS: Adam's less the five images it does not
-# keep (moments, their accepted copies, the average), plus its 2 x LBFGS_HISTORY
-# correction pairs: counted, not fitted (no tiled L-BFGS run was measured).
-IMAGE_FLOATS_PER_PIXEL = {"adam": 3 * 20, "lbfgs": 3 * (20 - 5 + 2 * LBFGS_HISTORY)}
+# The estimate is the fit times this: the fit may fall 5% short of a peak, and the
+# estimate should not fall short of the scatter between repeats of a run.
+MARGIN = 1.11
+# Whole-image buffers of a tiled run, in floats per pixel, beyond L-BFGS's pairs
+# (measured in docs/tiling.md). Adam: the image, its moments, the accepted state they
+# roll back to, the average, the best image, the gradient and its tiles'
+# contributions, and the transients of the whole-image TV term. L-BFGS: the iterate
+# and its gradient, the candidate and its gradient, the best image, the two-loop
+# recursion's and the TV term's transients.
+IMAGE_FLOATS_PER_PIXEL = {"adam": 3 * 20, "lbfgs": 3 * 18}
+# An L-BFGS short of memory keeps fewer pairs (down to LBFGS_MIN_HISTORY) before its
+# tiles shrink below this side: the smaller a tile, the more of its compute goes to
+# its margins, while fewer pairs cost little (docs/tiling.md).
+PAIRS_BEFORE_TILE = 512
 
 
 def activation_floats(size: tuple[int, int], depth: int) -> int:
@@ -74,11 +84,29 @@ def _fitted_optimizer(config: StyleConfig) -> str:
     return "lbfgs" if name == "tfp-lbfgs" else name
 
 
+class Layout(NamedTuple):
+    """How a run of one size is laid out in memory: its tile (None: whole) and, for an
+    L-BFGS, its correction pairs."""
+
+    tile: int | None
+    history: int
+
+
+def pair_bytes(size: tuple[int, int], history: int) -> int:
+    """An L-BFGS's correction pairs at ``size``: 2 x ``history`` float32 images."""
+    return 4 * 2 * history * 3 * size[0] * size[1]
+
+
 def estimate_bytes(
-    size: tuple[int, int], config: StyleConfig, has_content: bool = True, tile: int | None = None
+    size: tuple[int, int],
+    config: StyleConfig,
+    has_content: bool = True,
+    tile: int | None = None,
+    history: int = LBFGS_HISTORY,
 ) -> int:
     """Peak memory of optimizing an image of ``size`` (H, W) with ``config``; with
-    ``tile``, of doing it in tiles of that size (`tfnst.tiling`)."""
+    ``tile``, of doing it in tiles of that size (`tfnst.tiling`); an L-BFGS keeping
+    ``history`` correction pairs."""
     from tfnst import tiling
     from tfnst.features import resolve_precision
     from tfnst.objective import feature_layers
@@ -96,43 +124,86 @@ def estimate_bytes(
     style_side = max(config.style_scale, 1.0)  # a larger style is a larger forward pass
     style = tuple(round(d * style_side) for d in work)
     targets = STYLE_FORWARD * 4 * activation_floats(style, depth)
-    buffers = 0
-    if optimizer == "lbfgs" and tile is None:
-        # Its correction pairs, counted rather than fitted: the fit's 2-iteration runs
-        # hold none yet (they fill over the first LBFGS_HISTORY iterations).
-        buffers = 4 * 2 * LBFGS_HISTORY * 3 * size[0] * size[1]
+    buffers = pair_bytes(size, history) if optimizer == "lbfgs" else 0
     if tile is not None:
         content = layer_floats(size, config.content_layers) if has_content and config.content_weight > 0 else 0
-        buffers = 4 * (IMAGE_FLOATS_PER_PIXEL[optimizer] * size[0] * size[1] + content)
+        buffers += 4 * (IMAGE_FLOATS_PER_PIXEL[optimizer] * size[0] * size[1] + content)
     coarser = len({scale.hw for scale in plan(config, size)}) - 1
     return int(MARGIN * (fixed + max(optimizing, targets) + buffers + coarser * SCALE_EXTRA))
 
 
-def tile_for(size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int) -> int:
+def _too_large(size, config, has_content, need, budget, tile=None) -> TfnstError:
+    pairs = f" with {LBFGS_MIN_HISTORY} L-BFGS pairs" if _fitted_optimizer(config) == "lbfgs" else ""
+    where = f"in tiles of {tile} px" if tile else "even in tiles of 64 px"
+    return TfnstError(
+        f"a {size[1]}x{size[0]} run needs about {gigabytes(need)} {where}{pairs}, "
+        f"more than the {gigabytes(budget)} allowed; raise --max-memory or use a smaller size"
+        + (" or tile" if tile else "")
+    )
+
+
+def tile_for(
+    size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int, history: int = LBFGS_HISTORY
+) -> int:
     """The largest tile (a multiple of 16) whose run of ``size`` fits ``budget`` bytes.
 
     Raises:
         TfnstError: when not even 64-pixel tiles fit.
     """
-    from tfnst.errors import TfnstError
-
     # The estimate grows with the tile: the smallest tile first (a size that does not fit
     # even so is refused at once), then a bisection over multiples of 16, not a walk down
     # from the image's side (millions of estimates for a side of 10^8 px).
-    need = estimate_bytes(size, config, has_content, 64)
+    need = estimate_bytes(size, config, has_content, 64, history)
     if need > budget:
-        raise TfnstError(
-            f"a {size[1]}x{size[0]} run needs about {gigabytes(need)} even in tiles of 64 px, "
-            f"more than the {gigabytes(budget)} allowed; raise --max-memory or use a smaller size"
-        )
+        raise _too_large(size, config, has_content, need, budget)
     low, high = 4, max(4, max(size) // 16)  # in units of 16 px: low fits
     while low < high:
         middle = (low + high + 1) // 2
-        if estimate_bytes(size, config, has_content, 16 * middle) <= budget:
+        if estimate_bytes(size, config, has_content, 16 * middle, history) <= budget:
             low = middle
         else:
             high = middle - 1
     return 16 * low
+
+
+def history_for(
+    size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int | None, tile: int | None
+) -> int:
+    """An L-BFGS's correction pairs for a run of ``size`` in tiles of ``tile`` (None:
+    whole) within ``budget``: `LBFGS_HISTORY`, or the most that fit, not fewer than
+    `LBFGS_MIN_HISTORY` (the estimate then exceeds the budget; the caller refuses)."""
+    if _fitted_optimizer(config) != "lbfgs" or budget is None:
+        return LBFGS_HISTORY
+    for history in range(LBFGS_HISTORY, LBFGS_MIN_HISTORY, -1):
+        if estimate_bytes(size, config, has_content, tile, history) <= budget:
+            return history
+    return LBFGS_MIN_HISTORY
+
+
+def layout(
+    size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int | None, tile: int | None = None
+) -> Layout:
+    """The tile and L-BFGS pairs of a run of ``size`` within ``budget`` bytes (None: no
+    limit). With ``tile`` (``--tile``) the tile is the user's and the pairs are the
+    most that fit beside it; else the whole image with `LBFGS_HISTORY` pairs if it
+    fits; else tiles, with the most pairs (at least `LBFGS_MIN_HISTORY`) that leave
+    room for tiles of `PAIRS_BEFORE_TILE` px, then the largest tile that fits beside them.
+
+    Raises:
+        TfnstError: when not even 64-pixel tiles with `LBFGS_MIN_HISTORY` pairs fit, or
+            ``tile`` does not fit with them.
+    """
+    if tile is not None:
+        history = history_for(size, config, has_content, budget, tile)
+        need = estimate_bytes(size, config, has_content, tile, history)
+        if budget is not None and need > budget:
+            raise _too_large(size, config, has_content, need, budget, tile)
+        return Layout(tile, history)
+    if budget is None or estimate_bytes(size, config, has_content) <= budget:
+        return Layout(None, LBFGS_HISTORY)
+    side = min(PAIRS_BEFORE_TILE, ALIGN * math.ceil(max(size) / ALIGN))
+    history = history_for(size, config, has_content, budget, side)
+    return Layout(tile_for(size, config, has_content, budget, history), history)
 
 
 def _status_bytes(field: str) -> int | None:
@@ -160,11 +231,15 @@ def peak_bytes() -> int | None:
 
 
 def additional_bytes(
-    size: tuple[int, int], config: StyleConfig, has_content: bool = True, tile: int | None = None
+    size: tuple[int, int],
+    config: StyleConfig,
+    has_content: bool = True,
+    tile: int | None = None,
+    history: int = LBFGS_HISTORY,
 ) -> int:
     """What a run still needs beyond what this process holds: the estimated peak less
     the resident memory (TensorFlow, the weights, … are counted once, not again)."""
-    return max(0, estimate_bytes(size, config, has_content, tile) - resident_bytes())
+    return max(0, estimate_bytes(size, config, has_content, tile, history) - resident_bytes())
 
 
 def available_bytes() -> int | None:

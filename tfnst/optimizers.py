@@ -654,14 +654,20 @@ class LBFGS(ImageOptimizer):
         super().__init__(objective, patience=patience, ema_decay=ema_decay)
 
     def init_core(self, x) -> LBFGSCore:
-        zeros = tf.zeros_like(x)
+        # Each empty slot is a buffer of its own (not one zero tensor shared): the pairs
+        # take their memory at the first step, not over the first ``history`` ones, so
+        # a run's peak is reached at once and measured by a 2-iteration run
+        # (`tfnst.memory`, benchmarks.memory).
+        def zeros():
+            return tf.zeros_like(x)
+
         return LBFGSCore(
             x,
-            zeros,
+            zeros(),
             tf.constant(False),
             self.objective.initial_state(),
-            (zeros,) * self.history,
-            (zeros,) * self.history,
+            tuple(zeros() for _ in range(self.history)),
+            tuple(zeros() for _ in range(self.history)),
             tf.zeros([self.history]),
             tf.constant(np.float32(np.nan)),
         )
@@ -846,9 +852,10 @@ class TfpLBFGS(ImageOptimizer):
 
 
 # ------------------------------------------------------------------ choosing one
-def build_optimizer(config, objective) -> ImageOptimizer:
+def build_optimizer(config, objective, history: int = LBFGS_HISTORY) -> ImageOptimizer:
     """The optimizer ``config`` asks for (``optimizer_name``: "auto" resolved), over
-    ``objective``, with the config's settings.
+    ``objective``, with the config's settings; an L-BFGS keeps ``history`` correction
+    pairs (fewer than `LBFGS_HISTORY` where memory is short: `tfnst.memory.layout`).
 
     The config has already refused what cannot run (the discriminator with an L-BFGS:
     `tfnst.config.StyleConfig`); this trusts it.
@@ -860,9 +867,9 @@ def build_optimizer(config, objective) -> ImageOptimizer:
     if name == "adam":
         return Adam(objective, patience=config.patience, ema_decay=config.averaging)
     if name == "lbfgs":
-        return LBFGS(objective, history=LBFGS_HISTORY, patience=config.patience, ema_decay=config.averaging)
+        return LBFGS(objective, history=history, patience=config.patience, ema_decay=config.averaging)
     if name == "tfp-lbfgs":
-        return TfpLBFGS(objective, history=LBFGS_HISTORY, patience=config.patience, ema_decay=config.averaging)
+        return TfpLBFGS(objective, history=history, patience=config.patience, ema_decay=config.averaging)
     raise TfnstError(f"unknown optimizer {name!r}: choose lbfgs, adam or tfp-lbfgs")
 
 
