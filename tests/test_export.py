@@ -115,6 +115,7 @@ CLIENT = """
 """
 
 
+@pytest.mark.slow
 def test_serving_without_tfnst(exported, tmp_path):
     content = (small("tubingen.jpg", 40) * 255).round().astype(np.uint8)  # 40x30
     style = (small("starry_night.jpg", 40) * 255).round().astype(np.uint8)

@@ -290,6 +290,7 @@ def discriminator_texture(style, quadratic=True, history=None):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stat", ["gram", "meancov"])
 def test_a_blend_lies_between_its_styles(vgg, style64, scream64, stat):
     # Textures of style A, of style B, and of the 1:1 blend: the blend's distance to each

@@ -68,10 +68,10 @@ def engine_pair(options, content, styles, size, masks=None):
     "options",
     [
         {},
-        {"style_statistic": "mean"},
-        {"style_statistic": "meancov"},
-        {"lap_weight": 1.0, "lap_pool": (4,), "pooling": "avg"},
-        {"masks": True},
+        pytest.param({"style_statistic": "mean"}, marks=pytest.mark.slow),
+        pytest.param({"style_statistic": "meancov"}, marks=pytest.mark.slow),
+        pytest.param({"lap_weight": 1.0, "lap_pool": (4,), "pooling": "avg"}, marks=pytest.mark.slow),
+        pytest.param({"masks": True}, marks=pytest.mark.slow),
     ],
 )
 def test_tiled_loss_and_gradient_equal_the_untiled(options):
