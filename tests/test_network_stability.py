@@ -5,9 +5,6 @@ term's place in ``model.fit`` (and under `tf.distribute`), a saved network that 
 plain one, and flicker lowered on a clip the network never saw."""
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import keras
@@ -182,25 +179,9 @@ def test_mirrored_strategy_with_the_term_matches_one_device():
     # splits them with it: two replicas compute one device's step (to float32 sums in
     # another order, as in test_networks' mirrored test). A term drawn per replica, or
     # views paired across the split, would not match.
-    script = textwrap.dedent(f"""
-        import json
-        import tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        import keras
-        from tfnst.networks import train
-        losses = {{}}
-        for name, strategy in (("one", None), ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-            seen = []
-            train({str(STYLE)!r}, {str(PHOTOS)!r}, size=32, batch_size=4, width=4, depth=1, crops=2, steps=10,
-                  precision="float32", stability_weight=100.0, strategy=strategy, verbose=0,
-                  callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(logs["loss"]))])
-            losses[name] = seen
-        print(json.dumps(losses))
-    """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-3000:]
-    losses = json.loads(r.stdout.strip().splitlines()[-1])
+    from tests.test_networks import one_device_and_mirrored_losses
+
+    losses = one_device_and_mirrored_losses(steps=10, stability_weight=100.0)
     assert len(losses["one"]) == 2
     np.testing.assert_allclose(losses["mirrored"][0], losses["one"][0], rtol=1e-4)
     np.testing.assert_allclose(losses["mirrored"], losses["one"], rtol=2e-3)

@@ -166,6 +166,32 @@ def test_unreadable_training_files_are_skipped_with_a_warning(tmp_path, caplog):
     assert isinstance(model, StyleTransformer)  # no crash mid-epoch
 
 
+def one_device_and_mirrored_losses(**options) -> dict:
+    """``train``'s per-epoch mean losses on one device and on a MirroredStrategy over two
+    logical CPUs (set before TensorFlow starts, so in a process of its own), the same
+    tiny network, data and ``options``: {"one": [...], "mirrored": [...], "replicas": 2}."""
+    script = textwrap.dedent(f"""
+        import json
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras
+        from tfnst.networks import train
+        losses = {{}}
+        for name, strategy in (("one", None), ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+            seen = []
+            train({str(STYLE)!r}, {str(PHOTOS)!r}, size=32, batch_size=4, width=4, depth=1, crops=2,
+                  precision="float32", strategy=strategy, verbose=0, **{options!r},
+                  callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(logs["loss"]))])
+            losses[name] = seen
+        losses["replicas"] = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).num_replicas_in_sync
+        print(json.dumps(losses))
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_devices_matches_one(tmp_path):
     # Two logical CPUs (set before TensorFlow starts, so in a process of its own); each
@@ -175,26 +201,7 @@ def test_mirrored_strategy_on_two_devices_matches_one(tmp_path):
     # suite in two workers, 2.4e-5 relative on the first epoch's mean loss; 6e-4 on the
     # third (15 steps). A loss summed rather than averaged over the two replicas
     # would be 2x.
-    script = textwrap.dedent(f"""
-        import json, sys
-        import tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        import keras
-        from tfnst.networks import train
-        losses = {{}}
-        for name, strategy in (("one", None), ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-            seen = []
-            train({str(STYLE)!r}, {str(PHOTOS)!r}, size=32, batch_size=4, width=4, depth=1, crops=2, steps=15,
-                  precision="float32", strategy=strategy, verbose=0,
-                  callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(logs["loss"]))])
-            losses[name] = seen
-        losses["replicas"] = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).num_replicas_in_sync
-        print(json.dumps(losses))
-    """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-3000:]
-    losses = json.loads(r.stdout.strip().splitlines()[-1])
+    losses = one_device_and_mirrored_losses(steps=15)
     assert losses["replicas"] == 2 and len(losses["one"]) == 3
     np.testing.assert_allclose(losses["mirrored"][0], losses["one"][0], rtol=1e-4)
     np.testing.assert_allclose(losses["mirrored"], losses["one"], rtol=2e-3)
