@@ -288,20 +288,21 @@ def test_coarse_to_fine_wins_at_equal_work(stylizer):
     # Compared at equal work, not wall time (a shared machine's clock is noisy): VGG19's
     # cost is linear in the pixel count, so the single-scale run gets as many
     # full-size iterations as the three scales' pixel-iterations add up to.
-    content, style = small("tubingen.jpg", 128), small("starry_night.jpg", 128)
-    options = dict(size=128, init="noise", seed=0)
-    pyramid = dict(scales=3, scale_factor=2**0.5, coarse_iterations=40)
+    content, style = small("tubingen.jpg", 96), small("starry_night.jpg", 96)
+    options = dict(size=96, init="noise", seed=0)
+    pyramid = dict(scales=3, scale_factor=2**0.5, coarse_iterations=30)
     sizes = [scale.hw for scale in plan(tfnst.StyleConfig(scales=3, scale_factor=2**0.5), content.shape[:2])]
-    multi = stylizer.stylize(content, style, iterations=40, **pyramid, **options)
-    work = sum(40 * h * w for h, w in sizes)
+    multi = stylizer.stylize(content, style, iterations=30, **pyramid, **options)
+    work = sum(30 * h * w for h, w in sizes)
     single_iterations = round(work / (content.shape[0] * content.shape[1]))
     single = stylizer.stylize(content, style, iterations=single_iterations, **options)
     engine = stylizer.engine(stylizer.config, True)
     targets = engine.targets(engine.inputs(content, [style]), content.shape[:2])
     loss = lambda x: float(engine.objective(tf.constant(x), targets)[0])
-    # Measured: 3 scales x 40 iterations reach 1.547; one scale, 70 iterations of the
-    # same work, 1.716 (Adam averaging its iterates, √2 between scales).
-    assert loss(multi) < 0.98 * loss(single), (loss(multi), loss(single), single_iterations)
+    # Measured (2026-12-02): 3 scales x 30 iterations at 96 px reach 1.635; one scale,
+    # 53 iterations of the same work, 1.932 (Adam averaging its iterates, √2 between
+    # scales); at 128 px and 40 iterations 1.547 against 1.716.
+    assert loss(multi) < 0.95 * loss(single), (loss(multi), loss(single), single_iterations)
 
 
 @pytest.mark.slow

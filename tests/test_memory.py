@@ -167,7 +167,7 @@ print(json.dumps({"peak": peak, "estimate": estimate}))
 @pytest.mark.parametrize(
     "options",
     [
-        {"size": 192, "precision": "float32"},
+        # Adam untiled is the `peaks` fixture's "whole" run (test_the_estimates_bound_the_measured_peaks).
         {"size": 128, "precision": "float32", "optimizer": "lbfgs"},
         {"size": 192, "precision": "float32", "hist_weight": 1.0, "style_statistic": "meancov"},
     ],

@@ -81,7 +81,7 @@ def small_stylizer():
 
 
 @pytest.mark.slow
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.integers(1, 3),
     st.sampled_from([2**0.5, 2.0, 3.0]),
