@@ -41,7 +41,10 @@ STYLE = ROOT / "examples" / "starry_night.jpg"
 
 def clip_source(name: str, frames: int, size: int, folder: Path) -> Path:
     if name == "pan":
-        clip = video_clips.pan(frames, size=(size * 3 // 4, size), shift=(2.0, 0.0))
+        # The photo large enough for the whole pan (2 px a frame from (8, 8)), so that
+        # frames above 256 px are not windows onto its border.
+        source = video_clips.photo(max(256, size + 2 * frames + 16))
+        clip = video_clips.pan(frames, size=(size * 3 // 4, size), shift=(2.0, 0.0), source=source)
         return write_video(folder / "pan", clip.frames, clip.fps)
     frames_, info = read_video(BUNNY, max_frames=frames)
     return write_video(folder / "bunny", frames_, info.fps)
