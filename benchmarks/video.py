@@ -75,6 +75,11 @@ def main(argv=None):
     parser.add_argument("--temporal-frames", default="1")
     parser.add_argument("--strip", help="write a strip picture (first weight on top, last below)")
     parser.add_argument("--strip-frames", default="0,6,12,18,23")
+    parser.add_argument(
+        "--animation",
+        help="write an animated picture (.gif or .webp, looping at the clip's rate): the content, "
+        "the first weight and the last, side by side",
+    )
     parser.add_argument("--json", help="append each run's numbers to this JSON-lines file")
     args = parser.parse_args(argv)
     config = StyleConfig(size=args.size, iterations=args.iterations, scales=args.scales)
@@ -83,7 +88,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         source = clip_source(args.clip, args.frames, args.size, tmp)
-        contents = list(read_video(source)[0])
+        contents, info = read_video(source)
+        contents = list(contents)
         print(f"{args.clip}: {len(contents)} frames {contents[0].shape[1]}x{contents[0].shape[0]}")
         print(
             "| temporal weight | frame iterations | warping error | vs independent | style (mean) | "
@@ -144,6 +150,22 @@ def main(argv=None):
             strip = np.concatenate([np.concatenate([contents[i] for i in pick], axis=1), *rows], axis=0)
             Image.fromarray(np.round(strip * 255).astype(np.uint8)).save(args.strip, quality=88)
             print(f"wrote {args.strip}: content, weight {keys[0][0]:g}, weight {keys[-1][0]:g}")
+        if args.animation:
+            keys = list(runs)
+            write_animation(args.animation, [contents, runs[keys[0]], runs[keys[-1]]], info.fps or 24)
+            print(f"wrote {args.animation}: content | weight {keys[0][0]:g} | weight {keys[-1][0]:g}")
+
+
+def write_animation(path, clips, fps, gap: int = 2) -> None:
+    """Clips of equal length and frame size, side by side with ``gap`` white pixels, as a
+    looping animation at ``fps`` (GIF or WebP, by the suffix)."""
+    frames = []
+    for images in zip(*clips):
+        h = images[0].shape[0]
+        white = np.ones((h, gap, 3), np.float32)
+        row = np.concatenate([part for image in images for part in (image, white)][:-1], axis=1)
+        frames.append(Image.fromarray(np.round(np.clip(row, 0, 1) * 255).astype(np.uint8)))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=round(1000 / float(fps)), loop=0)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,11 @@ def stylizer():
 
 STYLE_LAYERS = tfnst.StyleConfig().style_layers
 
+# A training loss with VGG19 to block2 only, for tests whose claim does not depend on the
+# loss network's depth (fit, strategies, resuming, saving): each training traces and
+# runs VGG19, and to block4 that is most of a tiny training's cost.
+SHALLOW_TRAINING = dict(content_layers=("block2_conv2",), style_layers=("block1_conv2", "block2_conv2"))
+
 
 # A small random image, for loaders and hostile inputs.
 RGB = (np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8)

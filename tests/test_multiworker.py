@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import SHALLOW_TRAINING
+
 ROOT = Path(__file__).resolve().parent.parent
 # 10 photos x 2 crops, global batches of 4: 5 steps an epoch, 3 epochs.
-# VGG19 to block2 only: the loss network's depth is not what is tested, and each worker
-# process traces it (a quarter of a worker's CPU with the default layers).
 OPTIONS = dict(
     size=32,
     batch_size=4,
@@ -26,8 +26,7 @@ OPTIONS = dict(
     crops=2,
     steps=15,
     precision="float32",
-    content_layers=["block2_conv2"],
-    style_layers=["block1_conv2", "block2_conv2"],
+    **SHALLOW_TRAINING,
 )
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.test_networks import TINY
 from tfnst import cli, video_clips
 from tfnst.datasets import STABILITY_NOISE, training_dataset
 from tfnst.networks import StyleTransformer, export_network, load_network, save_network, stability_loss, train
@@ -19,7 +20,6 @@ from tfnst.networks import StyleTransformer, export_network, load_network, save_
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "data" / "photos"
 STYLE = ROOT / "examples" / "starry_night.jpg"
-TINY = dict(size=32, batch_size=2, width=4, depth=1, crops=1, precision="float32", steps=10)
 
 
 def sliced(first, second, shifts) -> float:

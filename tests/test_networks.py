@@ -17,13 +17,13 @@ import tensorflow as tf
 from PIL import Image
 
 import tfnst
-from tests.conftest import EXAMPLES, STYLE, run_cli, small
+from tests.conftest import EXAMPLES, SHALLOW_TRAINING, STYLE, run_cli, small
 from tfnst.errors import TfnstError
 from tfnst.networks import Preview, StyleTransformer, export_network, load_network, save_network, train
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "data" / "photos"
-TINY = dict(size=32, batch_size=2, width=4, depth=1, crops=1, precision="float32", steps=10)
+TINY = dict(size=32, batch_size=2, width=4, depth=1, crops=1, precision="float32", steps=10, **SHALLOW_TRAINING)
 
 
 def test_output_has_the_input_size_for_any_size_and_dtype():
@@ -181,7 +181,7 @@ def one_device_and_mirrored_losses(**options) -> dict:
         for name, strategy in (("one", None), ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
             seen = []
             train({str(STYLE)!r}, {str(PHOTOS)!r}, size=32, batch_size=4, width=4, depth=1, crops=2,
-                  precision="float32", strategy=strategy, verbose=0, **{options!r},
+                  precision="float32", strategy=strategy, verbose=0, **{ {**SHALLOW_TRAINING, **options}!r},
                   callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(logs["loss"]))])
             losses[name] = seen
         losses["replicas"] = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).num_replicas_in_sync

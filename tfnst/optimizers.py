@@ -359,7 +359,10 @@ class ImageOptimizer:
         self.ema_decay = float(ema_decay)
         self.averages = self.ema_decay > 0
         # One graph per step, unless the objective runs its own compiled pieces (tiles).
-        self.compiled_step = tf.function(self.step) if objective.graph_safe else self.step
+        # reduce_retracing: after a second image size the graph takes any size, so later
+        # scales and images of new sizes do not trace again (ten sizes at 32-64 px:
+        # 30 -> 22 CPU s; a 256 px iteration as fast as in the size's own graph).
+        self.compiled_step = tf.function(self.step, reduce_retracing=True) if objective.graph_safe else self.step
 
     # the optimizer's own part
     def init_core(self, x):
