@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.flops import forward_flops, iteration_flops
@@ -118,3 +119,23 @@ def test_quick_time_to_quality_runs(tmp_path):
     assert adam[0][1] > adam[-1][1] and all(t > 0 for t, _, _ in adam)
     # An averaged run cannot see its average's loss: it runs the reference's iterations.
     assert data["methods"]["tfnst-adam-ema"]["curve"][-1][2] == 6
+
+
+def test_the_video_animation_puts_the_clips_side_by_side(tmp_path):
+    from PIL import Image
+
+    from benchmarks.video import write_animation
+
+    # Three clips of two 6x4 frames, each frame one grey level: a 3x4+2x2 = 16 px wide GIF
+    # of two frames at 25 fps (40 ms), looping, white between the clips.
+    clips = [[np.full((6, 4, 3), (c * 2 + f) / 10, np.float32) for f in range(2)] for c in range(3)]
+    path = tmp_path / "a.gif"
+    write_animation(path, clips, 25)
+    with Image.open(path) as gif:
+        assert (gif.size, gif.n_frames, gif.info["duration"], gif.info["loop"]) == ((16, 6), 2, 40, 0)
+        for f in range(2):
+            gif.seek(f)
+            row = np.asarray(gif.convert("RGB"))[0, :, 0].astype(int)
+            expected = [round((c * 2 + f) / 10 * 255) for c in range(3) for _ in range(4)]
+            assert list(row[[0, 1, 2, 3, 6, 7, 8, 9, 12, 13, 14, 15]]) == expected
+            assert list(row[[4, 5, 10, 11]]) == [255] * 4
