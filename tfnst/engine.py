@@ -133,19 +133,19 @@ class Engine:
         return resize(init, hw)
 
     @staticmethod
-    def warm_start(result, content, size):
-        """Where the scale of ``size`` starts in coarse-to-fine: the coarser scale's
+    def warm_start(result, content, hw):
+        """Where the scale of ``hw`` (H, W) starts in coarse-to-fine: the coarser scale's
         ``result`` upsampled, plus, with a content image (full size), the content's
-        detail that the coarser scale could not hold: the content at ``size`` less the
+        detail that the coarser scale could not hold: the content at ``hw`` less the
         content at the coarser size brought back up, the band between two levels of a
         Laplacian pyramid (Burt & Adelson 1983). So the finer scale begins with the
         photo's edges instead of a blurred copy of them (docs/speed.md measures what
         that gains); a texture (no content) starts from the upsampled result. Graph-safe.
         """
-        image = resize(result, size, clip=False)
+        image = resize(result, hw, clip=False)
         if content is not None:
             coarse = resize(content, tf.shape(result)[:2])  # as the coarser scale's targets saw it
-            image += resize(content, size, clip=False) - resize(coarse, size, clip=False)
+            image += resize(content, hw, clip=False) - resize(coarse, hw, clip=False)
         return tf.clip_by_value(image, 0.0, 1.0)
 
     def targets(self, inputs: Inputs, hw, term_weights=None):

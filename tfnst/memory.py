@@ -61,9 +61,9 @@ IMAGE_FLOATS_PER_PIXEL = {"adam": 3 * 20, "lbfgs": 3 * 18}
 PAIRS_BEFORE_TILE = 512
 
 
-def activation_floats(size: tuple[int, int], depth: int) -> int:
+def activation_floats(hw: tuple[int, int], depth: int) -> int:
     """Floats of VGG19's forward activations (conv outputs) up to layer ``depth``, and the image."""
-    h, w = size
+    h, w = hw
     floats = 3 * h * w
     for name in CONV_LAYERS[:depth]:
         stride = layer_stride(name)
@@ -71,9 +71,9 @@ def activation_floats(size: tuple[int, int], depth: int) -> int:
     return floats
 
 
-def layer_floats(size: tuple[int, int], layers) -> int:
-    """Floats of these layers' features for an image of ``size``."""
-    return sum((size[0] // layer_stride(n)) * (size[1] // layer_stride(n)) * LAYER_CHANNELS[n] for n in layers)
+def layer_floats(hw: tuple[int, int], layers) -> int:
+    """Floats of these layers' features for an image of ``hw``."""
+    return sum((hw[0] // layer_stride(n)) * (hw[1] // layer_stride(n)) * LAYER_CHANNELS[n] for n in layers)
 
 
 def _fitted_optimizer(config: StyleConfig) -> str:
@@ -92,19 +92,19 @@ class Layout(NamedTuple):
     history: int
 
 
-def pair_bytes(size: tuple[int, int], history: int) -> int:
-    """An L-BFGS's correction pairs at ``size``: 2 x ``history`` float32 images."""
-    return 4 * 2 * history * 3 * size[0] * size[1]
+def pair_bytes(hw: tuple[int, int], history: int) -> int:
+    """An L-BFGS's correction pairs at ``hw``: 2 x ``history`` float32 images."""
+    return 4 * 2 * history * 3 * hw[0] * hw[1]
 
 
 def estimate_bytes(
-    size: tuple[int, int],
+    hw: tuple[int, int],
     config: StyleConfig,
     has_content: bool = True,
     tile: int | None = None,
     history: int = LBFGS_HISTORY,
 ) -> int:
-    """Peak memory of optimizing an image of ``size`` (H, W) with ``config``; with
+    """Peak memory of optimizing an image of ``hw`` (H, W) with ``config``; with
     ``tile``, of doing it in tiles of that size (`tfnst.tiling`); an L-BFGS keeping
     ``history`` correction pairs."""
     from tfnst import tiling
@@ -117,35 +117,35 @@ def estimate_bytes(
     optimizer = _fitted_optimizer(config)
     fixed, slope = FIT[(optimizer, resolve_precision(config.precision))]
     slope += STATISTIC_EXTRA.get(config.style_statistic, 0.0)
-    work = size if tile is None else tuple(min(d, tile + 2 * tiling.margin(layers)) for d in size)
+    work = hw if tile is None else tuple(min(d, tile + 2 * tiling.margin(layers)) for d in hw)
     optimizing = slope * 4 * activation_floats(work, depth)
     if config.hist_weight > 0 and tile is None:
-        optimizing += HISTOGRAM_EXTRA * 4 * layer_floats(size, config.hist_layers)
+        optimizing += HISTOGRAM_EXTRA * 4 * layer_floats(hw, config.hist_layers)
     style_side = max(config.style_scale, 1.0)  # a larger style is a larger forward pass
     style = tuple(round(d * style_side) for d in work)
     targets = STYLE_FORWARD * 4 * activation_floats(style, depth)
-    buffers = pair_bytes(size, history) if optimizer == "lbfgs" else 0
+    buffers = pair_bytes(hw, history) if optimizer == "lbfgs" else 0
     if tile is not None:
-        content = layer_floats(size, config.content_layers) if has_content and config.content_weight > 0 else 0
-        buffers += 4 * (IMAGE_FLOATS_PER_PIXEL[optimizer] * size[0] * size[1] + content)
-    coarser = len({scale.hw for scale in plan(config, size)}) - 1
+        content = layer_floats(hw, config.content_layers) if has_content and config.content_weight > 0 else 0
+        buffers += 4 * (IMAGE_FLOATS_PER_PIXEL[optimizer] * hw[0] * hw[1] + content)
+    coarser = len({scale.hw for scale in plan(config, hw)}) - 1
     return int(MARGIN * (fixed + max(optimizing, targets) + buffers + coarser * SCALE_EXTRA))
 
 
-def _too_large(size, config, has_content, need, budget, tile=None) -> TfnstError:
+def _too_large(hw, config, has_content, need, budget, tile=None) -> TfnstError:
     pairs = f" with {LBFGS_MIN_HISTORY} L-BFGS pairs" if _fitted_optimizer(config) == "lbfgs" else ""
     where = f"in tiles of {tile} px" if tile else "even in tiles of 64 px"
     return TfnstError(
-        f"a {size[1]}x{size[0]} run needs about {gigabytes(need)} {where}{pairs}, "
+        f"a {hw[1]}x{hw[0]} run needs about {gigabytes(need)} {where}{pairs}, "
         f"more than the {gigabytes(budget)} allowed; raise --max-memory or use a smaller size"
         + (" or tile" if tile else "")
     )
 
 
 def tile_for(
-    size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int, history: int = LBFGS_HISTORY
+    hw: tuple[int, int], config: StyleConfig, has_content: bool, budget: int, history: int = LBFGS_HISTORY
 ) -> int:
-    """The largest tile (a multiple of 16) whose run of ``size`` fits ``budget`` bytes.
+    """The largest tile (a multiple of 16) whose run of ``hw`` fits ``budget`` bytes.
 
     Raises:
         TfnstError: when not even 64-pixel tiles fit.
@@ -153,13 +153,13 @@ def tile_for(
     # The estimate grows with the tile: the smallest tile first (a size that does not fit
     # even so is refused at once), then a bisection over multiples of 16, not a walk down
     # from the image's side (millions of estimates for a side of 10^8 px).
-    need = estimate_bytes(size, config, has_content, 64, history)
+    need = estimate_bytes(hw, config, has_content, 64, history)
     if need > budget:
-        raise _too_large(size, config, has_content, need, budget)
-    low, high = 4, max(4, max(size) // 16)  # in units of 16 px: low fits
+        raise _too_large(hw, config, has_content, need, budget)
+    low, high = 4, max(4, max(hw) // 16)  # in units of 16 px: low fits
     while low < high:
         middle = (low + high + 1) // 2
-        if estimate_bytes(size, config, has_content, 16 * middle, history) <= budget:
+        if estimate_bytes(hw, config, has_content, 16 * middle, history) <= budget:
             low = middle
         else:
             high = middle - 1
@@ -167,23 +167,23 @@ def tile_for(
 
 
 def history_for(
-    size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int | None, tile: int | None
+    hw: tuple[int, int], config: StyleConfig, has_content: bool, budget: int | None, tile: int | None
 ) -> int:
-    """An L-BFGS's correction pairs for a run of ``size`` in tiles of ``tile`` (None:
+    """An L-BFGS's correction pairs for a run of ``hw`` in tiles of ``tile`` (None:
     whole) within ``budget``: `LBFGS_HISTORY`, or the most that fit, not fewer than
     `LBFGS_MIN_HISTORY` (the estimate then exceeds the budget; the caller refuses)."""
     if _fitted_optimizer(config) != "lbfgs" or budget is None:
         return LBFGS_HISTORY
     for history in range(LBFGS_HISTORY, LBFGS_MIN_HISTORY, -1):
-        if estimate_bytes(size, config, has_content, tile, history) <= budget:
+        if estimate_bytes(hw, config, has_content, tile, history) <= budget:
             return history
     return LBFGS_MIN_HISTORY
 
 
 def layout(
-    size: tuple[int, int], config: StyleConfig, has_content: bool, budget: int | None, tile: int | None = None
+    hw: tuple[int, int], config: StyleConfig, has_content: bool, budget: int | None, tile: int | None = None
 ) -> Layout:
-    """The tile and L-BFGS pairs of a run of ``size`` within ``budget`` bytes (None: no
+    """The tile and L-BFGS pairs of a run of ``hw`` within ``budget`` bytes (None: no
     limit). With ``tile`` (``--tile``) the tile is the user's and the pairs are the
     most that fit beside it; else the whole image with `LBFGS_HISTORY` pairs if it
     fits; else tiles, with the most pairs (at least `LBFGS_MIN_HISTORY`) that leave
@@ -194,16 +194,16 @@ def layout(
             ``tile`` does not fit with them.
     """
     if tile is not None:
-        history = history_for(size, config, has_content, budget, tile)
-        need = estimate_bytes(size, config, has_content, tile, history)
+        history = history_for(hw, config, has_content, budget, tile)
+        need = estimate_bytes(hw, config, has_content, tile, history)
         if budget is not None and need > budget:
-            raise _too_large(size, config, has_content, need, budget, tile)
+            raise _too_large(hw, config, has_content, need, budget, tile)
         return Layout(tile, history)
-    if budget is None or estimate_bytes(size, config, has_content) <= budget:
+    if budget is None or estimate_bytes(hw, config, has_content) <= budget:
         return Layout(None, LBFGS_HISTORY)
-    side = min(PAIRS_BEFORE_TILE, ALIGN * math.ceil(max(size) / ALIGN))
-    history = history_for(size, config, has_content, budget, side)
-    return Layout(tile_for(size, config, has_content, budget, history), history)
+    side = min(PAIRS_BEFORE_TILE, ALIGN * math.ceil(max(hw) / ALIGN))
+    history = history_for(hw, config, has_content, budget, side)
+    return Layout(tile_for(hw, config, has_content, budget, history), history)
 
 
 def _status_bytes(field: str) -> int | None:
