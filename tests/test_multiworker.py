@@ -18,16 +18,7 @@ from tests.conftest import SHALLOW_TRAINING
 
 ROOT = Path(__file__).resolve().parent.parent
 # 10 photos x 2 crops, global batches of 4: 5 steps an epoch, 3 epochs.
-OPTIONS = dict(
-    size=32,
-    batch_size=4,
-    width=4,
-    depth=1,
-    crops=2,
-    steps=15,
-    precision="float32",
-    **SHALLOW_TRAINING,
-)
+OPTIONS = dict(size=32, batch_size=4, width=4, depth=1, crops=2, steps=15, precision="float32", **SHALLOW_TRAINING)
 
 
 def free_ports(n: int) -> list[int]:
