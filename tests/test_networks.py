@@ -199,8 +199,8 @@ def test_mirrored_strategy_on_two_devices_matches_one(tmp_path):
     # step as one device's in exact arithmetic. In float32 the sums run in another order,
     # and Adam's steps amplify that: measured with the loss network to block4 (before
     # SHALLOW_TRAINING) 3.5e-6 and, on a clean clone with the suite in two workers,
-    # 2.4e-5 relative on the first epoch's mean loss; 6e-4 on the third (15 steps). A loss summed rather than averaged over the two replicas
-    # would be 2x.
+    # 2.4e-5 relative on the first epoch's mean loss; 6e-4 on the third (15 steps). A
+    # loss summed rather than averaged over the two replicas would be 2x.
     losses = one_device_and_mirrored_losses(steps=15)
     assert losses["replicas"] == 2 and len(losses["one"]) == 3
     np.testing.assert_allclose(losses["mirrored"][0], losses["one"][0], rtol=1e-4)
