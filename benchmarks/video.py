@@ -33,6 +33,7 @@ from tfnst.image_io import read_image
 from tfnst.video import stylize_video
 from tfnst.video_io import read_video, write_video
 from tfnst.video_metrics import warping_error
+from tools.side_by_side import side_by_side
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNNY = ROOT / "data" / "video" / "bigbuckbunny_2s_128.mp4"
@@ -161,9 +162,7 @@ def write_animation(path, clips, fps, gap: int = 2) -> None:
     looping animation at ``fps`` (GIF or WebP, by the suffix)."""
     frames = []
     for images in zip(*clips):
-        h = images[0].shape[0]
-        white = np.ones((h, gap, 3), np.float32)
-        row = np.concatenate([part for image in images for part in (image, white)][:-1], axis=1)
+        row = side_by_side(images, images[0].shape[0], gap)
         frames.append(Image.fromarray(np.round(np.clip(row, 0, 1) * 255).astype(np.uint8)))
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=round(1000 / float(fps)), loop=0)
 
