@@ -98,6 +98,7 @@ class StylizationModule(tf.Module):
         # engine's graph once, not once per signature (3x less to trace, save and load).
         self._stylize_one = tf.function(
             self.stylize_image,
+            autograph=False,  # graph-safe as written (tf.while_loop, tf.cond): no conversion to pay for
             input_signature=[
                 tf.TensorSpec([None, None, 3], tf.float32),
                 [tf.TensorSpec([None, None, 3], tf.float32)] * self.style_count,
@@ -109,7 +110,7 @@ class StylizationModule(tf.Module):
         self.serving_default = self._signature(self._serve_bytes, names, options=False)
         self.stylize_options = self._signature(self._serve_bytes, names, options=True)
         float_spec = [tf.TensorSpec([None, None, None, 3], tf.float32, name=n) for n in ["content", *names]]
-        self.stylize_float = tf.function(self._serve_float, input_signature=float_spec)
+        self.stylize_float = tf.function(self._serve_float, input_signature=float_spec, autograph=False)
         self.__call__ = self.stylize_float  # model(content, style), as TF Hub's stylization modules
 
     def stylize_image(self, content, styles, iterations, weights_of_terms) -> tf.Tensor:
@@ -148,7 +149,7 @@ class StylizationModule(tf.Module):
                 )
             return fn(images, *extra)
 
-        return tf.function(serve, input_signature=specs)
+        return tf.function(serve, input_signature=specs, autograph=False)
 
     def _serve_bytes(self, images, content_weight, style_weight, iterations):
         checks = [

@@ -374,14 +374,14 @@ def export_network(model: keras.Model, out, *, max_size: int | None = None, vers
     def fitted(image):  # [H, W, 3]: checked, then resized to max_size when larger
         return clamp(check_size(image, "images"), max_size)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")], autograph=False)
     def serve_bytes(images):
         def one(data):
             return encode_png(model(fitted(decode(data))[None], training=False)[0])
 
         return {"stylized_bytes": tf.map_fn(one, images, fn_output_signature=tf.TensorSpec([], tf.string))}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")], autograph=False)
     def serve_float(images):
         images = tf.map_fn(fitted, images, fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
         return {"stylized": model(images, training=False)}

@@ -361,8 +361,12 @@ class ImageOptimizer:
         # One graph per step, unless the objective runs its own compiled pieces (tiles).
         # reduce_retracing: after a second image size the graph takes any size, so later
         # scales and images of new sizes do not trace again (ten sizes at 32-64 px:
-        # 30 -> 22 CPU s; a 256 px iteration as fast as in the size's own graph).
-        self.compiled_step = tf.function(self.step, reduce_retracing=True) if objective.graph_safe else self.step
+        # 30 -> 22 CPU s; a 256 px iteration as fast as in the size's own graph). No
+        # autograph: the steps are graph-safe as written (tf.cond, tf.while_loop), and
+        # converting them cost about half of a first step's tracing (docs/speed.md#tests).
+        self.compiled_step = (
+            tf.function(self.step, reduce_retracing=True, autograph=False) if objective.graph_safe else self.step
+        )
 
     # the optimizer's own part
     def init_core(self, x):

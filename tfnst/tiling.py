@@ -173,8 +173,9 @@ class Tiled:
         self.terms, self.loss_terms, self.regions = objective.terms, objective.loss_terms, objective.regions
         self.margin = margin([n for t in objective.loss_terms.values() for n in t.layers])
         # Tiles at the image's edges differ in shape: relaxed shapes keep that to two
-        # traces per function rather than one per shape.
-        relaxed = dict(reduce_retracing=True)
+        # traces per function rather than one per shape. No autograph: the code is
+        # graph-safe as written, and converting it cost more than tracing it.
+        relaxed = dict(reduce_retracing=True, autograph=False)
         self._tile_sums = tf.function(self._tile_sums_impl, **relaxed)
         self._tile_gradient = tf.function(self._tile_gradient_impl, **relaxed)
         self._tile_features = tf.function(lambda crop: objective.features(crop), **relaxed)
