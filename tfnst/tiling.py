@@ -20,6 +20,7 @@ margins' overlap.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -174,11 +175,14 @@ class Tiled:
         self.margin = margin([n for t in objective.loss_terms.values() for n in t.layers])
         # Tiles at the image's edges differ in shape: relaxed shapes keep that to two
         # traces per function rather than one per shape. No autograph: the code is
-        # graph-safe as written, and converting it cost more than tracing it.
+        # graph-safe as written, and converting it cost more than tracing it. Each
+        # function wraps a partial: TensorFlow's "excessive retracing" warning counts
+        # traces per code object, so every engine's tiles (one per scale and tile size,
+        # each a graph of its own) would add up to a warning about one function.
         relaxed = dict(reduce_retracing=True, autograph=False)
-        self._tile_sums = tf.function(self._tile_sums_impl, **relaxed)
-        self._tile_gradient = tf.function(self._tile_gradient_impl, **relaxed)
-        self._tile_features = tf.function(lambda crop: objective.features(crop), **relaxed)
+        self._tile_sums = tf.function(functools.partial(self._tile_sums_impl), **relaxed)
+        self._tile_gradient = tf.function(functools.partial(self._tile_gradient_impl), **relaxed)
+        self._tile_features = tf.function(functools.partial(objective.features), **relaxed)
 
     @property
     def statistic(self):
