@@ -168,22 +168,41 @@ def test_tiling_differs_from_the_whole_image_less_than_the_precision_does(precis
 
 
 @pytest.mark.slow
-def test_adam_steps_in_tiles_give_the_same_image(content64, style64):
+def test_adam_steps_in_tiles_give_the_same_image(stylizer, content64, style64):
     # The gradients agree to float precision (above), but Adam's first steps are about
     # ±rate wherever a gradient is near zero, whatever its last bits: a few pixels step
     # differently. Measured after 4 steps at 160x120 in tiles of 64: mean |difference|
     # 2.1e-4 (0.4% of the mean change), 99.98% of values within 0.01, and the two
     # images' losses equal to 1.4e-4 (relative).
     content = small("tubingen.jpg", 160)
-    whole = tfnst.Stylizer(**TEST_OPTIONS).stylize(content, style64, size=160, iterations=4, ema_decay=0.0)
-    tiled = tfnst.Stylizer(**TEST_OPTIONS).stylize(content, style64, size=160, iterations=4, ema_decay=0.0, tile=64)
+    whole = stylizer.stylize(content, style64, size=160, iterations=4, ema_decay=0.0)
+    tiled = stylizer.stylize(content, style64, size=160, iterations=4, ema_decay=0.0, tile=64)
     difference, change = np.abs(tiled - whole), np.abs(whole - content)
     assert difference.mean() < 0.01 * change.mean(), (difference.mean(), change.mean())
     assert (difference > 0.01).mean() < 1e-3
-    engine = tfnst.Stylizer(**TEST_OPTIONS).engine(tfnst.StyleConfig(**TEST_OPTIONS), True)
+    engine = stylizer.engine(tfnst.StyleConfig(**TEST_OPTIONS), True)
     targets = engine.targets(engine.inputs(content, [style64]), content.shape[:2])
     loss = lambda x: float(engine.objective(tf.constant(x), targets)[0])  # noqa: E731
     assert loss(tiled) == pytest.approx(loss(whole), rel=1e-3)
+
+
+def test_tiles_trace_a_few_times_per_engine_and_raise_no_retracing_warning(caplog, content64, style64):
+    # Edge tiles differ in shape: each tile function traces at its first shape, then
+    # (reduce_retracing) with the height or the width relaxed, then both: 3 at most. A
+    # run whose scales choose different tiles builds an engine per tile size;
+    # TensorFlow's "excessive retracing" warning, which counts traces per code object,
+    # reached the user of a 4096 px run (issue 21).
+    stylizer = tfnst.Stylizer(**TEST_OPTIONS, **SHALLOW)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for tile in (16, 32, 48):
+            stylizer.stylize(content64, style64, size=64, iterations=2, tile=tile)
+    engines = [e for e in stylizer._engines.values() if isinstance(e.objective, tiling.Tiled)]
+    assert len(engines) == 3
+    for engine in engines:
+        tiled = engine.objective
+        for function in (tiled._tile_sums, tiled._tile_gradient, tiled._tile_features):
+            assert 1 <= function.experimental_get_tracing_count() <= 3, engine.tile
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()], [r.getMessage() for r in caplog.records]
 
 
 def test_what_cannot_be_tiled_is_refused(content64, style64):
@@ -253,7 +272,7 @@ def test_a_1536_px_run_with_a_2gb_budget_stays_under_2_5gb():
 
 # ------------------------------------------------------------------ masks
 @pytest.mark.slow
-def test_two_regions_each_take_their_own_style():
+def test_two_regions_each_take_their_own_style(stylizer, vgg):
     # Left half after The Starry Night, right half after The Scream. Per half, the Gram
     # distance to its own style ends below 0.6x the distance to the other style.
     content = small("tubingen.jpg", 96)
@@ -261,10 +280,7 @@ def test_two_regions_each_take_their_own_style():
     h, w = content.shape[:2]
     left = np.zeros((h, w), np.float32)
     left[:, : w // 2] = 1.0
-    out = tfnst.Stylizer(**TEST_OPTIONS).stylize(
-        content, [starry, scream], masks=[left, 1 - left], size=96, iterations=80, style_weight=50.0
-    )
-    vgg = VGG19(STYLE_LAYERS)
+    out = stylizer.stylize(content, [starry, scream], masks=[left, 1 - left], size=96, iterations=80, style_weight=50.0)
     gram = tfnst.losses.GramStatistic()
 
     def distance(image, style):
@@ -279,7 +295,7 @@ def test_two_regions_each_take_their_own_style():
 
 
 @pytest.mark.slow
-def test_style_masks_take_part_of_a_style_image(content64):
+def test_style_masks_take_part_of_a_style_image(stylizer, vgg, content64):
     # A style image made of two halves (The Scream | noise): with a style mask on the
     # Scream half, the result is closer to The Scream than without it.
     scream = small("the_scream.jpg", 64)[:, :32]
@@ -288,11 +304,9 @@ def test_style_masks_take_part_of_a_style_image(content64):
     mask = np.zeros(combined.shape[:2], np.float32)
     mask[:, :32] = 1.0
     full = np.ones(content64.shape[:2], np.float32)
-    stylizer = tfnst.Stylizer(**TEST_OPTIONS)
     options = dict(size=64, iterations=60, style_weight=50.0)
     with_mask = stylizer.stylize(content64, [combined], masks=[full], style_masks=[mask], **options)
     without = stylizer.stylize(content64, [combined], masks=[full], **options)
-    vgg = VGG19(STYLE_LAYERS)
     gram = tfnst.losses.GramStatistic()
     d = lambda image: sum(
         float(gram.loss(vgg(image[None])[n], gram.target(vgg(scream[None])[n]))[0])  # noqa: E731
