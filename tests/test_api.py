@@ -173,8 +173,10 @@ def test_keras_losses_in_a_pipeline(content64, style64):
 @pytest.mark.slow
 def test_bfloat16_reaches_the_float32_loss(content64, style64):
     # The result of a bfloat16 run, scored by the float32 objective, is about as good
-    # as the float32 run's own (48 px, 40 steps: the scores are printed on failure).
-    config = tfnst.StyleConfig(size=48, iterations=40, tolerance=0.0, optimizer="adam", scales=1)
+    # as the float32 run's own (48 px, 15 steps: the scores are printed on failure).
+    # Measured (2026-12-02, AVX2, bfloat16 emulated): from 5.380, float32 2.3065 and
+    # bfloat16 2.3075 (at 40 steps 1.8189 and 1.8179).
+    config = tfnst.StyleConfig(size=48, iterations=15, tolerance=0.0, optimizer="adam", scales=1)
     content, style = fitted(content64, 48), fitted(style64, 48)
     stylizers = {p: tfnst.Stylizer(config, precision=p) for p in ("float32", "bfloat16")}
     results = {p: s.stylize(content, style) for p, s in stylizers.items()}
