@@ -9,7 +9,9 @@ from tfnst import color, losses
 
 @pytest.mark.slow
 def test_luminance_transfer_stylizes_the_luminance_and_keeps_the_colours(stylizer, vgg, content64, style64):
-    options = dict(size=64, iterations=60, style_weight=50.0)
+    # Measured (2026-12-02), 30 iterations: the luminance's style distance fell to 0.199x;
+    # chroma moved 0.0000 with the option, 0.0456 without (at 60: 0.143x, 0, 0.0551).
+    options = dict(size=64, iterations=30, style_weight=50.0)
     kept = stylizer.stylize(content64, style64, preserve_color="luminance", **options)
     plain = stylizer.stylize(content64, style64, **options)
     gram = losses.GramStatistic()
@@ -27,8 +29,8 @@ def test_luminance_transfer_stylizes_the_luminance_and_keeps_the_colours(stylize
 
 @pytest.mark.slow
 def test_histogram_colour_preservation_keeps_the_content_palette(stylizer, content64, style64):
-    # Measured: 0.035 with, 0.19 without.
-    options = dict(size=64, iterations=60, style_weight=50.0)
+    # Measured (2026-12-02), 20 iterations: 0.040 with, 0.146 without (at 60: 0.039, 0.191).
+    options = dict(size=64, iterations=20, style_weight=50.0)
     plain = stylizer.stylize(content64, style64, **options)
     kept = stylizer.stylize(content64, style64, preserve_color="histogram", **options)
     assert palette_distance(kept, content64) < 0.5 * palette_distance(plain, content64)

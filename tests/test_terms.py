@@ -168,7 +168,9 @@ def test_laplacian_loss_keeps_the_content_edges(content64, style64):
         return float(losses.laplacian_loss(tf.constant(image[None]), target)[0])
 
     stylizer = tfnst.Stylizer(**TEST_OPTIONS, lap_pool=(4,))
-    options = dict(size=64, iterations=60, style_weight=50.0)
+    # Measured (2026-12-02): the Laplacian distance with the term is 0.007x the plain
+    # run's after 20 iterations (0.001x after 60).
+    options = dict(size=64, iterations=20, style_weight=50.0)
     plain = stylizer.stylize(content64, style64, **options)
     with_lap = stylizer.stylize(content64, style64, lap_weight=20.0, **options)
     assert lap_distance(with_lap) < 0.7 * lap_distance(plain)
