@@ -387,12 +387,13 @@ def test_both_optimizers_recover_in_the_graph_as_in_the_library(name):
     start = np.zeros_like(TARGET)
     optimizer = make(ObjectiveFunction(region, ["toy"]))
 
-    @tf.function
-    def run(state):
-        return tf.while_loop(lambda i, s: i < 60, lambda i, s: (i + 1, optimizer.step(s, HALF)), (0, state))[1]
+    @tf.function(autograph=False)  # as the served graph is traced (tfnst.export)
+    def run(state):  # the step's one trace serves the library too
+        return tf.while_loop(lambda i, s: i < 60, lambda i, s: (i + 1, optimizer.compiled_step(s, HALF)), (0, state))[1]
 
     state = run(optimizer.init_state(start, HALF, learning_rate=rate))
-    library = minimize(make(ObjectiveFunction(region, ["toy"])), start, HALF, 60, learning_rate=rate)
+    library = minimize(optimizer, start, HALF, 60, learning_rate=rate)
+    assert optimizer.compiled_step.experimental_get_tracing_count() == 1
     assert float(state.rate) < (rate or 1.0)  # a step was undone in the graph
     np.testing.assert_allclose(optimizer.image(state), library.image, atol=1e-6)
     assert not library.failed and library.image.max() <= edge
@@ -446,12 +447,13 @@ def test_lbfgs_safeguard_runs_in_the_graph_as_in_the_library():
     # The served graph runs `step` in a tf.while_loop; the backtracking is one inside it.
     lbfgs = LBFGS(ObjectiveFunction(pseudo_huber, ["toy"]))
 
-    @tf.function
-    def run(state):
-        return tf.while_loop(lambda i, s: i < 12, lambda i, s: (i + 1, lbfgs.step(s, KINKED)), (0, state))[1]
+    @tf.function(autograph=False)  # as the served graph is traced (tfnst.export)
+    def run(state):  # the step's one trace serves the library too
+        return tf.while_loop(lambda i, s: i < 12, lambda i, s: (i + 1, lbfgs.compiled_step(s, KINKED)), (0, state))[1]
 
     state = run(lbfgs.init_state(np.full_like(KINK, 0.5), KINKED))
-    library = minimize(LBFGS(ObjectiveFunction(pseudo_huber, ["toy"])), np.full_like(KINK, 0.5), KINKED, 12)
+    library = minimize(lbfgs, np.full_like(KINK, 0.5), KINKED, 12)
+    assert lbfgs.compiled_step.experimental_get_tracing_count() == 1
     np.testing.assert_allclose(lbfgs.image(state), library.image, atol=1e-6)
     assert int(optimizers.evaluations(state)) == library.evaluations > 12
 
@@ -620,7 +622,7 @@ def test_tfp_lbfgs_minimizes_a_quadratic_to_the_numpy_answer_in_a_while_loop_and
     want = np.clip(target, 0.0, 1.0)
     optimizer = tfp_lbfgs(TOY)
 
-    @tf.function
+    @tf.function(autograph=False)
     def run(state):  # as the served graph runs it; the step's one trace serves the library too
         return tf.while_loop(
             lambda i, s: (i < 60) & ~optimizers.done(s),

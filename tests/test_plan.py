@@ -56,7 +56,7 @@ def test_the_plan_follows_its_rule_eagerly_and_in_a_graph(case):
     eager = plan(config, hw)
     assert [s.hw for s in eager] == sizes and [s.iterations for s in eager] == counts
 
-    @tf.function(input_signature=[tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32)])
+    @tf.function(input_signature=[tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32)], autograph=False)
     def traced(shape, n):
         return [(s.hw, s.iterations) for s in plan(config, shape, n)]
 
@@ -74,10 +74,9 @@ def test_coarse_iterations_need_a_count_per_coarser_scale():
 
 @pytest.fixture(scope="module")
 def small_stylizer():
-    # Shallow layers: the property is about the plan and the loop, not VGG19's depth.
-    return tfnst.Stylizer(
-        **{**TEST_OPTIONS, "style_layers": ("block1_conv1", "block2_conv1"), "content_layers": ("block2_conv1",)}
-    )
+    # VGG19's first layer only: the property is about the plan and the loop, not VGG19's
+    # depth (each example traces a served graph of its own; to block2 it cost 11% more).
+    return tfnst.Stylizer(**{**TEST_OPTIONS, "style_layers": ("block1_conv1",), "content_layers": ("block1_conv1",)})
 
 
 @pytest.mark.slow
@@ -113,7 +112,9 @@ def test_the_library_and_the_served_graph_take_the_same_steps(
     # Each scale's iterations, in order, at its size (records count from 1 at each scale):
     assert ran == [(size, i) for size, n in steps for i in range(1, n + 1)]
     engine = small_stylizer.engine(config, True)
-    served = tf.function(lambda c, s: engine.run(c, [s], tf.constant(cap), seed=1))(content, style)
+    # Traced as tfnst.export traces it: without autograph (the engine is graph-safe as written).
+    served = tf.function(lambda c, s: engine.run(c, [s], tf.constant(cap), seed=1), autograph=False)(content, style)
     # float32 sums in another order (the graph against eager steps): 1 value in 1152
-    # measured at 2e-5, so 1e-4, far below what a different step changes.
+    # measured at 2e-5 (VGG19 to block2); with the first layer only, measured 2026-12-02
+    # at most 2.9e-5 (L-BFGS, 3 scales, 40x36), so 1e-4, far below what a different step changes.
     np.testing.assert_allclose(served.numpy(), library.image, atol=1e-4)
