@@ -9,6 +9,17 @@ from tests.conftest import CONTENT, STYLE, TEST_OPTIONS, run_quiet
 from tfnst.errors import TfnstError
 from tfnst.optimizers import Interrupted
 
+# VGG19 to block2: what is checked (the state saved and restored, the scale and iteration
+# a run resumes at, the refusals) does not depend on the loss network's depth, and to
+# block5 tracing and running VGG19 was most of this file's cost.
+SHALLOW = dict(style_layers=("block1_conv1", "block2_conv1"), content_layers=("block2_conv1",))
+
+
+@pytest.fixture(scope="module")
+def stylizer():
+    """This module's Stylizer (the session's, with SHALLOW layers)."""
+    return tfnst.Stylizer(**TEST_OPTIONS, **SHALLOW)
+
 
 # ----------------------------------------------------------------- checkpoint / resume
 @pytest.mark.parametrize("optimizer,extra", [("adam", {"ema_decay": 0.0}), ("lbfgs", {}), ("adam", {"ema_decay": 0.8})])
@@ -29,7 +40,7 @@ def test_resume_gives_the_uninterrupted_result(stylizer, content64, style64, tmp
 def test_resume_with_the_discriminator_gives_the_uninterrupted_result(content64, style64, tmp_path):
     # The discriminator's weights are part of the optimizer state, so they are saved too:
     # a resumed run equals the uninterrupted one (it would not if it restarted them).
-    stylizer = tfnst.Stylizer(**TEST_OPTIONS, style_statistic="discriminator")
+    stylizer = tfnst.Stylizer(**TEST_OPTIONS, **SHALLOW, style_statistic="discriminator")
     options = dict(size=40, iterations=8, init="noise", seed=3)
     whole = stylizer.stylize(content64, style64, **options)
     ckpt = tmp_path / "disc.ckpt.npz"
@@ -109,10 +120,15 @@ def test_resume_refuses_other_runs_and_bad_files(stylizer, content64, style64, t
 
 def test_cli_checkpoint_and_resume(capsys, tmp_path):
     out = tmp_path / "o.png"
+    # The defaults (L-BFGS, two scales) with VGG19 to block2 (SHALLOW).
+    shallow = ("--style-layers", ",".join(SHALLOW["style_layers"]), "--content-layers", *SHALLOW["content_layers"])
+    every = ("--checkpoint-every", "2")
     code, err = run_quiet(
-        capsys, "stylize", CONTENT, STYLE, "-o", out, "--size", "32", "--iterations", "4", "--checkpoint-every", "2"
+        capsys, "stylize", CONTENT, STYLE, "-o", out, "--size", "32", "--iterations", "4", *every, *shallow
     )
     assert code == 0, err
     assert (tmp_path / "o.png.ckpt.npz").exists()
-    code, err = run_quiet(capsys, "stylize", CONTENT, STYLE, "-o", out, "--size", "32", "--iterations", "6", "--resume")
+    code, err = run_quiet(
+        capsys, "stylize", CONTENT, STYLE, "-o", out, "--size", "32", "--iterations", "6", "--resume", *shallow
+    )
     assert code == 0, err
