@@ -15,6 +15,7 @@ pytest.importorskip("apache_beam", reason="the beam extra (pip install 'tfnst[be
 
 import tensorflow as tf
 
+from tests.conftest import SHALLOW_TRAINING
 from tfnst import batch
 from tfnst.cli import main
 from tfnst.image_io import read_image
@@ -304,7 +305,8 @@ def test_optimization_graph_with_a_style(folder, tmp_path):
     from tfnst.export import export_savedmodel
 
     _, good = folder
-    config = StyleConfig(precision="float32", tolerance=0.0, optimizer="adam", scales=1)
+    # VGG19 to block2 (SHALLOW_TRAINING's layers): the claim is the style input's path.
+    config = StyleConfig(precision="float32", tolerance=0.0, optimizer="adam", scales=1, **SHALLOW_TRAINING)
     model_dir = export_savedmodel(tmp_path / "graph", iterations=2, max_size=32, config=config)
     style = tmp_path / "style.png"
     Image.open(PHOTOS[-1]).convert("RGB").resize((40, 30)).save(style)
