@@ -1,7 +1,7 @@
 """Peak memory of whole runs against tfnst's estimate (`tfnst.memory.estimate_bytes`).
 
     python -m benchmarks.memory [--sizes 128,256,512,768] [--iterations 2]
-        [--optimizers adam,lbfgs] [--parts sizes,extensions,tiled,buffers,large,scales]
+        [--optimizers adam,lbfgs] [--parts sizes,extensions,tiled,buffers,small-tiles,large,scales]
 
 Each run is a fresh process (`benchmarks.worker stylize`), so its peak RSS (VmHWM) is
 its own: Adam and L-BFGS at one scale, float32 and (on CPUs that have it) bfloat16, at
@@ -48,6 +48,19 @@ LARGE = [
     ("defaults, --max-memory 8GB", 4096, {"max_memory": 8 * 2**30, "coarse_iterations": 1}),
 ]
 
+# ``--parts small-tiles``: many small tiles with the default optimizer (issue 21: the
+# 1536 px run above, 285 tiles of 80 px, peaked 5% over its estimate): L-BFGS in tiles
+# of 32, 64 and 128 px at 384 px, in tiles of 128 px at 768 and 1024 px, and the last
+# at two scales (what a coarser scale adds at that size).
+SMALL_TILES = [
+    ("tiles of 32 px", 384, {"tile": 32, "scales": 1}),
+    ("tiles of 64 px", 384, {"tile": 64, "scales": 1}),
+    ("tiles of 128 px", 384, {"tile": 128, "scales": 1}),
+    ("tiles of 128 px", 768, {"tile": 128, "scales": 1}),
+    ("tiles of 128 px", 1024, {"tile": 128, "scales": 1}),
+    ("tiles of 128 px, two scales", 1024, {"tile": 128, "scales": 2}),
+]
+
 
 # ``--parts buffers``: L-BFGS's whole-image buffers (`tfnst.memory.IMAGE_FLOATS_PER_PIXEL`)
 # as the difference between two image sizes in the same tiles, with one shallow style
@@ -80,6 +93,9 @@ def runs(sizes, precisions, optimizers=("adam", "lbfgs"), parts=("sizes", "exten
     if "buffers" in parts:
         for size in (1024, 2048):
             yield "whole-image buffers, L-BFGS", size, {"precision": precisions[0], **BUFFERS}
+    if "small-tiles" in parts:
+        for name, size, options in SMALL_TILES:
+            yield f"{name}, lbfgs {precisions[0]}", size, {"precision": precisions[0], "optimizer": "lbfgs", **options}
     if "large" in parts:
         for name, size, options in LARGE:
             yield name, size, options
