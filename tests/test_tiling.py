@@ -275,12 +275,14 @@ def test_a_1536_px_run_with_a_2gb_budget_stays_under_2_5gb():
 def test_two_regions_each_take_their_own_style(stylizer, vgg):
     # Left half after The Starry Night, right half after The Scream. Per half, the Gram
     # distance to its own style ends below 0.6x the distance to the other style.
+    # Measured (2026-12-02), 40 iterations: 0.067x on the left, 0.462x on the right
+    # (at 80: 0.055x and 0.347x).
     content = small("tubingen.jpg", 96)
     starry, scream = small("starry_night.jpg", 96), small("the_scream.jpg", 96)
     h, w = content.shape[:2]
     left = np.zeros((h, w), np.float32)
     left[:, : w // 2] = 1.0
-    out = stylizer.stylize(content, [starry, scream], masks=[left, 1 - left], size=96, iterations=80, style_weight=50.0)
+    out = stylizer.stylize(content, [starry, scream], masks=[left, 1 - left], size=96, iterations=40, style_weight=50.0)
     gram = tfnst.losses.GramStatistic()
 
     def distance(image, style):
@@ -297,14 +299,15 @@ def test_two_regions_each_take_their_own_style(stylizer, vgg):
 @pytest.mark.slow
 def test_style_masks_take_part_of_a_style_image(stylizer, vgg, content64):
     # A style image made of two halves (The Scream | noise): with a style mask on the
-    # Scream half, the result is closer to The Scream than without it.
+    # Scream half, the result is closer to The Scream than without it. Measured
+    # (2026-12-02), 30 iterations: 0.383x the distance without the style mask (at 60: 0.349x).
     scream = small("the_scream.jpg", 64)[:, :32]
     noise = np.random.default_rng(0).uniform(size=scream.shape).astype(np.float32)
     combined = np.concatenate([scream, noise], axis=1)
     mask = np.zeros(combined.shape[:2], np.float32)
     mask[:, :32] = 1.0
     full = np.ones(content64.shape[:2], np.float32)
-    options = dict(size=64, iterations=60, style_weight=50.0)
+    options = dict(size=64, iterations=30, style_weight=50.0)
     with_mask = stylizer.stylize(content64, [combined], masks=[full], style_masks=[mask], **options)
     without = stylizer.stylize(content64, [combined], masks=[full], **options)
     gram = tfnst.losses.GramStatistic()
