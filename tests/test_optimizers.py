@@ -387,7 +387,7 @@ def test_both_optimizers_recover_in_the_graph_as_in_the_library(name):
     start = np.zeros_like(TARGET)
     optimizer = make(ObjectiveFunction(region, ["toy"]))
 
-    @tf.function(autograph=False)  # as the served graph is traced (tfnst.export)
+    @tf.function(autograph=False)  # without autograph, as tfnst.export traces its graph
     def run(state):  # the step's one trace serves the library too
         return tf.while_loop(lambda i, s: i < 60, lambda i, s: (i + 1, optimizer.compiled_step(s, HALF)), (0, state))[1]
 
@@ -447,7 +447,7 @@ def test_lbfgs_safeguard_runs_in_the_graph_as_in_the_library():
     # The served graph runs `step` in a tf.while_loop; the backtracking is one inside it.
     lbfgs = LBFGS(ObjectiveFunction(pseudo_huber, ["toy"]))
 
-    @tf.function(autograph=False)  # as the served graph is traced (tfnst.export)
+    @tf.function(autograph=False)  # without autograph, as tfnst.export traces its graph
     def run(state):  # the step's one trace serves the library too
         return tf.while_loop(lambda i, s: i < 12, lambda i, s: (i + 1, lbfgs.compiled_step(s, KINKED)), (0, state))[1]
 

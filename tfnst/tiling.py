@@ -173,8 +173,9 @@ class Tiled:
         self.strategy = strategy
         self.terms, self.loss_terms, self.regions = objective.terms, objective.loss_terms, objective.regions
         self.margin = margin([n for t in objective.loss_terms.values() for n in t.layers])
-        # Tiles at the image's edges differ in shape: relaxed shapes keep that to two
-        # traces per function rather than one per shape. No autograph: the code is
+        # Tiles at the image's edges differ in shape: relaxed shapes keep that to three
+        # traces per function at most (the first shape, then the height or the width
+        # relaxed, then both) rather than one per shape. No autograph: the code is
         # graph-safe as written, and converting it cost more than tracing it. Each
         # function wraps a partial: TensorFlow's "excessive retracing" warning counts
         # traces per code object, so every engine's tiles (one per scale and tile size,
