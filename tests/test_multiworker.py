@@ -14,23 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import SHALLOW_TRAINING
+from tests.test_networks import SHARED
 
 ROOT = Path(__file__).resolve().parent.parent
-# 10 photos x 2 crops, global batches of 4: 5 steps an epoch, 3 epochs. With the
-# stability term (issue 22), so that its second views and shifts, a structure in y, pass
-# through Keras' fit and tfnst's per-value reduce across workers in the same run.
-OPTIONS = dict(
-    size=32,
-    batch_size=4,
-    width=4,
-    depth=1,
-    crops=2,
-    steps=15,
-    precision="float32",
-    stability_weight=100.0,
-    **SHALLOW_TRAINING,
-)
+# test_networks' shared training (10 photos x 2 crops, global batches of 4: 5 steps an
+# epoch, 3 epochs), with the stability term (issue 22), so that its second views and
+# shifts, a structure in y, pass through Keras' fit and tfnst's per-value reduce across
+# workers in the same run.
+OPTIONS = {**SHARED, "stability_weight": 100.0}
 
 
 def free_ports(n: int) -> list[int]:

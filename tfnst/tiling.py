@@ -175,8 +175,8 @@ class Tiled:
         self.margin = margin([n for t in objective.loss_terms.values() for n in t.layers])
         # Tiles at the image's edges differ in shape: relaxed shapes keep that to three
         # traces per function at most (the first shape, then the height or the width
-        # relaxed, then both) rather than one per shape. No autograph: the code is
-        # graph-safe as written, and converting it cost more than tracing it. Each
+        # relaxed, then both) rather than one per shape. No autograph, as for the
+        # optimizer's step (`tfnst.optimizers`): the code is graph-safe as written. Each
         # function wraps a partial: TensorFlow's "excessive retracing" warning counts
         # traces per code object, so every engine's tiles (one per scale and tile size,
         # each a graph of its own) would add up to a warning about one function.
