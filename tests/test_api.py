@@ -2,6 +2,8 @@
 small size: both optimizers, texture synthesis, blends, coarse-to-fine, options that
 compose, reproducibility, callbacks."""
 
+import gc
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +11,7 @@ import tensorflow as tf
 import tfnst
 from tests.conftest import EXAMPLES, TEST_OPTIONS, fitted, small
 from tfnst import losses, optimizers
+from tfnst.config import LBFGS_HISTORY
 from tfnst.errors import TfnstError
 from tfnst.plan import plan
 from tfnst.resize import fit_size, resize
@@ -219,10 +222,26 @@ def test_the_defaults_run_lbfgs_at_half_size_then_full_size(content64, style64):
     # `tfnst.Stylizer()` as a user gets it (float32 here, and fewer iterations):
     # --coarse-iterations at half size, then --iterations at full size, by L-BFGS.
     history = tfnst.History()
+    coarse_alive = []
+
+    def count_coarse_images(record):
+        # Image-sized tensors of the coarser scale still alive while the full size runs:
+        # its L-BFGS state (iterate, gradient, 2 x 20 pairs) must not be among them, or
+        # every finer scale's peak memory carries it (issue 21's 1536 px shortfall).
+        if record.scale == 2 and record.iteration == 1:
+            coarse_alive.append(
+                sum(
+                    1
+                    for o in gc.get_objects()
+                    if isinstance(o, tf.Tensor) and not tf.is_symbolic_tensor(o) and o.shape.as_list() == [24, 32, 3]
+                )
+            )
+
     out = tfnst.Stylizer(precision="float32").stylize(
-        content64, style64, size=64, iterations=6, coarse_iterations=4, callbacks=[history]
+        content64, style64, size=64, iterations=6, coarse_iterations=4, callbacks=[history, count_coarse_images]
     )
     assert out.shape == (48, 64, 3)
+    assert coarse_alive and coarse_alive[0] < LBFGS_HISTORY, coarse_alive
     assert [(r.scale, r.iteration, r.hw) for r in history.records] == [(1, i, (24, 32)) for i in range(1, 5)] + [
         (2, i, (48, 64)) for i in range(1, 7)
     ]

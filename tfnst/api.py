@@ -320,7 +320,9 @@ class Stylizer:
             )
             if checkpoint:
                 save(result.iterations, result.state)
-            results.append(result)
+            # Keep the record, not the state: a coarser scale's state (an L-BFGS's pairs,
+            # the image buffers) would stay alive through every finer scale's run.
+            results.append(dataclasses.replace(result, state=None))
             return result.state
 
         try:
