@@ -37,7 +37,8 @@ FIT = {
     ("lbfgs", "bfloat16"): (0.784 * GB, 2.63),
 }
 # Each coarser coarse-to-fine scale: its traced step and targets, kept while the finer
-# scales run (measured in docs/reliability.md); MARGIN covers the rest at larger sizes.
+# scales run (measured in docs/reliability.md). Its optimizer state is not kept (at
+# 1024 px a second scale adds nothing measurable: docs/tiling.md, many small tiles).
 SCALE_EXTRA = 0.05 * GB
 # Computing a style's targets (a forward pass of the style image, at its own size).
 STYLE_FORWARD = 0.95
