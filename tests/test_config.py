@@ -332,6 +332,10 @@ WALKED = {
         "--crops": [(["--crops", "2"], None)],
         "--precision": [(["--precision", "float32"], None)],
         "--seed": [(["--seed", "3"], None)],
+        "--learning-rate-decay": [(["--learning-rate-decay", "cosine"], None)],
+        "--upsampling": [(["--upsampling", "nearest"], None)],
+        "--crop-size": [(["--crop-size", "32"], None), (["--crop-size", "300"], REFUSED)],
+        "--loss-jitter": [(["--loss-jitter", "0"], None), (["--loss-jitter", "250"], REFUSED)],
         "--stability-weight": [(["--stability-weight", "100"], None)],
         "--stability-shift": [
             (["--stability-shift", "2"], REFUSED),

@@ -19,8 +19,17 @@ from PIL import Image
 import tfnst
 from tests.conftest import EXAMPLES, SHALLOW_TRAINING, STYLE, run_cli, small
 from tfnst import cli
+from tfnst.config import TrainConfig
 from tfnst.errors import TfnstError
-from tfnst.networks import Preview, StyleTransformer, export_network, load_network, save_network, train
+from tfnst.networks import (
+    BilinearUpsampling2D,
+    Preview,
+    StyleTransformer,
+    export_network,
+    load_network,
+    save_network,
+    train,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "data" / "photos"
@@ -46,7 +55,8 @@ def test_the_architecture_is_johnsons(tmp_path):
     # Instance norms: after the first convolution, the two downsamplings, both convolutions
     # of each of the 5 residual blocks, and the two upsamplings (not after the output).
     assert sum(n.endswith("_in") for n in names) == 1 + 2 + 2 * 5 + 2
-    assert sum(isinstance(layer, keras.layers.UpSampling2D) for layer in model.core.layers) == 2
+    # Resize-convolution (Odena et al. 2016), bilinear: no transposed convolutions.
+    assert sum(isinstance(layer, BilinearUpsampling2D) for layer in model.core.layers) == 2
     assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in model.core.layers)
     assert all(
         layer.groups == layer.input.shape[-1]
@@ -79,6 +89,59 @@ def test_save_and_load_round_trip_without_custom_objects(tmp_path):
     (tmp_path / "junk.keras").write_bytes(b"not a zip")
     with pytest.raises(TfnstError, match="not a readable"):
         load_network(tmp_path / "junk.keras")
+
+
+def test_networks_saved_before_the_upsampling_option_load_with_nearest_upsampling():
+    old = {"name": "old", "width": 4, "depth": 1, "seed": 0}  # get_config before 2026-12-02
+    assert StyleTransformer.from_config(old).upsampling == "nearest"
+    assert StyleTransformer.from_config({**old, "upsampling": "bilinear"}).upsampling == "bilinear"
+    assert sum(isinstance(layer, keras.layers.UpSampling2D) for layer in StyleTransformer.from_config(old).core.layers)
+    with pytest.raises(TfnstError, match="upsampling"):
+        StyleTransformer(upsampling="cubic")
+
+
+def test_the_upsampling_prints_no_grid_on_a_smooth_image():
+    # The grid's cause (docs/networks.md, "The grid"; benchmarks/network_spectrum.py): nearest-
+    # neighbour upsampling turns a gradient into 2x2 steps, peaks at a period of 4 pixels in the
+    # output's spectrum before any training. Measured (width 16, depth 3, seeds 0 and 1): 21.7
+    # and 23.2 times the background with nearest, 3.4 and 3.4 with bilinear.
+    from benchmarks.network_spectrum import grid_peaks, smooth_image
+
+    image = smooth_image()
+    peaks = {
+        u: grid_peaks(StyleTransformer(16, 3, upsampling=u)(image[None])[0])["period4"] for u in ("bilinear", "nearest")
+    }
+    assert peaks["bilinear"] < 8 < 15 < peaks["nearest"], peaks
+
+
+def test_loss_jitter_cuts_output_and_content_at_one_offset_a_step():
+    model = StyleTransformer(width=4, depth=1)
+    model.loss_jitter = 4
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    content = tf.reshape(tf.range(20 * 24 * 3, dtype=tf.float32), [1, 20, 24, 3])
+    offsets = []
+    for step in (0, 1, 2, 3, 4, 5, 0):
+        model.optimizer.iterations.assign(step)
+        cut, output = (t.numpy() for t in model._jittered(content, content + 1))
+        assert cut.shape == (1, 16, 20, 3)
+        np.testing.assert_array_equal(output, cut + 1)  # the same window of both
+        dy, dx = divmod(int(cut[0, 0, 0, 0]) // 3, 24)
+        assert 0 <= dy < 4 and 0 <= dx < 4
+        offsets.append((dy, dx))
+    assert offsets[-1] == offsets[0] and len(set(offsets)) > 1, offsets  # a function of the step
+
+
+def test_crops_smaller_than_the_training_size():
+    from tfnst.datasets import training_dataset
+
+    dataset, steps = training_dataset(PHOTOS, 64, 5, crops=1, crop_size=32)
+    x, _ = next(iter(dataset))
+    assert x.shape == (5, 32, 32, 3) and steps == 2
+    with pytest.raises(TfnstError, match="crop_size"):
+        training_dataset(PHOTOS, 64, 5, crop_size=65)
+    with pytest.raises(TfnstError, match="crop_size"):
+        TrainConfig(size=64, crop_size=65)
 
 
 @pytest.mark.slow

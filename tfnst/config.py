@@ -500,9 +500,11 @@ TRAIN = ("train",)
 class TrainConfig(_Options):
     """Options of training a feed-forward stylization network (`tfnst.networks.train`).
 
-    The loss is Johnson, Alahi & Fei-Fei's (2016): content at relu3_3 (``block3_conv3``),
-    Gram style at relu1_2, relu2_2, relu3_3 and relu4_3, plus total variation, with
-    tfnst's normalised terms (each about 1 for a random image).
+    The loss is Johnson, Alahi & Fei-Fei's (2016) by default: content at relu3_3
+    (``block3_conv3``), Gram style at relu1_2, relu2_2, relu3_3 and relu4_3 (the layers of
+    their code, jcjohnson/fast-neural-style), plus total variation, with tfnst's
+    normalised terms (each about 1 for a random image). docs/networks.md's recipe trains
+    on the optimization's layers instead, the objective tfnst optimizes and scores.
     """
 
     size: int = option(
@@ -512,6 +514,13 @@ class TrainConfig(_Options):
     batch_size: int = option(4, "images per step (Johnson et al.: 4)", Rule("int", above=0), commands=TRAIN)
     learning_rate: float = option(
         1e-3, "Adam's learning rate (Johnson et al.: 1e-3)", Rule("number", above=0), commands=TRAIN
+    )
+    learning_rate_decay: str = option(
+        "constant",
+        "the learning rate over the steps: constant (Johnson et al.), or cosine, from "
+        "--learning-rate down to 0 at the last step",
+        Rule("text", choices=("constant", "cosine")),
+        commands=TRAIN,
     )
     content_weight: float = option(1.0, "α, the content term's weight", Rule("number", minimum=0), commands=TRAIN)
     style_weight: float = option(10.0, "β, the style term's weight", Rule("number", minimum=0), commands=TRAIN)
@@ -524,6 +533,14 @@ class TrainConfig(_Options):
         commands=TRAIN,
     )
     depth: int = option(5, "residual blocks (Johnson et al.: 5)", Rule("int", above=0), commands=TRAIN)
+    upsampling: str = option(
+        "bilinear",
+        "the network's two 2x upsamplings, each before a convolution: bilinear, or nearest "
+        "(Odena et al. 2016's resize-convolution; its staircase printed a grid of 2 and 4 pixels "
+        "on flat areas, docs/networks.md)",
+        Rule("text", choices=("bilinear", "nearest")),
+        commands=TRAIN,
+    )
     content_layers: tuple[str, ...] = option(
         ("block3_conv3",), "content layers", Rule("layers", nonempty=True), commands=TRAIN
     )
@@ -531,6 +548,23 @@ class TrainConfig(_Options):
         ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3"),
         "style layers",
         Rule("layers", nonempty=True),
+        commands=TRAIN,
+    )
+    crop_size: int | None = option(
+        None,
+        "side of the training crops, cut from photos scaled for --size (the style is fitted to "
+        "--size too): a smaller crop costs the loss network less per step at the same "
+        "resolution; unset: --size",
+        Rule("int", minimum=MIN_SIDE, optional=True),
+        commands=TRAIN,
+    )
+    loss_jitter: int = option(
+        8,
+        "the loss network sees each step's outputs and contents cut to a window this many "
+        "pixels smaller, at an offset drawn per step, so that its max-pooling grid and the "
+        "network's stride grid change phase every step (a fixed phase trained a grid into "
+        "flat areas: docs/networks.md, The grid); 0: off",
+        Rule("int", minimum=0),
         commands=TRAIN,
     )
     crops: int = option(
@@ -565,8 +599,17 @@ class TrainConfig(_Options):
     )
 
     def _check_together(self) -> None:
-        if self.stability_shift >= self.size:
-            raise TfnstError(f"stability_shift must be under size ({self.size}), received {self.stability_shift}")
+        if self.crop_size is not None and self.crop_size > self.size:
+            raise TfnstError(f"crop_size must be at most size ({self.size}), received {self.crop_size}")
+        side = self.crop_size or self.size
+        if side - self.loss_jitter < MIN_SIDE:
+            raise TfnstError(
+                f"loss_jitter leaves the loss network windows of {side - self.loss_jitter} pixels; "
+                f"it needs at least {MIN_SIDE}: lower loss_jitter or raise the crops' side"
+            )
+        if self.stability_shift >= side:
+            which = "size" if self.crop_size is None else "crop_size"
+            raise TfnstError(f"stability_shift must be under {which} ({side}), received {self.stability_shift}")
 
 
 def check_layers_used(config: StyleConfig, has_content: bool = True) -> None:

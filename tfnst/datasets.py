@@ -1,10 +1,15 @@
 """Training images from a folder, as a `tf.data` pipeline: decode, fixed crops, batch, prefetch.
 
 Every epoch is the same pass over the same crops in the same order (a seeded shuffle of
-(image, crop) pairs, each crop's position and scale a function of the seed, the file and
-the crop's number): so a training that `keras.callbacks.BackupAndRestore` resumes at an
-epoch boundary sees the data an uninterrupted one would. Johnson et al. (2016) trained on
-fixed 256x256 resizes of COCO; several fixed crops per image give a small set variety.
+(image, crop) pairs, each crop's position, scale and mirroring a function of the seed, the
+file and the crop's number): so a training that `keras.callbacks.BackupAndRestore`
+resumes at an epoch boundary sees the data an uninterrupted one would. Johnson et al.
+(2016) trained on fixed 256x256 resizes of COCO; several fixed crops per image, at
+several scales and mirrored or not, give a small set variety.
+
+The crops may be smaller than the scale the photos are brought to (``crop_size`` under
+``size``): windows of photos at the resolution the network is trained for, at a fraction
+of the loss network's cost per crop.
 
 For the stability term (`tfnst.networks.stability_loss`), each crop comes with a second
 view of the same photo: the crop window moved by a whole number of pixels (a known
@@ -76,9 +81,18 @@ def readable_files(files, min_side: int) -> list[Path]:
 STABILITY_NOISE = 0.01
 
 
-def _crop(path: tf.Tensor, crop: tf.Tensor, size: int, seed: int, shift: int = 0, noise: float = STABILITY_NOISE):
-    """A size x size crop of the image at ``path``: scaled so that its shorter side is
-    1 to 1.5 times ``size``, at a position drawn from (seed, file, crop), stateless.
+def _crop(
+    path: tf.Tensor,
+    crop: tf.Tensor,
+    size: int,
+    seed: int,
+    shift: int = 0,
+    noise: float = STABILITY_NOISE,
+    crop_size: int | None = None,
+):
+    """A crop_size x crop_size crop (``size`` when unset) of the image at ``path``: scaled so
+    that its shorter side is 1 to 1.5 times ``size``, mirrored left to right or not, at a
+    position drawn from (seed, file, crop), stateless.
 
     With ``shift`` > 0, ``(crop, moved, (dy, dx))``: ``moved`` is the same scaled photo
     seen through the window moved by (dy, dx) whole pixels (each drawn in [-shift, shift],
@@ -92,33 +106,44 @@ def _crop(path: tf.Tensor, crop: tf.Tensor, size: int, seed: int, shift: int = 0
     key = tf.stack(
         [tf.cast(seed, tf.int64), tf.strings.to_hash_bucket_fast(path, 2**31 - 1) * 97 + tf.cast(crop, tf.int64)]
     )
-    draws = tf.random.stateless_uniform([3], seed=key)
+    draws = tf.random.stateless_uniform([4], seed=key)
     hw = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = size * (1.0 + 0.5 * draws[0]) / tf.reduce_min(hw)
+    side = crop_size or size
     scaled = tf.maximum(tf.cast(tf.round(hw * scale), tf.int32), size)
     image = resize(image, scaled)
-    top = tf.cast(draws[1] * tf.cast(scaled[0] - size + 1, tf.float32), tf.int32)
-    left = tf.cast(draws[2] * tf.cast(scaled[1] - size + 1, tf.float32), tf.int32)
-    first = tf.ensure_shape(image[top : top + size, left : left + size], [size, size, 3])
+    # The photo is mirrored before any window is cut, so a second view (below) is a
+    # window of the same mirrored photo and its shift keeps its meaning.
+    image = tf.cond(draws[3] < 0.5, lambda: image[:, ::-1], lambda: image)
+    top = tf.cast(draws[1] * tf.cast(scaled[0] - side + 1, tf.float32), tf.int32)
+    left = tf.cast(draws[2] * tf.cast(scaled[1] - side + 1, tf.float32), tf.int32)
+    first = tf.ensure_shape(image[top : top + side, left : left + side], [side, side, 3])
     if not shift:
         return first
     # Draws of their own (another key), so the first view is the crop shift 0 gives.
     moves = tf.random.stateless_uniform(
         [2], seed=tf.random.experimental.stateless_fold_in(key, 1), minval=-shift, maxval=shift + 1, dtype=tf.int32
     )
-    dy = tf.clip_by_value(moves[0], -top, scaled[0] - size - top)
-    dx = tf.clip_by_value(moves[1], -left, scaled[1] - size - left)
-    moved = image[top + dy : top + dy + size, left + dx : left + dx + size]
+    dy = tf.clip_by_value(moves[0], -top, scaled[0] - side - top)
+    dx = tf.clip_by_value(moves[1], -left, scaled[1] - side - left)
+    moved = image[top + dy : top + dy + side, left + dx : left + dx + side]
     if noise:
         moved += noise * tf.random.stateless_normal(
-            [size, size, 3], seed=tf.random.experimental.stateless_fold_in(key, 2)
+            [side, side, 3], seed=tf.random.experimental.stateless_fold_in(key, 2)
         )
-    moved = tf.ensure_shape(tf.clip_by_value(moved, 0.0, 1.0), [size, size, 3])
+    moved = tf.ensure_shape(tf.clip_by_value(moved, 0.0, 1.0), [side, side, 3])
     return first, moved, tf.stack([dy, dx])
 
 
 def training_dataset(
-    folder, size: int, batch_size: int, crops: int = 4, seed: int = 0, shift: int = 0, noise: float = STABILITY_NOISE
+    folder,
+    size: int,
+    batch_size: int,
+    crops: int = 4,
+    seed: int = 0,
+    shift: int = 0,
+    noise: float = STABILITY_NOISE,
+    crop_size: int | None = None,
 ):
     """Batches of training crops ``(x, x)`` (a stylization network's target is its input:
     the perceptual loss compares features), repeated forever, one epoch a pass.
@@ -131,7 +156,8 @@ def training_dataset(
 
     Args:
         folder: a folder of images (COCO-style: any layout, JPEG/PNG/GIF/BMP).
-        size: crops are size x size.
+        size: photos are scaled so that their shorter side is 1 to 1.5 times this.
+        crop_size: crops are crop_size x crop_size (at most ``size``); unset: ``size``.
         batch_size: crops per batch.
         crops: fixed crops per image.
         seed: of the order and the crops.
@@ -144,6 +170,8 @@ def training_dataset(
     Raises:
         TfnstError: no readable image, or fewer crops than one batch.
     """
+    if crop_size is not None and crop_size > size:
+        raise TfnstError(f"crop_size ({crop_size}) must be at most size ({size})")
     files = readable_files(image_files(folder), min_side=16)
     pairs = [(str(f), c) for f in files for c in range(crops)]
     order = np.random.default_rng(seed).permutation(len(pairs))
@@ -158,7 +186,7 @@ def training_dataset(
     one_pass = (
         tf.data.Dataset.from_tensor_slices((paths, crop_ids))
         .map(
-            lambda p, c: _crop(p, c, size, seed, shift, noise),
+            lambda p, c: _crop(p, c, size, seed, shift, noise, crop_size),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )

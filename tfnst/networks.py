@@ -53,7 +53,30 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
-def _transformer_core(width: int, depth: int, seed: int) -> keras.Model:
+#: How the network doubles its resolution (twice) before a convolution: "nearest" was the
+#: only way until 2026-12-02 and is what a saved network without the option gets.
+UPSAMPLINGS = ("bilinear", "nearest")
+
+
+@keras.saving.register_keras_serializable(package="tfnst")
+class BilinearUpsampling2D(keras.layers.Layer):
+    """Doubles height and width by bilinear interpolation (``tf.image.resize``, half-pixel
+    centres: TFLite's RESIZE_BILINEAR, so LiteRT exports convert it as it is).
+
+    Not Keras' ``UpSampling2D(interpolation="bilinear")``: the same values, but
+    `tfnst.litert` swaps every ``UpSampling2D`` for TFLite's nearest resize.
+    """
+
+    def call(self, x):
+        shape = tf.shape(x)
+        return tf.image.resize(x, tf.stack([2 * shape[1], 2 * shape[2]]), method="bilinear")
+
+    def compute_output_shape(self, shape):
+        twice = lambda d: None if d is None else 2 * d  # noqa: E731
+        return (shape[0], twice(shape[1]), twice(shape[2]), shape[3])
+
+
+def _transformer_core(width: int, depth: int, seed: int, upsampling: str = "bilinear") -> keras.Model:
     """The network on float [0, 1] images whose sides are multiples of 4."""
     counter = iter(range(10_000))
 
@@ -80,7 +103,10 @@ def _transformer_core(width: int, depth: int, seed: int) -> keras.Model:
         y = conv(y, 4 * width, 3, relu=False, name=f"r{i + 1}b")
         x = keras.layers.Add(name=f"r{i + 1}")([x, y])
     for i, filters in enumerate((2 * width, width)):
-        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"u{i + 1}_up")(x)
+        if upsampling == "nearest":
+            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"u{i + 1}_up")(x)
+        else:
+            x = BilinearUpsampling2D(name=f"u{i + 1}_up")(x)
         x = conv(x, filters, 3, name=f"u{i + 1}")
     x = conv(x, 3, 9, norm=False, relu=False, name="out")
     outputs = keras.layers.Activation("sigmoid", name="rgb")(x)
@@ -101,18 +127,25 @@ class StyleTransformer(keras.Model):
             Johnson et al.: 32. 16 makes a network about 4x cheaper, for CPUs.
         depth: residual blocks (Johnson et al.: 5).
         seed: of the initial weights.
+        upsampling: ``"bilinear"`` (the default) or ``"nearest"``, the interpolation of
+            the two 2x upsamplings before their convolutions. Nearest-neighbour copies
+            each value into a 2x2 block, a staircase that printed a grid of period 2 and
+            4 pixels on flat areas (docs/networks.md, "The grid"); bilinear does not.
     """
 
-    def __init__(self, width: int = 32, depth: int = 5, seed: int = 0, **kwargs):
+    def __init__(self, width: int = 32, depth: int = 5, seed: int = 0, upsampling: str = "bilinear", **kwargs):
         super().__init__(**kwargs)
         for name, value in (("width", width), ("depth", depth)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise TfnstError(f"{name} must be a positive whole number, not {value!r}")
-        self.width, self.depth, self.seed = width, depth, int(seed)
-        self.core = _transformer_core(width, depth, self.seed)
+        if upsampling not in UPSAMPLINGS:
+            raise TfnstError(f"upsampling must be one of {', '.join(UPSAMPLINGS)}, not {upsampling!r}")
+        self.width, self.depth, self.seed, self.upsampling = width, depth, int(seed), upsampling
+        self.core = _transformer_core(width, depth, self.seed, upsampling)
         # Training only (`compute_loss`): not part of the configuration, so a saved
         # network is the plain network whatever it was trained with.
         self.stability_weight = 0.0
+        self.loss_jitter = 0
         self.built = True
 
     def call(self, images, training=False):
@@ -130,7 +163,19 @@ class StyleTransformer(keras.Model):
         return shape
 
     def get_config(self):
-        return {"name": self.name, "width": self.width, "depth": self.depth, "seed": self.seed}
+        return {
+            "name": self.name,
+            "width": self.width,
+            "depth": self.depth,
+            "seed": self.seed,
+            "upsampling": self.upsampling,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        # Networks saved before the option existed upsampled by nearest neighbour: their
+        # weights were trained for it, so they load with it.
+        return cls(**{"upsampling": "nearest", **config})
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The compiled loss, plus ``stability_weight`` times `stability_loss` when ``y``
@@ -140,8 +185,8 @@ class StyleTransformer(keras.Model):
         tape, on each replica's share of the batch under a `tf.distribute` strategy, so
         the second views go through the network (and the gradient) with the first."""
         if not isinstance(y, dict):
-            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
-        loss = super().compute_loss(x, y["content"], y_pred, sample_weight, training=training)
+            return super().compute_loss(x, *self._jittered(y, y_pred), sample_weight, training=training)
+        loss = super().compute_loss(x, *self._jittered(y["content"], y_pred), sample_weight, training=training)
         if self.stability_weight > 0:
             moved = self(y["moved"], training=training)
             # Keras scales each compiled loss by 1 / replicas in a replica's step (the sum
@@ -150,6 +195,28 @@ class StyleTransformer(keras.Model):
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             loss = loss + (self.stability_weight / replicas) * stability_loss(y_pred, moved, y["shift"])
         return loss
+
+    def _jittered(self, content, output):
+        """``content`` and ``output`` as the compiled loss sees them: with ``loss_jitter``
+        J > 0, both cut to a window J pixels narrower and shorter, at an offset in
+        [0, J) along each axis drawn from (seed, Adam's step): the same on every replica
+        and after a resume, another at every step.
+
+        The loss network's max-pooling sends each gradient to one pixel of every 2x2
+        window (periods 2, 4, ... in the gradient), and the network's strides repeat every
+        4 pixels: with the crops' origins aligned, the two grids keep one phase and the
+        network learns a pattern locked to it (docs/networks.md, "The grid"). The offset
+        changes that phase every step."""
+        jitter = int(self.loss_jitter)
+        if not jitter:
+            return content, output
+        step = tf.cast(self.optimizer.iterations, tf.int64)
+        offset = tf.random.stateless_uniform(
+            [2], seed=tf.stack([tf.constant(self.seed, tf.int64), step]), maxval=jitter, dtype=tf.int32
+        )
+        h, w = tf.shape(output)[1] - jitter, tf.shape(output)[2] - jitter
+        cut = lambda t: t[:, offset[0] : offset[0] + h, offset[1] : offset[1] + w]  # noqa: E731
+        return cut(content), cut(output)
 
 
 def stability_loss(first, second, shift) -> tf.Tensor:
@@ -265,15 +332,25 @@ def train(
 
     cfg = (config or TrainConfig()).replace(**options)
     shift = cfg.stability_shift if cfg.stability_weight > 0 else 0
-    dataset, per_pass = training_dataset(images, cfg.size, cfg.batch_size, cfg.crops, cfg.seed, shift=shift)
+    dataset, per_pass = training_dataset(
+        images, cfg.size, cfg.batch_size, cfg.crops, cfg.seed, shift=shift, crop_size=cfg.crop_size
+    )
     epochs, steps_per_epoch = schedule(cfg.steps, per_pass)
+    learning_rate = cfg.learning_rate
+    if cfg.learning_rate_decay == "cosine":  # a function of Adam's step count: resumes where it stopped
+        learning_rate = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, epochs * steps_per_epoch)
     with (strategy or tf.distribute.get_strategy()).scope():
         model = StyleTransformer(
-            cfg.width, cfg.depth, seed=cfg.seed, name=f"style_transformer_w{cfg.width}_d{cfg.depth}"
+            cfg.width,
+            cfg.depth,
+            seed=cfg.seed,
+            upsampling=cfg.upsampling,
+            name=f"style_transformer_w{cfg.width}_d{cfg.depth}",
         )
         model.stability_weight = float(cfg.stability_weight)
+        model.loss_jitter = cfg.loss_jitter
         model.compile(
-            optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=perceptual_loss(style, cfg), jit_compile=False
+            optimizer=keras.optimizers.Adam(learning_rate), loss=perceptual_loss(style, cfg), jit_compile=False
         )
         # Adam's moments are built here, in the scope (mirrored like the weights), not
         # outside it by BackupAndRestore's restore before the first step.
