@@ -68,6 +68,15 @@ def test_each_float_variant_matches_keras_on_two_sizes(network, quantize, bound)
     matches_keras_on_two_sizes(LiteRTNetwork(convert(model, quantize)), model, bound)
 
 
+def test_a_network_with_nearest_upsampling_converts_and_matches_keras():
+    # Networks saved before bilinear upsampling became the default use Keras'
+    # UpSampling2D, which `tfnst.litert` swaps for TFLite's nearest resize: the same
+    # values (untrained, so no training is needed to see them differ).
+    model = StyleTransformer(width=8, depth=1, upsampling="nearest")
+    model(images()[0][None])
+    matches_keras_on_two_sizes(LiteRTNetwork(convert(model, "none")), model, 60.0)
+
+
 @pytest.mark.slow
 def test_int8_is_full_integer_with_float_input_and_output(network, tmp_path):
     model = load_network(network)

@@ -22,9 +22,9 @@ from tfnst import cli
 from tfnst.config import TrainConfig
 from tfnst.errors import TfnstError
 from tfnst.networks import (
-    BilinearUpsampling2D,
     Preview,
     StyleTransformer,
+    Upsampling2x,
     export_network,
     load_network,
     save_network,
@@ -56,7 +56,7 @@ def test_the_architecture_is_johnsons(tmp_path):
     # of each of the 5 residual blocks, and the two upsamplings (not after the output).
     assert sum(n.endswith("_in") for n in names) == 1 + 2 + 2 * 5 + 2
     # Resize-convolution (Odena et al. 2016), bilinear: no transposed convolutions.
-    assert sum(isinstance(layer, BilinearUpsampling2D) for layer in model.core.layers) == 2
+    assert [layer.method for layer in model.core.layers if isinstance(layer, Upsampling2x)] == ["bilinear"] * 2
     assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in model.core.layers)
     assert all(
         layer.groups == layer.input.shape[-1]

@@ -45,24 +45,18 @@ CALIBRATION_SIZE = 256
 
 
 def _litert_core(model):
-    """``model.core`` with its upsamplings as TFLite's nearest resize, sharing its weights."""
+    """``model.core`` with Keras' nearest upsamplings (networks saved with
+    ``upsampling="nearest"``) as `tfnst.networks.Upsampling2x`, which TFLite converts,
+    sharing its weights."""
     import keras
-    import tensorflow as tf
 
-    class NearestUpsampling2x(keras.layers.Layer):
-        def call(self, x):
-            shape = tf.shape(x)
-            return tf.image.resize(x, tf.stack([2 * shape[1], 2 * shape[2]]), method="nearest")
-
-        def compute_output_shape(self, shape):
-            twice = lambda d: None if d is None else 2 * d  # noqa: E731
-            return (shape[0], twice(shape[1]), twice(shape[2]), shape[3])
+    from tfnst.networks import Upsampling2x
 
     def swap(layer):
         if isinstance(layer, keras.layers.UpSampling2D):
             if tuple(layer.size) != (2, 2) or layer.interpolation != "nearest":
                 raise TfnstError(f"{layer.name}: only 2x nearest upsampling converts")
-            return NearestUpsampling2x(name=layer.name)
+            return Upsampling2x("nearest", name=layer.name)
         return layer  # the same layer: the same weights
 
     return keras.models.clone_model(model.core, clone_function=swap)

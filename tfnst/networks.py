@@ -59,21 +59,30 @@ UPSAMPLINGS = ("bilinear", "nearest")
 
 
 @keras.saving.register_keras_serializable(package="tfnst")
-class BilinearUpsampling2D(keras.layers.Layer):
-    """Doubles height and width by bilinear interpolation (``tf.image.resize``, half-pixel
-    centres: TFLite's RESIZE_BILINEAR, so LiteRT exports convert it as it is).
+class Upsampling2x(keras.layers.Layer):
+    """Doubles height and width by ``tf.image.resize`` with ``method``: "bilinear" (half-pixel
+    centres: TFLite's RESIZE_BILINEAR) or "nearest" (TFLite's RESIZE_NEAREST_NEIGHBOR, the
+    values of Keras' ``UpSampling2D``, whose repeat's dynamic reshapes TFLite cannot convert:
+    `tfnst.litert` swaps it for this).
 
-    Not Keras' ``UpSampling2D(interpolation="bilinear")``: the same values, but
-    `tfnst.litert` swaps every ``UpSampling2D`` for TFLite's nearest resize.
+    Not Keras' ``UpSampling2D(interpolation="bilinear")``: the same values, but a repeat of
+    reshapes that LiteRT's converter loses the channel count of.
     """
+
+    def __init__(self, method: str = "bilinear", **kwargs):
+        super().__init__(**kwargs)
+        self.method = method
 
     def call(self, x):
         shape = tf.shape(x)
-        return tf.image.resize(x, tf.stack([2 * shape[1], 2 * shape[2]]), method="bilinear")
+        return tf.image.resize(x, tf.stack([2 * shape[1], 2 * shape[2]]), method=self.method)
 
     def compute_output_shape(self, shape):
         twice = lambda d: None if d is None else 2 * d  # noqa: E731
         return (shape[0], twice(shape[1]), twice(shape[2]), shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "method": self.method}
 
 
 def _transformer_core(width: int, depth: int, seed: int, upsampling: str = "bilinear") -> keras.Model:
@@ -106,7 +115,7 @@ def _transformer_core(width: int, depth: int, seed: int, upsampling: str = "bili
         if upsampling == "nearest":
             x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"u{i + 1}_up")(x)
         else:
-            x = BilinearUpsampling2D(name=f"u{i + 1}_up")(x)
+            x = Upsampling2x("bilinear", name=f"u{i + 1}_up")(x)
         x = conv(x, filters, 3, name=f"u{i + 1}")
     x = conv(x, 3, 9, norm=False, relu=False, name="out")
     outputs = keras.layers.Activation("sigmoid", name="rgb")(x)
