@@ -24,6 +24,10 @@ from tfnst.vgg_layers import MIN_SIDE, POOLING, PRECISIONS, layer_depth
 
 OPTIMIZERS = ("auto", "lbfgs", "adam", "tfp-lbfgs")
 INITS = ("content", "noise", "style")
+# How a feed-forward network doubles its resolution (`tfnst.networks.StyleTransformer`):
+# "nearest" was the only way until 2026-12-02, and is what a network saved then loads with.
+UPSAMPLINGS = ("bilinear", "nearest")
+LEARNING_RATE_DECAYS = ("constant", "cosine")
 PRESERVE_COLOR = ("luminance", "histogram")
 STYLE_STATISTICS = ("gram", "mean", "meancov", "discriminator")
 
@@ -519,7 +523,7 @@ class TrainConfig(_Options):
         "constant",
         "the learning rate over the steps: constant (Johnson et al.), or cosine, from "
         "--learning-rate down to 0 at the last step",
-        Rule("text", choices=("constant", "cosine")),
+        Rule("text", choices=LEARNING_RATE_DECAYS),
         commands=TRAIN,
     )
     content_weight: float = option(1.0, "α, the content term's weight", Rule("number", minimum=0), commands=TRAIN)
@@ -538,7 +542,7 @@ class TrainConfig(_Options):
         "the network's two 2x upsamplings, each before a convolution: bilinear, or nearest "
         "(Odena et al. 2016's resize-convolution; its staircase printed a grid of 2 and 4 pixels "
         "on flat areas, docs/networks.md)",
-        Rule("text", choices=("bilinear", "nearest")),
+        Rule("text", choices=UPSAMPLINGS),
         commands=TRAIN,
     )
     content_layers: tuple[str, ...] = option(

@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnst.atomic import atomic_path
-from tfnst.config import TrainConfig
+from tfnst.config import UPSAMPLINGS, TrainConfig
 from tfnst.errors import TfnstError
 from tfnst.vgg_layers import MIN_SIDE
 
@@ -51,11 +51,6 @@ class ReflectionPadding2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}
-
-
-#: How the network doubles its resolution (twice) before a convolution: "nearest" was the
-#: only way until 2026-12-02 and is what a saved network without the option gets.
-UPSAMPLINGS = ("bilinear", "nearest")
 
 
 @keras.saving.register_keras_serializable(package="tfnst")
