@@ -114,7 +114,8 @@ def test_the_library_and_the_served_graph_take_the_same_steps(
     engine = small_stylizer.engine(config, True)
     # Traced as tfnst.export traces it: without autograph (the engine is graph-safe as written).
     served = tf.function(lambda c, s: engine.run(c, [s], tf.constant(cap), seed=1), autograph=False)(content, style)
-    # float32 sums in another order (the graph against eager steps): 1 value in 1152
-    # measured at 2e-5 (VGG19 to block2); with the first layer only, measured 2026-12-02
-    # at most 2.9e-5 (L-BFGS, 3 scales, 40x36), so 1e-4, far below what a different step changes.
-    np.testing.assert_allclose(served.numpy(), library.image, atol=1e-4)
+    # float32 sums in another order (the graph against eager steps), amplified by
+    # L-BFGS's steps: measured up to 2.2e-4 (L-BFGS, 2 scales, factor 3, 4 and 2
+    # iterations, 28x40); one iteration more or less at either scale of that example
+    # moves the image by 0.2 (measured 2026-12-02), so 2e-3 tells them apart.
+    np.testing.assert_allclose(served.numpy(), library.image, atol=2e-3)
