@@ -1,7 +1,7 @@
 """A pytest plugin: each test's CPU seconds (the worker's, and its finished child
 processes') and wall seconds, one line per test as it ends, so the suite's cost can be
-compared across machines and loads (CPU time barely moves with a shared machine's load;
-wall time does).
+compared across machines (a shared machine's load raises both: TensorFlow's threads
+spin while they wait for a core, so compare runs on an idle machine).
 
     python -m pytest -n 2 -p benchmarks.suite_times          # the whole suite
     python -m pytest -n 2 -m "not slow" -p benchmarks.suite_times
