@@ -95,6 +95,12 @@ def main(argv=None) -> int:
             row[os.path.basename(path)] = score(out)
             if "rocket" in path:
                 row["sky"] = grid_peaks(out[SKY])
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(folder)
+        for row in saved:
+            del row["path"]
     report = {**report_header("benchmarks.network_curve", argv), "options": options, "rows": saved}
     if args.name:
         os.makedirs(RESULTS, exist_ok=True)
