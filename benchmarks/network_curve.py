@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 
+from benchmarks.network_quality import UNSEEN
 from benchmarks.run import RESULTS, report_header
 
 # The README's training command (docs/networks.md, "Measurements").
@@ -37,7 +38,6 @@ RECIPE = dict(
     content_layers=("block4_conv2",),
     style_layers=("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
 )
-PHOTOS = ("examples/tubingen.jpg", "data/holdout/rocket.jpg")
 
 
 def main(argv=None) -> int:
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     style = read_image(args.style)
     stylizer = tfnst.Stylizer(scales=1)
     photos = []
-    for path in PHOTOS:
+    for path in UNSEEN:
         content = read_image(path)
         content = resize(content, fit_size(content.shape[:2], args.size)).numpy()
         fitted = stylizer.engine(stylizer.config, True).fit_style(style, content.shape[:2]).numpy()
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
         os.makedirs(RESULTS, exist_ok=True)
         with open(os.path.join(RESULTS, args.name + ".json"), "w") as f:
             json.dump(report, f, indent=1)
-    names = [os.path.basename(p) for p in PHOTOS]
+    names = [os.path.basename(p) for p in UNSEEN]
     print(f"{report['cpu']}, {report['cores']} cores; {json.dumps(json.loads(args.settings))}")
     print("| step | training loss | wall s | CPU s | " + " | ".join(names) + " | sky, period 4 (levels) |")
     print("| --- " * (5 + len(names)) + "|")

@@ -65,13 +65,12 @@ def scorer(content, style):
     config = tfnst.StyleConfig(precision="float32")
     engine = Engine(config, VGG19(feature_layers(config), precision="float32"))
     targets = engine.targets(engine.inputs(content, [style]), content.shape[:2])
-    return lambda image: {
-        k: float(v)
-        for k, v in {
-            "total": engine.objective(tf.constant(image), targets)[0],
-            **engine.objective(tf.constant(image), targets)[1],
-        }.items()
-    }
+
+    def score(image) -> dict:
+        total, terms = engine.objective(tf.constant(image), targets)[:2]
+        return {k: float(v) for k, v in {"total": total, **terms}.items()}
+
+    return score
 
 
 def _snapshots_and_score(size, run, every):
