@@ -2,6 +2,7 @@
 
     python -m benchmarks.network_quality --network starry.keras --style examples/starry_night.jpg
         [--images examples/tubingen.jpg data/holdout/rocket.jpg] [--size 256] [--picture docs/network.jpg]
+        [--cache DIR] [--noise-curve 5,10,15,20,30]
 
 For each image, at ``--size`` (longest side): the network's result (one forward pass)
 and three optimizations': from the content, 300 iterations of Adam (the defaults until
@@ -68,6 +69,12 @@ def main(argv=None) -> int:
     parser.add_argument("--picture")
     parser.add_argument("--cache", help="a folder for the optimizations' results and times, reused when there")
     parser.add_argument("--only-optimizations", action="store_true", help="fill --cache and stop")
+    parser.add_argument(
+        "--noise-curve",
+        default="",
+        help="comma-separated iteration counts: L-BFGS from noise scored at each (a run each), "
+        "to say how many iterations the network equals",
+    )
     args = parser.parse_args(argv)
     if not args.network and not args.only_optimizations:
         parser.error("--network is needed (unless --only-optimizations)")
@@ -95,6 +102,10 @@ def main(argv=None) -> int:
         slow, optimization_seconds = optimized(stylizer, content, style, args, f"{path}-adam300")
         short, lbfgs50_seconds = optimized(lbfgs50, content, style, args, f"{path}-lbfgs50")
         noisy, noise_seconds = optimized(lbfgs50_noise, content, style, args, f"{path}-lbfgs50-noise")
+        curve = {}
+        for n in [int(n) for n in args.noise_curve.split(",") if n]:
+            shorter = lbfgs50_noise.config.replace(iterations=n)
+            curve[n], _ = optimized(tfnst.Stylizer(config=shorter), content, style, args, f"{path}-lbfgs{n}-noise")
         if network is None:
             continue
         stylize_with(network, content)  # warm-up (tracing)
@@ -111,6 +122,7 @@ def main(argv=None) -> int:
                 "optimization": score(slow),
                 "lbfgs50": score(short),
                 "lbfgs50_noise": score(noisy),
+                "lbfgs_noise_curve": {n: score(image)["total"] for n, image in curve.items()},
                 "content": score(content),
                 "network_seconds": network_seconds,
                 "network_cpu_seconds": network_cpu,
@@ -175,6 +187,10 @@ def main(argv=None) -> int:
                 f"{r[method + '_seconds']:.2f} | {r[method + '_cpu_seconds']:.2f} | "
                 f"{s['total']:.3f} | {s['style']:.4f} | {s['content']:.3f} |"
             )
+    for r in rows:
+        if r["lbfgs_noise_curve"]:
+            counts = ", ".join(f"{n}: {total:.3f}" for n, total in r["lbfgs_noise_curve"].items())
+            print(f"{os.path.basename(r['image'])}: L-BFGS from noise, the objective after {counts} iterations")
     print(
         f"served at {report['serving_hw'][1]}x{report['serving_hw'][0]}: {report['serving_512_seconds']:.2f} s "
         "a request (median of 5)"
