@@ -2,7 +2,8 @@
 
     python -m benchmarks.network_curve --steps 2400 --save-at 150,300,600,1200
         [--settings '{"crops": 60}'] [--style examples/starry_night.jpg] [--images data/photos]
-        [--size 256] [--keep DIR] [--name NAME]
+        [--size 256] [--seen data/photos/chelsea.jpg,…] [--noise-curve 10,15,20,30,50]
+        [--objective '{"content_layers": ["block2_conv2"], …}'] [--keep DIR] [--name NAME]
 
 Trains with the README's recipe (``tfnst train … --size 256 --crop-size 128 --width 16
 --depth 3 --learning-rate 0.003 --learning-rate-decay cosine`` on the objective's layers;
@@ -13,7 +14,15 @@ unseen photos as ``benchmarks.network_quality`` does (the float32 objective of t
 defaults at ``--size``) and measures the grid in the rocket's sky as
 ``benchmarks.network_spectrum`` does. Prints a row per saved step: the training loss
 (the mean since the epoch's start), wall and CPU seconds so far, the objective on each
-photo, the sky's period-4 peak. With ``--name`` the report goes to
+photo, the sky's period-4 peak. ``--seen`` scores training photos the same way beside
+the unseen ones: the gap between the two says whether the network fails to generalize
+from the few photos or fails to fit them. ``--noise-curve`` also runs Johnson et al.'s
+yardstick on every scored photo, L-BFGS from noise (`tfnst.Stylizer(optimizer="lbfgs",
+scales=1, init="noise", seed=0)`) for each iteration count, scored the same way: the
+network's objective in iterations of that optimization. ``--objective`` (`StyleConfig`
+options, e.g. other layers) changes the objective everywhere at once: the training's
+loss (its layers and weights, unless ``--settings`` sets them), the score, and the
+optimization of the yardstick. With ``--name`` the report goes to
 ``benchmarks/results/NAME.json``.
 """
 
@@ -48,11 +57,20 @@ def main(argv=None) -> int:
     p.add_argument("--style", default="examples/starry_night.jpg")
     p.add_argument("--images", default="data/photos")
     p.add_argument("--size", type=int, default=256, help="the scored photos' longest side")
+    p.add_argument("--seen", default="", help="comma-separated training photos to score beside the unseen ones")
+    p.add_argument("--noise-curve", default="", help="comma-separated L-BFGS iteration counts from noise")
+    p.add_argument(
+        "--objective", default="{}", help="StyleConfig options as JSON: the objective trained, scored and optimized"
+    )
     p.add_argument("--keep", help="a folder to keep the saved networks in (default: a temporary one)")
     p.add_argument("--name", help="write benchmarks/results/NAME.json")
     args = p.parse_args(argv)
     save_at = sorted({int(s) for s in args.save_at.split(",")})
-    options = {**RECIPE, **json.loads(args.settings), "steps": args.steps}
+    objective = json.loads(args.objective)
+    trained = ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight")
+    options = {**RECIPE, **{k: v for k, v in objective.items() if k in trained}, **json.loads(args.settings)}
+    options["steps"] = args.steps
+    counts = [int(n) for n in args.noise_curve.split(",") if n]
 
     import keras
 
@@ -81,13 +99,22 @@ def main(argv=None) -> int:
     train(args.style, args.images, callbacks=[Save()], verbose=0, **options)
 
     style = read_image(args.style)
-    stylizer = tfnst.Stylizer(scales=1)
+    stylizer = tfnst.Stylizer(scales=1, **objective)
+    noise = stylizer.config.replace(optimizer="lbfgs", init="noise", seed=0)
+    curves = {}
     photos = []
-    for path in UNSEEN:
+    scored = UNSEEN + tuple(s for s in args.seen.split(",") if s)
+    for path in scored:
         content = read_image(path)
         content = resize(content, fit_size(content.shape[:2], args.size)).numpy()
         fitted = stylizer.engine(stylizer.config, True).fit_style(style, content.shape[:2]).numpy()
-        photos.append((path, content, scorer(content, fitted)))
+        score = scorer(content, fitted, **objective)
+        photos.append((path, content, score))
+        curve = {}
+        for n in counts:
+            optimized = tfnst.Stylizer(config=noise.replace(iterations=n)).stylize(content, style, size=args.size)
+            curve[n] = score(optimized)["total"]
+        curves[os.path.basename(path)] = curve
     for row in saved:
         network = load_network(row["path"])
         for path, content, score in photos:
@@ -101,12 +128,13 @@ def main(argv=None) -> int:
         shutil.rmtree(folder)
         for row in saved:
             del row["path"]
-    report = {**report_header("benchmarks.network_curve", argv), "options": options, "rows": saved}
+    report = {**report_header("benchmarks.network_curve", argv), "options": options, "objective": objective}
+    report.update(rows=saved, noise_curve=curves)
     if args.name:
         os.makedirs(RESULTS, exist_ok=True)
         with open(os.path.join(RESULTS, args.name + ".json"), "w") as f:
             json.dump(report, f, indent=1)
-    names = [os.path.basename(p) for p in UNSEEN]
+    names = [os.path.basename(p) for p in scored]
     print(f"{report['cpu']}, {report['cores']} cores; {json.dumps(json.loads(args.settings))}")
     print("| step | training loss | wall s | CPU s | " + " | ".join(names) + " | sky, period 4 (levels) |")
     print("| --- " * (5 + len(names)) + "|")
@@ -116,6 +144,9 @@ def main(argv=None) -> int:
             f"| {r['step']} | {r['training_loss']:.3f} | {r['wall_seconds']:.0f} | {r['cpu_seconds']:.0f} | "
             f"{objectives} | {r['sky']['period4']:.0f}x ({r['sky']['levels4']:.2f}) |"
         )
+    for n in counts:
+        objectives = " | ".join(f"{curves[name][n]:.3f}" for name in names)
+        print(f"| L-BFGS from noise, {n} iterations | | | | {objectives} | |")
     return 0
 
 

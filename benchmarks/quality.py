@@ -52,9 +52,10 @@ METHODS = {
 }
 
 
-def scorer(content, style):
-    """The float32 objective of `StyleConfig()` (its weights and layers) on these images:
-    the one yardstick every method is scored by."""
+def scorer(content, style, **objective):
+    """The float32 objective of `StyleConfig()` (its weights and layers; ``objective``
+    overrides them, e.g. other layers) on these images: the one yardstick every method is
+    scored by."""
     import tensorflow as tf
 
     import tfnst
@@ -62,7 +63,7 @@ def scorer(content, style):
     from tfnst.features import VGG19
     from tfnst.objective import feature_layers
 
-    config = tfnst.StyleConfig(precision="float32")
+    config = tfnst.StyleConfig(**{**objective, "precision": "float32"})
     engine = Engine(config, VGG19(feature_layers(config), precision="float32"))
     targets = engine.targets(engine.inputs(content, [style]), content.shape[:2])
 
