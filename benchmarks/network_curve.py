@@ -17,8 +17,8 @@ defaults at ``--size``) and measures the grid in the rocket's sky as
 photo, the sky's period-4 peak. ``--seen`` scores training photos the same way beside
 the unseen ones: the gap between the two says whether the network fails to generalize
 from the few photos or fails to fit them. ``--noise-curve`` also runs Johnson et al.'s
-yardstick on every scored photo, L-BFGS from noise (`tfnst.Stylizer(optimizer="lbfgs",
-scales=1, init="noise", seed=0)`) for each iteration count, scored the same way: the
+yardstick on every scored photo, L-BFGS from noise (``network_quality.FROM_NOISE``)
+for each iteration count, scored the same way: the
 network's objective in iterations of that optimization. ``--objective`` (`StyleConfig`
 options, e.g. other layers) changes the objective everywhere at once: the training's
 loss (its layers and weights, unless ``--settings`` sets them), the score, and the
@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks.network_quality import UNSEEN
+from benchmarks.network_quality import FROM_NOISE, UNSEEN
 from benchmarks.run import RESULTS, report_header
 
 # The README's training command (docs/networks.md, "Measurements").
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
 
     style = read_image(args.style)
     stylizer = tfnst.Stylizer(scales=1, **objective)
-    noise = stylizer.config.replace(optimizer="lbfgs", init="noise", seed=0)
+    noise = stylizer.config.replace(**FROM_NOISE)
     curves = {}
     photos = []
     scored = UNSEEN + tuple(s for s in args.seen.split(",") if s)

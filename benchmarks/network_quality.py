@@ -33,6 +33,10 @@ from benchmarks.run import RESULTS, report_header, save_report
 # Photos no network here was trained on (data/README.md): the benchmarks' yardstick.
 UNSEEN = ("examples/tubingen.jpg", "data/holdout/rocket.jpg")
 
+# Johnson et al.'s baseline as they ran it (Sec. 4.1): Gatys et al.'s optimization from
+# white noise by L-BFGS, one scale; `Stylizer` options, iterations apart.
+FROM_NOISE = dict(optimizer="lbfgs", scales=1, init="noise", seed=0)
+
 
 def optimized(stylizer, content, style, args, key):
     """``stylizer``'s result on ``content`` and its wall and CPU seconds; with ``--cache``, kept there
@@ -92,8 +96,7 @@ def main(argv=None) -> int:
     stylizer = tfnst.Stylizer(optimizer="adam", scales=1, iterations=300)
     # Johnson et al.'s bar: 50 iterations of L-BFGS, one scale, from the content (the default start).
     lbfgs50 = tfnst.Stylizer(optimizer="lbfgs", scales=1, iterations=50)
-    # Johnson et al.'s baseline as they ran it: from white noise (Sec. 4.1).
-    lbfgs50_noise = tfnst.Stylizer(optimizer="lbfgs", scales=1, iterations=50, init="noise", seed=0)
+    lbfgs50_noise = tfnst.Stylizer(iterations=50, **FROM_NOISE)
     style = read_image(args.style)
     rows, pictures = [], []
     for path in args.images:
