@@ -2,10 +2,12 @@
 
     python -m benchmarks.memory [--sizes 128,256,512,768] [--iterations 2]
         [--optimizers adam,lbfgs] [--parts sizes,extensions,tiled,buffers,small-tiles,large,scales]
+    python -m benchmarks.memory --fit REPORT.json [REPORT.json ...]
+    python -m benchmarks.memory --table REPORT.json
 
 Each run is a fresh process (`benchmarks.worker stylize`), so its peak RSS (VmHWM) is
 its own: Adam and L-BFGS at one scale, float32 and (on CPUs that have it) bfloat16, at
-each size (what `tfnst.memory.FIT` is fitted to); then the extension options at 512 px
+each size (what `tfnst.memory.FITS` is fitted to, by ``--fit``); then the extension options at 512 px
 with Adam at one size (as docs/reliability.md's rows were measured), and tiled runs
 with each optimizer (what `tfnst.memory.IMAGE_FLOATS_PER_PIXEL` is checked against);
 with ``--parts large`` the 4096x3072 run of docs/tiling.md; with ``--parts scales``,
@@ -17,6 +19,7 @@ pairs of the run, and the ratio (the estimate must be at least the peak, and at 
 
 import argparse
 import datetime
+import json
 import sys
 
 from benchmarks.run import RESULTS, has_bfloat16, measure, report_header, save_report
@@ -109,13 +112,81 @@ def runs(sizes, precisions, optimizers=("adam", "lbfgs"), parts=("sizes", "exten
                 )
 
 
+# The fitted line may fall this far short of a row's peak (`tfnst.memory.MARGIN` covers it).
+ENVELOPE = 1.05
+
+
+def fit_lines(rows, envelope=ENVELOPE) -> dict:
+    """``tfnst.memory.FITS``' lines for one machine from its ``--parts sizes`` rows:
+    {(optimizer, precision): (fixed bytes, slope)}, per label the line a + b x over the
+    float32 activation bytes x of the defaults' layers (L-BFGS's pairs taken off the
+    peak: they are counted apart) that every row's peak / ``envelope`` lies under,
+    with the least total height over the rows (a linear programme in a and b >= 0,
+    whose optimum is a line through two rows or a flat one through the highest)."""
+    import itertools
+
+    import tfnst
+    from tfnst import memory
+    from tfnst.config import LBFGS_HISTORY
+    from tfnst.objective import feature_layers
+    from tfnst.vgg_layers import layer_depth
+
+    depth = max(layer_depth(n) for n in feature_layers(tfnst.StyleConfig(), True))
+    lines = {}
+    for label in dict.fromkeys(r["label"] for r in rows if r.get("error") is None):
+        optimizer, _, precision = label.partition(" ")
+        if (optimizer, precision) not in memory.FITS["avx2"]:
+            continue
+        points = []
+        for r in rows:
+            if r["label"] == label and r.get("error") is None:
+                hw = tuple(r["hw"])
+                pairs = memory.pair_bytes(hw, LBFGS_HISTORY) if optimizer == "lbfgs" else 0
+                points.append((4 * memory.activation_floats(hw, depth), (r["peak_rss_bytes"] - pairs) / envelope))
+        candidates = [(max(y for _, y in points), 0.0)]
+        for (x1, y1), (x2, y2) in itertools.combinations(points, 2):
+            if x1 != x2 and (y2 - y1) / (x2 - x1) >= 0:
+                slope = (y2 - y1) / (x2 - x1)
+                candidates.append((y1 - slope * x1, slope))
+        under = [(a, b) for a, b in candidates if all(a + b * x >= y * (1 - 1e-9) for x, y in points)]
+        lines[(optimizer, precision)] = min(under, key=lambda ab: sum(ab[0] + ab[1] * x for x, _ in points))
+    return lines
+
+
+def reestimated(report) -> list:
+    """The report's rows with ``estimate_bytes`` from the current model, for the
+    machine kind of the report's CPU flags (what a change of `tfnst.memory` does to the
+    recorded rows, without running them again)."""
+    import tfnst
+    from tfnst import memory
+    from tfnst.config import LBFGS_HISTORY
+
+    kind = memory.machine_kind(set(report["cpu_flags"]))
+    rows = []
+    for r in report["runs"]:
+        if r.get("error") is None:
+            options = r.get("options")
+            if options is None:  # reports of 2026-12-02 kept none: "<optimizer> <precision>" rows say them
+                optimizer, _, precision = r["label"].partition(" ")
+                if (optimizer, precision) not in memory.FITS["avx2"]:
+                    raise SystemExit(f"{r['label']!r} keeps no options to estimate it with: measure it again")
+                options = {"optimizer": optimizer, "precision": precision, "scales": 1}
+            options = {k: v for k, v in options.items() if k not in ("style", "score", "save")}
+            config = tfnst.StyleConfig(**options).replace(size=r["size"], iterations=r.get("iterations", 2))
+            pairs = r.get("lbfgs_pairs") or LBFGS_HISTORY
+            estimate = memory.estimate_bytes(tuple(r["hw"]), config, True, r.get("tile"), pairs, kind)
+            r = {**r, "estimate_bytes": estimate}
+        rows.append(r)
+    return rows
+
+
 def table(rows) -> str:
     lines = [
         "| run | size (H×W) | tile | L-BFGS pairs | peak RSS | estimate | estimate / peak |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        if "error" in r:
+        if r.get("error") is not None:
             lines.append(f"| {r['label']} | {r['size']} | | | n/a ({r['error']}) | | |")
             continue
         lines.append(
@@ -135,7 +206,27 @@ def main(argv=None) -> int:
     parser.add_argument("--parts", default="sizes,extensions,tiled")
     parser.add_argument("--out", default=RESULTS)
     parser.add_argument("--name", default=f"memory-{datetime.date.today().isoformat()}")
+    parser.add_argument(
+        "--fit", metavar="REPORT", nargs="+", help="print the FITS lines of --parts sizes reports' rows; run nothing"
+    )
+    parser.add_argument(
+        "--table", metavar="REPORT", help="print a report's rows re-estimated by the current model; run nothing"
+    )
     args = parser.parse_args(argv)
+    if args.fit:
+        rows = []
+        for path in args.fit:
+            with open(path) as f:
+                rows += json.load(f)["runs"]
+        for (optimizer, precision), (fixed, slope) in fit_lines(rows).items():
+            print(f'("{optimizer}", "{precision}"): ({fixed / 2**30:.3f} * GB, {slope:.2f}),')
+        return 0
+    if args.table:
+        with open(args.table) as f:
+            report = json.load(f)
+        print(f"{report['cpu']}, {report['cores']} cores, {report['date']}: {report['command']}")
+        print(table(reestimated(report)))
+        return 0
     precisions = (
         args.precisions.split(",") if args.precisions else ["float32"] + (["bfloat16"] if has_bfloat16() else [])
     )

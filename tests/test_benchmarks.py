@@ -139,3 +139,36 @@ def test_the_video_animation_puts_the_clips_side_by_side(tmp_path):
             expected = [round((c * 2 + f) / 10 * 255) for c in range(3) for _ in range(4)]
             assert list(row[[0, 1, 2, 3, 6, 7, 8, 9, 12, 13, 14, 15]]) == expected
             assert list(row[[4, 5, 10, 11]]) == [255] * 4
+
+
+def test_memory_fit_is_the_lowest_line_under_which_every_peak_lies():
+    from benchmarks.memory import ENVELOPE, fit_lines
+    from tfnst import memory
+
+    # Peaks made from a known line, one row raised 10% above it: the fit passes through
+    # the raised row and one other (an optimum of the linear programme), every row's
+    # peak / ENVELOPE lies under it, and L-BFGS rows have their pairs taken off first.
+    depth = 13  # block5_conv1, the defaults' deepest layer
+    fixed, slope = 0.7 * 2**30, 2.0
+    hws = [(96, 128), (192, 256), (384, 512), (576, 768)]
+    x = [4 * memory.activation_floats(hw, depth) for hw in hws]
+    raised = [1.0, 1.0, 1.1, 1.0]
+    rows = []
+    for optimizer in ("adam", "lbfgs"):
+        for hw, xi, r in zip(hws, x, raised):
+            pairs = memory.pair_bytes(hw, 20) if optimizer == "lbfgs" else 0
+            peak = ENVELOPE * r * (fixed + slope * xi) + pairs
+            rows.append({"label": f"{optimizer} float32", "hw": list(hw), "error": None, "peak_rss_bytes": peak})
+    lines = fit_lines(rows)
+    assert set(lines) == {("adam", "float32"), ("lbfgs", "float32")}
+    a, b = lines[("adam", "float32")]
+    assert lines[("lbfgs", "float32")] == pytest.approx((a, b))
+    assert all(a + b * xi >= r * (fixed + slope * xi) * (1 - 1e-9) for xi, r in zip(x, raised))
+    # The least total height is the least height at the rows' mean x, which lies between
+    # rows 1 and 2; there every line over rows 0 and 2 is at least their chord, and the
+    # chord passes over rows 1 and 3 (row 2 is raised, its slope is above the true
+    # one's): the answer, by hand. (The chord of rows 1 and 2 passes under row 0.)
+    assert x[1] < sum(x) / 4 < x[2]
+    y = [r * (fixed + slope * xi) for xi, r in zip(x, raised)]
+    b_hand = (y[2] - y[0]) / (x[2] - x[0])
+    assert (a, b) == pytest.approx((y[0] - b_hand * x[0], b_hand))

@@ -18,7 +18,7 @@ from tfnst.errors import TfnstError
 def test_memory_estimate_grows_with_what_a_run_holds():
     config = tfnst.StyleConfig(precision="float32", optimizer="adam")
     base = memory.estimate_bytes((384, 512), config)
-    assert memory.estimate_bytes((768, 1024), config) > 2.5 * (base - memory.FIT[("adam", "float32")][0])
+    assert memory.estimate_bytes((768, 1024), config) > 2.5 * (base - memory.fit("adam", "float32")[0])
     for option in (
         {"optimizer": "lbfgs"},
         {"hist_weight": 1.0},
@@ -105,17 +105,35 @@ def peaks():
 @pytest.mark.slow
 def test_tiles_lower_the_measured_peak(peaks):
     # Measured by benchmarks.memory with the same options (docs/reliability.md): untiled
-    # 1.76 GB, in tiles of 256 px 1.42 GB.
-    assert peaks["tiled"]["peak"] < peaks["whole"]["peak"] - 0.25 * 2**30, peaks
+    # 1.76 GB, in tiles of 256 px 1.42 GB without AVX-512; 1.21 and 1.08 GB with it
+    # (1.25 and 1.16 GB in the suite, CI of 2026-12-03). Half the least saving measured:
+    # a tiling that computed the whole image's activations would peak above the whole run.
+    assert peaks["tiled"]["peak"] < peaks["whole"]["peak"] - 0.04 * 2**30, peaks
 
 
 @pytest.mark.slow
 def test_the_estimates_bound_the_measured_peaks(peaks):
-    # At least the peak (the model, refitted on this AVX2-only machine, fell up to 30%
-    # short before: issue 21) and at most 1.4x it (docs/reliability.md): the tiled Adam
-    # run's estimate measured 1.29-1.34x its peak in four runs on 2026-12-02.
+    # At least the peak (the AVX2 model fell up to 30% short on AVX2 before: issue 21;
+    # a fit made on one machine type does not bound another's) and, on the machine types
+    # the model was fitted on, at most 1.4x it (docs/reliability.md): the tiled Adam run's
+    # estimate measured 1.29-1.34x its peak in four runs on AVX2 on 2026-12-02. Where
+    # no fit was measured (AMX, other CPUs) the estimate takes the larger fit, whose
+    # distance from the peak is not claimed.
+    tight = memory.machine_kind() != "unmeasured"
     for name in peaks:
-        assert peaks[name]["peak"] <= peaks[name]["estimate"] <= 1.4 * peaks[name]["peak"], (name, peaks)
+        assert peaks[name]["peak"] <= peaks[name]["estimate"], (name, peaks)
+        assert not tight or peaks[name]["estimate"] <= 1.4 * peaks[name]["peak"], (name, memory.machine_kind(), peaks)
+
+
+def test_each_machine_kind_has_its_fit_and_an_unmeasured_one_the_larger():
+    avx2, avx512 = {"avx2", "fma"}, {"avx2", "fma", "avx512f", "avx512_bf16"}
+    assert memory.machine_kind(avx2) == "avx2"
+    assert memory.machine_kind(avx512) == "avx512"
+    assert memory.machine_kind(avx512 | {"amx_tile", "amx_bf16"}) == "unmeasured"
+    assert memory.machine_kind(set()) == "unmeasured"  # no flags: not x86, or no /proc
+    for key in memory.FITS["avx2"]:
+        a, b = memory.fit(*key, "avx2"), memory.fit(*key, "avx512")
+        assert memory.fit(*key, "unmeasured") == (max(a[0], b[0]), max(a[1], b[1]))
 
 
 def test_refuses_runs_that_do_not_fit(stylizer, content64, style64, monkeypatch):

@@ -13,6 +13,7 @@ tiled run and an L-BFGS's correction pairs, what the options add, and a margin.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -23,19 +24,67 @@ from tfnst.vgg_layers import CONV_LAYERS, LAYER_CHANNELS, layer_depth, layer_str
 ALIGN = 16  # tiles are multiples of this (`tfnst.tiling.ALIGN`)
 
 GB = 2**30
-# (optimizer, precision) -> (fixed bytes, bytes per byte of float32 activations): the
-# line no measured peak exceeds by more than MARGIN allows for (docs/reliability.md
-# has the rows, the machine and the command). Fitted where peaks are the highest
-# measured: a fit made on one machine type does not bound another's. L-BFGS's
-# correction pairs are not in it: they are counted (`pair_bytes`). L-BFGS's fixed
-# parts include 0.05 GB for runs inside the test suite (pytest-xdist), which peaked
-# above the same runs alone, for a reason not found; the estimate must cover both.
-FIT = {
-    ("adam", "float32"): (0.816 * GB, 4.02),
-    ("adam", "bfloat16"): (0.719 * GB, 3.09),
-    ("lbfgs", "float32"): (0.857 * GB, 3.53),
-    ("lbfgs", "bfloat16"): (0.784 * GB, 2.63),
+# machine kind -> (optimizer, precision) -> (fixed bytes, bytes per byte of float32
+# activations): the line no measured peak exceeds by more than MARGIN allows for
+# (docs/reliability.md has the rows, the machines and the commands). VGG19 runs other
+# kernels on other CPUs, and a fit made on one machine type does not bound another's
+# peaks: a 512 px float32 Adam run peaked at 1.21 GB with AVX-512 and at 1.76 GB
+# without. The AVX-512 lines are `python -m benchmarks.memory --fit` of its two sizes
+# reports; the AVX2 ones were fitted by hand (2026-12-02, before the command), within
+# 4% of what it gives for the same rows at every measured size. L-BFGS's correction pairs are not in the fit: they
+# are counted (`pair_bytes`). L-BFGS's fixed parts include 0.05 GB for runs inside the
+# test suite (pytest-xdist), which peaked above the same runs alone, for a reason not
+# found; the estimate must cover both.
+FITS = {
+    "avx2": {
+        ("adam", "float32"): (0.816 * GB, 4.02),
+        ("adam", "bfloat16"): (0.719 * GB, 3.09),
+        ("lbfgs", "float32"): (0.857 * GB, 3.53),
+        ("lbfgs", "bfloat16"): (0.784 * GB, 2.63),
+    },
+    "avx512": {
+        ("adam", "float32"): (0.746 * GB, 1.95),
+        ("adam", "bfloat16"): (0.695 * GB, 1.60),
+        ("lbfgs", "float32"): ((0.763 + 0.05) * GB, 1.94),
+        ("lbfgs", "bfloat16"): ((0.719 + 0.05) * GB, 1.30),
+    },
 }
+
+
+def machine_kind(cpu_flags: set[str] | None = None) -> str:
+    """Which measured fit bounds this machine's peaks: "avx512" (AVX-512 without AMX,
+    measured on an AMD EPYC with AVX512_BF16), "avx2" (x86 without AVX-512), or
+    "unmeasured" (AMX, whose bfloat16 convolutions run other kernels, and CPUs without
+    these flags), which takes the larger of the two fits.
+
+    Args:
+        cpu_flags: stands in for /proc/cpuinfo's flags in tests.
+    """
+    from tfnst.features import _cpu_flags
+
+    flags = _cpu_flags() if cpu_flags is None else cpu_flags
+    if "avx512f" in flags and not flags & {"amx_tile", "amx_bf16"}:
+        return "avx512"
+    if "avx2" in flags and "avx512f" not in flags:
+        return "avx2"
+    return "unmeasured"
+
+
+@functools.cache
+def _this_machine_kind() -> str:
+    return machine_kind()
+
+
+def fit(optimizer: str, precision: str, kind: str | None = None) -> tuple[float, float]:
+    """(fixed bytes, slope) of the peak model for this optimizer ("adam" or "lbfgs") and
+    resolved precision on a machine of ``kind`` (default: this one, `machine_kind`)."""
+    kind = _this_machine_kind() if kind is None else kind
+    if kind in FITS:
+        return FITS[kind][(optimizer, precision)]
+    fixed, slope = zip(*(lines[(optimizer, precision)] for lines in FITS.values()))
+    return max(fixed), max(slope)
+
+
 # Each coarser coarse-to-fine scale: its traced step and targets, kept while the finer
 # scales run (measured in docs/reliability.md). Its optimizer state is not kept (at
 # 1024 px a second scale adds nothing measurable: docs/tiling.md, many small tiles).
@@ -104,10 +153,12 @@ def estimate_bytes(
     has_content: bool = True,
     tile: int | None = None,
     history: int = LBFGS_HISTORY,
+    kind: str | None = None,
 ) -> int:
     """Peak memory of optimizing an image of ``hw`` (H, W) with ``config``; with
     ``tile``, of doing it in tiles of that size (`tfnst.tiling`); an L-BFGS keeping
-    ``history`` correction pairs."""
+    ``history`` correction pairs; on a machine of ``kind`` (`machine_kind`; default
+    this one)."""
     from tfnst import tiling
     from tfnst.features import resolve_precision
     from tfnst.objective import feature_layers
@@ -116,7 +167,7 @@ def estimate_bytes(
     layers = feature_layers(config, has_content)
     depth = max(layer_depth(n) for n in layers)
     optimizer = _fitted_optimizer(config)
-    fixed, slope = FIT[(optimizer, resolve_precision(config.precision))]
+    fixed, slope = fit(optimizer, resolve_precision(config.precision), kind)
     slope += STATISTIC_EXTRA.get(config.style_statistic, 0.0)
     work = hw if tile is None else tuple(min(d, tile + 2 * tiling.margin(layers)) for d in hw)
     optimizing = slope * 4 * activation_floats(work, depth)
