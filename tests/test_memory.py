@@ -105,9 +105,10 @@ def peaks():
 @pytest.mark.slow
 def test_tiles_lower_the_measured_peak(peaks):
     # Measured by benchmarks.memory with the same options (docs/reliability.md): untiled
-    # 1.76 GB, in tiles of 256 px 1.42 GB without AVX-512; 1.21 and 1.08 GB with it
-    # (1.25 and 1.16 GB in the suite, CI of 2026-12-03). Half the least saving measured:
-    # a tiling that computed the whole image's activations would peak above the whole run.
+    # 1.76 GB, in tiles of 256 px 1.42 GB without AVX-512; with it 1.21 and 1.08-1.12 GB
+    # (two runs, 2026-12-03), 1.25 and 1.16 GB inside the suite (stop 29's CI). Half the
+    # least saving measured: a tiling that computed the whole image's activations would
+    # peak above the whole run.
     assert peaks["tiled"]["peak"] < peaks["whole"]["peak"] - 0.04 * 2**30, peaks
 
 
