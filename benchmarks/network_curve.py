@@ -3,7 +3,7 @@
     python -m benchmarks.network_curve --steps 2400 --save-at 150,300,600,1200
         [--settings '{"crops": 60}'] [--style examples/starry_night.jpg] [--images data/photos]
         [--size 256] [--seen data/photos/chelsea.jpg,…] [--noise-curve 10,15,20,30,50]
-        [--objective '{"content_layers": ["block2_conv2"], …}'] [--keep DIR] [--name NAME]
+        [--objective '{"content_layers": ["block2_conv2"], …}'] [--window 128] [--keep DIR] [--name NAME]
 
 Trains with the README's recipe (``tfnst train … --size 256 --crop-size 128 --width 16
 --depth 3 --learning-rate 0.003 --learning-rate-decay cosine`` on the objective's layers;
@@ -22,7 +22,11 @@ for each iteration count, scored the same way: the
 network's objective in iterations of that optimization. ``--objective`` (`StyleConfig`
 options, e.g. other layers) changes the objective everywhere at once: the training's
 loss (its layers and weights, unless ``--settings`` sets them), the score, and the
-optimization of the yardstick. With ``--name`` the report goes to
+optimization of the yardstick. ``--window`` also scores (and runs the yardstick on) a
+centre window of that many pixels of each photo brought to the training's scale (its
+shorter side the recipe's ``size``, the lower end of the training's scale jitter), with
+the style at the training's scale too (``style_scale`` = size / window): what the
+network trained on, against the whole photo it is scored on. With ``--name`` the report goes to
 ``benchmarks/results/NAME.json``.
 """
 
@@ -62,6 +66,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--objective", default="{}", help="StyleConfig options as JSON: the objective trained, scored and optimized"
     )
+    p.add_argument("--window", type=int, help="also score centre windows of this side at the training's scale")
     p.add_argument("--keep", help="a folder to keep the saved networks in (default: a temporary one)")
     p.add_argument("--name", help="write benchmarks/results/NAME.json")
     args = p.parse_args(argv)
@@ -105,22 +110,31 @@ def main(argv=None) -> int:
     photos = []
     scored = UNSEEN + tuple(s for s in args.seen.split(",") if s)
     for path in scored:
-        content = read_image(path)
-        content = resize(content, fit_size(content.shape[:2], args.size)).numpy()
-        fitted = stylizer.engine(stylizer.config, True).fit_style(style, content.shape[:2]).numpy()
-        score = scorer(content, fitted, **objective)
-        photos.append((path, content, score))
-        curve = {}
-        for n in counts:
-            optimized = tfnst.Stylizer(config=noise.replace(iterations=n)).stylize(content, style, size=args.size)
-            curve[n] = score(optimized)["total"]
-        curves[os.path.basename(path)] = curve
+        image = read_image(path)
+        # (name, image, style_scale): the style at the scale the training saw it, its
+        # longest side the recipe's size, for the whole photo (at --size) and the window.
+        views = [(os.path.basename(path), resize(image, fit_size(image.shape[:2], args.size)).numpy(), 1.0)]
+        if args.window:
+            hw = image.shape[:2]
+            scaled = resize(image, [round(d * options["size"] / min(hw)) for d in hw]).numpy()
+            top, left = [(d - args.window) // 2 for d in scaled.shape[:2]]
+            window = scaled[top : top + args.window, left : left + args.window]
+            views.append((f"{os.path.basename(path)} window", window, options["size"] / args.window))
+        for name, content, style_scale in views:
+            score = scorer(content, style, **{**objective, "style_scale": style_scale})
+            photos.append((name, content, score))
+            curve = {}
+            for n in counts:
+                config = noise.replace(iterations=n, style_scale=style_scale)
+                optimized = tfnst.Stylizer(config=config).stylize(content, style, size=max(content.shape[:2]))
+                curve[n] = score(optimized)["total"]
+            curves[name] = curve
     for row in saved:
         network = load_network(row["path"])
-        for path, content, score in photos:
+        for name, content, score in photos:
             out = stylize_with(network, content)
-            row[os.path.basename(path)] = score(out)
-            if "rocket" in path:
+            row[name] = score(out)
+            if name == "rocket.jpg":
                 row["sky"] = grid_peaks(out[SKY])
     if not args.keep:
         import shutil
@@ -134,7 +148,7 @@ def main(argv=None) -> int:
         os.makedirs(RESULTS, exist_ok=True)
         with open(os.path.join(RESULTS, args.name + ".json"), "w") as f:
             json.dump(report, f, indent=1)
-    names = [os.path.basename(p) for p in scored]
+    names = [name for name, _, _ in photos]
     print(f"{report['cpu']}, {report['cores']} cores; {json.dumps(json.loads(args.settings))}")
     print("| step | training loss | wall s | CPU s | " + " | ".join(names) + " | sky, period 4 (levels) |")
     print("| --- " * (5 + len(names)) + "|")
