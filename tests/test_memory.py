@@ -194,8 +194,9 @@ print(json.dumps({"peak": peak, "estimate": estimate}))
 )
 def test_the_memory_estimate_bounds_the_measured_peak(options):
     # In a fresh process, so that the peak (VmHWM) is the run's own: the estimate is at
-    # least the peak (a refusal never stops a run that fits… by much) and at most 1.3x it
-    # (the model, fitted at 128-1024 px: docs/reliability.md, python -m benchmarks.memory).
+    # least the peak (a refusal never stops a run that fits… by much) and, on a machine
+    # kind the model was fitted on, at most 1.3x it (the model, fitted at 128-768 px:
+    # docs/reliability.md, python -m benchmarks.memory).
     import json
 
     r = subprocess.run(
@@ -206,4 +207,5 @@ def test_the_memory_estimate_bounds_the_measured_peak(options):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads(r.stdout.strip().splitlines()[-1])
-    assert report["peak"] <= report["estimate"] <= 1.3 * report["peak"], report
+    assert report["peak"] <= report["estimate"], report
+    assert memory.machine_kind() == "unmeasured" or report["estimate"] <= 1.3 * report["peak"], report
