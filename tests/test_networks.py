@@ -283,8 +283,9 @@ def test_mirrored_strategy_on_two_devices_matches_one(trained):
     # 2.4e-5 relative on the first epoch's mean loss; 6e-4 on the third (15 steps). A
     # loss summed rather than averaged over the two replicas would be 2x. The one-device
     # run is `trained`, in this process (the same options and data; its losses equal, to
-    # the bit, those of a one-device run in the mirrored process). Measured (2026-12-02):
-    # 5.5e-7 on the first epoch, 6.8e-5 on the third; with the term, 7.6e-6 and 1.5e-6.
+    # the bit, those of a one-device run in the mirrored process). Measured (2026-12-03,
+    # the defaults, docs/networks.md): 4.6e-7 on the first epoch, 9.8e-6 on the third;
+    # with the term, 9.2e-8 and 1.8e-6.
     # With the stability term (test_network_stability's claim; in the same process as the
     # plain run, to start TensorFlow once): each crop carries its own second view and
     # shift, so a strategy that splits the batch splits them with it, and two replicas
