@@ -126,9 +126,9 @@ def test_two_workers_train_like_one_and_resume_from_backups(tmp_path):
     # the sums run in another order and Adam's steps amplify that. Measured (2026-12-03,
     # 2 cores, these OPTIONS: VGG19 to block2, the stability term, two workers without a
     # crash, and these crashed and resumed ones): 9.2e-8, 1.8e-6 and 5.7e-6 relative on
-    # the three epochs' mean losses (to
-    # block5 without the term, 2026-12-02, before bilinear upsampling and loss_jitter:
-    # 1.6e-6, 5.3e-5, 2.3e-4); the bounds are MirroredStrategy's (test_networks).
+    # the three epochs' mean losses (to block5 without the term, 2026-12-02, before
+    # bilinear upsampling and loss_jitter: 1.6e-6, 5.3e-5, 2.3e-4); the bounds are
+    # MirroredStrategy's (test_networks).
     # Global batches of 2 x batch_size, or a worker's loss not averaged, would differ from
     # the first step (another data order, or 2x).
     # The figures of docs/networks.md: pytest tests/test_multiworker.py -s
