@@ -4,11 +4,12 @@ Refusing with an estimate beats being killed by the OOM killer minutes into a ru
 the estimate decides when a run goes in tiles (`tfnst.tiling`).
 
 The model is fitted to measured peaks (VmHWM of a fresh process per run) by
-``python -m benchmarks.memory`` (the table, its command and the machine are in
-docs/reliability.md): a fixed part (TensorFlow, the weights, traced graphs) plus a
-multiple of the bytes of VGG19's float32 activations up to the deepest layer used (of
-the whole image, or of one tile with its margins); then the whole-image buffers of a
-tiled run and an L-BFGS's correction pairs, what the options add, and a margin.
+``python -m benchmarks.memory``, per machine kind (`machine_kind`: the tables, their
+commands and the machines are in docs/reliability.md): a fixed part (TensorFlow, the
+weights, traced graphs) plus a multiple of the bytes of VGG19's float32 activations up
+to the deepest layer used (of the whole image, or of one tile with its margins); then
+the whole-image buffers of a tiled run and an L-BFGS's correction pairs, what the
+options add, and a margin.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ GB = 2**30
 # peaks: a 512 px float32 Adam run peaked at 1.21 GB with AVX-512 and at 1.76 GB
 # without. The AVX-512 lines are `python -m benchmarks.memory --fit` of its two sizes
 # reports; the AVX2 ones were fitted by hand (2026-12-02, before the command), within
-# 4% of what it gives for the same rows at every measured size. L-BFGS's correction pairs are not in the fit: they
-# are counted (`pair_bytes`). L-BFGS's fixed parts include 0.05 GB for runs inside the
-# test suite (pytest-xdist), which peaked above the same runs alone, for a reason not
-# found; the estimate must cover both.
+# 4% of what it gives for the same rows at every measured size. L-BFGS's correction
+# pairs are not in the fit: they are counted (`pair_bytes`). L-BFGS's fixed parts
+# include 0.05 GB for runs inside the test suite (pytest-xdist), which peaked above the
+# same runs alone, for a reason not found; the estimate must cover both.
 FITS = {
     "avx2": {
         ("adam", "float32"): (0.816 * GB, 4.02),
