@@ -121,7 +121,7 @@ def fit_lines(rows, envelope=ENVELOPE) -> dict:
     {(optimizer, precision): (fixed bytes, slope)}, per label the line a + b x over the
     float32 activation bytes x of the defaults' layers (L-BFGS's pairs taken off the
     peak: they are counted apart) that every row's peak / ``envelope`` lies under,
-    with the least total height over the rows (a linear programme in a and b >= 0,
+    with the least total height over the rows (a linear programme in a, and b >= 0,
     whose optimum is a line through two rows or a flat one through the highest)."""
     import itertools
 

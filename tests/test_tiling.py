@@ -116,8 +116,9 @@ def _wider(vgg):
 
 
 # Two float32 computations of one K-term sum in different orders differ by about
-# sqrt(K) ulps (random-walk rounding): block3's convolutions sum K = 3*3*256 terms,
-# sqrt(2304) * 2**-23 = 5.7e-6. The float32 bound, independent of the code under test.
+# sqrt(K) ulps (random-walk rounding): the deepest sums here, block3_conv2's and
+# block3_conv3's, have K = 3*3*256 terms, sqrt(2304) * 2**-23 = 5.7e-6. The float32
+# bound, independent of the code under test.
 FLOAT32_REORDERING = np.sqrt(3 * 3 * 256) * np.finfo(np.float32).eps
 
 
@@ -129,9 +130,10 @@ def test_tiling_differs_from_the_whole_image_less_than_the_precision_does(precis
     # bfloat16: the tiled gradient differs from the whole image's by no more than the
     # whole image's own gradient differs from the same computation one type wider (the
     # precision's unavoidable rounding). In float32 that distance is no rounding bound:
-    # one ReLU whose input is within rounding of 0 flips between float32 and float64 and
-    # moves the gradient by 1.1e-3 (on an AVX512_BF16 machine, 2026-12-03; 1.7e-5 on an
-    # AVX2 one, where none flips), so float32's bound is the reordering's,
+    # on an AVX512_BF16 machine (2026-12-03) it is 1.1e-3 (1.7e-5 on an AVX2 one), and a
+    # trace of the gradient through VGG19 there found one of block2_conv2's 497,664
+    # pre-activations on the other side of 0 in float64 (its ReLU flips), with 87% of
+    # the difference in 100 of the 16,128 pixels; so float32's bound is the reordering's,
     # FLOAT32_REORDERING. Measured at 112x144 in tiles of 64 with shallow layers: the
     # tiled gradient (relative L2) 1.1e-7 (AVX2) and 3.8e-7 (AVX512_BF16) off in
     # float32, 5.1e-3 against 5.6e-2 in bfloat16; the loss equal bit for bit in both
@@ -250,7 +252,7 @@ print(json.dumps({"peak": memory.peak_bytes(), "estimate": estimate, "tile": til
 @pytest.mark.slow
 @pytest.mark.skipif(
     not os.environ.get("TFNST_LARGE_TESTS"),
-    reason="a 1536 px run in 80 px tiles: about 12x an untiled run's compute, 30 CPU minutes; "
+    reason="a 1536 px run in tiles (on AVX2 80 px: about 12x an untiled run's compute, 30 CPU minutes); "
     "set TFNST_LARGE_TESTS=1 (or python -m benchmarks.memory --parts large)",
 )
 def test_a_1536_px_run_with_a_2gb_budget_stays_under_2_5gb():

@@ -31,8 +31,9 @@ GB = 2**30
 # kernels on other CPUs, and a fit made on one machine type does not bound another's
 # peaks: a 512 px float32 Adam run peaked at 1.21 GB with AVX-512 and at 1.76 GB
 # without. The AVX-512 lines are `python -m benchmarks.memory --fit` of its two sizes
-# reports; the AVX2 ones were fitted by hand (2026-12-02, before the command), within
-# 4% of what it gives for the same rows at every measured size. L-BFGS's correction
+# reports; the AVX2 ones were fitted by hand (2026-12-02, before the command): 0.97 to
+# 1.13 times what it gives for the same rows (L-BFGS's with its 0.05 GB, below), at
+# or above every row's peak / 1.05 but not its least line. L-BFGS's correction
 # pairs are not in the fit: they are counted (`pair_bytes`). L-BFGS's fixed parts
 # include 0.05 GB for runs inside the test suite (pytest-xdist), which peaked above the
 # same runs alone, for a reason not found; the estimate must cover both.
@@ -56,7 +57,8 @@ def machine_kind(cpu_flags: set[str] | None = None) -> str:
     """Which measured fit bounds this machine's peaks: "avx512" (AVX-512 without AMX,
     measured on an AMD EPYC with AVX512_BF16), "avx2" (x86 without AVX-512), or
     "unmeasured" (AMX, whose bfloat16 convolutions run other kernels, and CPUs without
-    these flags), which takes the larger of the two fits.
+    these flags), which takes the larger of the two fits' fixed parts and slopes (today
+    the AVX2 fit's, in the hope that it bounds a machine it was not fitted on).
 
     Args:
         cpu_flags: stands in for /proc/cpuinfo's flags in tests.
