@@ -116,6 +116,15 @@ def runs(sizes, precisions, optimizers=("adam", "lbfgs"), parts=("sizes", "exten
 ENVELOPE = 1.05
 
 
+def sizes_key(label: str):
+    """(optimizer, precision) of a ``--parts sizes`` row's label ("lbfgs float32"), the
+    key of its line in ``tfnst.memory.FITS``; None for other rows."""
+    from tfnst import memory
+
+    optimizer, _, precision = label.partition(" ")
+    return (optimizer, precision) if (optimizer, precision) in memory.FITS["avx2"] else None
+
+
 def fit_lines(rows, envelope=ENVELOPE) -> dict:
     """``tfnst.memory.FITS``' lines for one machine from its ``--parts sizes`` rows:
     {(optimizer, precision): (fixed bytes, slope)}, per label the line a + b x over the
@@ -132,24 +141,23 @@ def fit_lines(rows, envelope=ENVELOPE) -> dict:
     from tfnst.vgg_layers import layer_depth
 
     depth = max(layer_depth(n) for n in feature_layers(tfnst.StyleConfig(), True))
+    points = {}  # (optimizer, precision) -> [(x, peak / envelope)]
+    for r in rows:
+        key = sizes_key(r["label"])
+        if r.get("error") is None and key is not None:
+            hw = tuple(r["hw"])
+            pairs = memory.pair_bytes(hw, LBFGS_HISTORY) if key[0] == "lbfgs" else 0
+            x = 4 * memory.activation_floats(hw, depth)
+            points.setdefault(key, []).append((x, (r["peak_rss_bytes"] - pairs) / envelope))
     lines = {}
-    for label in dict.fromkeys(r["label"] for r in rows if r.get("error") is None):
-        optimizer, _, precision = label.partition(" ")
-        if (optimizer, precision) not in memory.FITS["avx2"]:
-            continue
-        points = []
-        for r in rows:
-            if r["label"] == label and r.get("error") is None:
-                hw = tuple(r["hw"])
-                pairs = memory.pair_bytes(hw, LBFGS_HISTORY) if optimizer == "lbfgs" else 0
-                points.append((4 * memory.activation_floats(hw, depth), (r["peak_rss_bytes"] - pairs) / envelope))
-        candidates = [(max(y for _, y in points), 0.0)]
-        for (x1, y1), (x2, y2) in itertools.combinations(points, 2):
+    for key, xy in points.items():
+        candidates = [(max(y for _, y in xy), 0.0)]
+        for (x1, y1), (x2, y2) in itertools.combinations(xy, 2):
             if x1 != x2 and (y2 - y1) / (x2 - x1) >= 0:
                 slope = (y2 - y1) / (x2 - x1)
                 candidates.append((y1 - slope * x1, slope))
-        under = [(a, b) for a, b in candidates if all(a + b * x >= y * (1 - 1e-9) for x, y in points)]
-        lines[(optimizer, precision)] = min(under, key=lambda ab: sum(ab[0] + ab[1] * x for x, _ in points))
+        under = [(a, b) for a, b in candidates if all(a + b * x >= y * (1 - 1e-9) for x, y in xy)]
+        lines[key] = min(under, key=lambda ab: sum(ab[0] + ab[1] * x for x, _ in xy))
     return lines
 
 
@@ -167,10 +175,10 @@ def reestimated(report) -> list:
         if r.get("error") is None:
             options = r.get("options")
             if options is None:  # reports of 2026-12-02 kept none: "<optimizer> <precision>" rows say them
-                optimizer, _, precision = r["label"].partition(" ")
-                if (optimizer, precision) not in memory.FITS["avx2"]:
+                key = sizes_key(r["label"])
+                if key is None:
                     raise SystemExit(f"{r['label']!r} keeps no options to estimate it with: measure it again")
-                options = {"optimizer": optimizer, "precision": precision, "scales": 1}
+                options = {"optimizer": key[0], "precision": key[1], "scales": 1}
             options = {k: v for k, v in options.items() if k not in ("style", "score", "save")}
             config = tfnst.StyleConfig(**options).replace(size=r["size"], iterations=r.get("iterations", 2))
             pairs = r.get("lbfgs_pairs") or LBFGS_HISTORY

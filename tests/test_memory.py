@@ -118,11 +118,10 @@ def test_tiles_lower_the_measured_peak(peaks):
 def test_the_estimates_bound_the_measured_peaks(peaks):
     # At least the peak (the first fit, made on an AVX512_BF16 machine, fell up to 30%
     # short on AVX2: issue 21; a fit made on one machine type does not bound another's)
-    # and, on the machine types
-    # the model was fitted on, at most 1.4x it (docs/reliability.md): the tiled Adam run's
-    # estimate measured 1.29-1.34x its peak in four runs on AVX2 on 2026-12-02. Where
-    # no fit was measured (AMX, other CPUs) the estimate takes the larger fit, whose
-    # distance from the peak is not claimed.
+    # and, on the machine types the model was fitted on, at most 1.4x it
+    # (docs/reliability.md): the tiled Adam run's estimate measured 1.29-1.34x its peak
+    # in four runs on AVX2 on 2026-12-02. Where no fit was measured (AMX, other CPUs) the
+    # estimate takes the larger fit, whose distance from the peak is not claimed.
     tight = memory.machine_kind() != "unmeasured"
     for name in peaks:
         assert peaks[name]["peak"] <= peaks[name]["estimate"], (name, peaks)
